@@ -1,0 +1,241 @@
+/*
+ * test_cxx.cc - C++ allocation through buddyslab.
+ *
+ * operator new/delete in every form (plain, array, sized, aligned with alignas(256)
+ * types and std::align_val_t, nothrow), the failure paths (nothrow new of a huge
+ * size returns nullptr, plain new throws std::bad_alloc), and std::vector/string/map
+ * churn. bsl_owns(ptr) == 1 on what new returns proves the memory is buddyslab's
+ * (whether libstdc++'s operator new calls malloc, or buddyslab defines it).
+ */
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <new>
+#include <string>
+#include <unordered_map>
+#include <vector>
+#include <list>
+#include <memory>
+#include <thread>
+#include "buddyslab.h"
+#include "t.h"
+
+static volatile size_t vz;
+static size_t hide(size_t x) { return x + vz; }
+
+struct alignas(256) Aligned256 {
+	unsigned char b[300];
+};
+struct alignas(4096) Aligned4096 {
+	int x;
+};
+struct Tracked {                  /* non-trivial destructor: array new adds a cookie */
+	static int live;
+	int v;
+	Tracked() : v(42) { live++; }
+	~Tracked() { live--; }
+};
+int Tracked::live;
+
+static void plain_new_delete()
+{
+	for (size_t n : { 1, 8, 24, 100, 1000, 5000, 20000, 100000, 300000, 3 << 20 }) {
+		void *p = ::operator new(hide(n));
+		REQUIRE(p != nullptr);
+		CHECK(bsl_owns(p) == 1);
+		CHECK(((uintptr_t)p & 15) == 0);
+		memset(p, 0x11, n);
+		::operator delete(p);
+
+		char *a = new char[hide(n)];
+		CHECK(bsl_owns(a) == 1);
+		memset(a, 0x22, n);
+		delete[] a;
+
+		/* sized delete, called explicitly */
+		p = ::operator new(hide(n));
+		CHECK(bsl_owns(p) == 1);
+		memset(p, 0x33, n);
+		::operator delete(p, n);
+		a = static_cast<char *>(::operator new[](hide(n)));
+		CHECK(bsl_owns(a) == 1);
+		::operator delete[](a, n);
+	}
+	int *i = new int(7);
+	CHECK(bsl_owns(i) == 1 && *i == 7);
+	delete i;
+	Tracked *t = new Tracked[100];
+	CHECK(Tracked::live == 100 && t[99].v == 42);
+	delete[] t;
+	CHECK(Tracked::live == 0);
+	std::unique_ptr<double[]> d(new double[1000]());
+	CHECK(bsl_owns(d.get()) == 1 && d[999] == 0.0);
+}
+
+static void aligned_new()
+{
+	std::vector<Aligned256 *> v;
+	for (int i = 0; i < 200; i++) {
+		Aligned256 *a = new Aligned256;
+		REQUIRE(a);
+		CHECK(((uintptr_t)a & 255) == 0);
+		CHECK(bsl_owns(a) == 1);
+		memset(a->b, i, sizeof a->b);
+		v.push_back(a);
+	}
+	for (size_t i = 0; i < v.size(); i++) {
+		CHECK(v[i]->b[0] == (unsigned char)i && v[i]->b[299] == (unsigned char)i);
+		delete v[i];
+	}
+	Aligned256 *arr = new Aligned256[37];
+	CHECK(((uintptr_t)arr & 255) == 0);
+	memset(arr, 1, sizeof(Aligned256) * 37);
+	delete[] arr;
+	Aligned4096 *pg = new Aligned4096;
+	CHECK(((uintptr_t)pg & 4095) == 0);
+	CHECK(bsl_owns(pg) == 1);
+	delete pg;
+
+	for (size_t al = 16; al <= ((size_t)1 << 22); al <<= 1)
+		for (size_t n : { 1, 100, 5000, 100000, 1 << 20 }) {
+			void *p = ::operator new(hide(n), std::align_val_t(al));
+			REQUIRE(p);
+			if ((uintptr_t)p & (al - 1)) {
+				fprintf(stderr, "  operator new(%zu, align %zu) = %p\n", n, al, p);
+				t_failed_case = 1;
+			}
+			CHECK(bsl_owns(p) == 1);
+			memset(p, 0x44, n);
+			if (n & 1) ::operator delete(p, std::align_val_t(al));
+			else ::operator delete(p, n, std::align_val_t(al));
+			void *q = ::operator new[](hide(n), std::align_val_t(al), std::nothrow);
+			REQUIRE(q);
+			CHECK(((uintptr_t)q & (al - 1)) == 0);
+			memset(q, 0x55, n);
+			::operator delete[](q, std::align_val_t(al));
+		}
+}
+
+static void huge_new_fails()
+{
+	static const size_t huge[] = { (size_t)PTRDIFF_MAX + 1, SIZE_MAX, SIZE_MAX - 4095, (size_t)1 << 62 };
+	for (size_t n : huge) {
+		void *p = ::operator new(hide(n), std::nothrow);
+		CHECK(p == nullptr);
+		p = ::operator new[](hide(n), std::nothrow);
+		CHECK(p == nullptr);
+		/* aligned forms: libstdc++ (GCC 12) rounds the size up to a multiple of the
+		 * alignment without an overflow check, so SIZE_MAX wraps to 0 before the
+		 * allocator sees it; only sizes that do not wrap are asserted there. */
+		bool wraps = n > SIZE_MAX - 4096;
+		p = ::operator new(hide(n), std::align_val_t(64), std::nothrow);
+		if (!wraps) CHECK(p == nullptr);
+		else ::operator delete(p, std::align_val_t(64));
+		char *c = new (std::nothrow) char[hide(n)];
+		CHECK(c == nullptr);
+
+		bool threw = false;
+		try {
+			void *q = ::operator new(hide(n));
+			::operator delete(q);
+		} catch (const std::bad_alloc &) {
+			threw = true;
+		}
+		CHECK(threw);
+		threw = wraps;
+		if (!wraps) try {
+			void *q = ::operator new[](hide(n), std::align_val_t(4096));
+			::operator delete[](q, std::align_val_t(4096));
+		} catch (const std::bad_alloc &) {
+			threw = true;
+		}
+		CHECK(threw);
+	}
+	/* and the allocator still works afterwards */
+	std::string s(1000, 'x');
+	CHECK(s.size() == 1000 && bsl_owns(s.data()) == 1);
+}
+
+static void containers_churn()
+{
+	std::map<int, std::string> m;
+	for (int i = 0; i < 100000; i++) m[i * 7 % 100003] = std::to_string(i) + std::string(i % 50, 'a');
+	CHECK(m.size() == 100000);
+	long sum = 0;
+	for (auto &kv : m) sum += (long)kv.second.size();
+	long want = 0;
+	for (int i = 0; i < 100000; i++) want += (long)std::to_string(i).size() + i % 50;
+	CHECK(sum == want);
+	for (int i = 0; i < 100000; i += 2) m.erase(i * 7 % 100003);
+	CHECK(m.size() == 50000);
+
+	std::unordered_map<std::string, std::vector<int>> u;
+	for (int i = 0; i < 50000; i++) u["key" + std::to_string(i % 5000)].push_back(i);
+	CHECK(u.size() == 5000);
+	bool ok = true;
+	for (auto &kv : u) ok &= kv.second.size() == 10;
+	CHECK(ok);
+
+	std::vector<std::string> vs;
+	for (int round = 0; round < 20; round++) {
+		vs.clear();
+		vs.shrink_to_fit();
+		for (int i = 0; i < 10000; i++) vs.emplace_back(std::string((size_t)(i * 13 % 300), (char)('a' + i % 26)));
+		CHECK(bsl_owns(vs.data()) == 1);
+	}
+	size_t total = 0;
+	for (auto &s : vs) total += s.size();
+	size_t want2 = 0;
+	for (int i = 0; i < 10000; i++) want2 += (size_t)(i * 13 % 300);
+	CHECK(total == want2);
+
+	std::vector<int> big;
+	for (int i = 0; i < 3000000; i++) big.push_back(i);
+	CHECK(bsl_owns(big.data()) == 1);
+	long long s2 = 0;
+	for (int x : big) s2 += x;
+	CHECK(s2 == 3000000LL * 2999999 / 2);
+
+	std::list<std::unique_ptr<int>> l;
+	for (int i = 0; i < 100000; i++) l.push_back(std::make_unique<int>(i));
+	l.remove_if([](const std::unique_ptr<int> &p) { return *p % 3 == 0; });
+	CHECK(l.size() == 66666);
+
+	std::string str;
+	for (int i = 0; i < 200000; i++) str += (char)('a' + i % 26);
+	CHECK(str.size() == 200000 && bsl_owns(str.data()) == 1);
+}
+
+static void threads_new_delete()
+{
+	std::vector<std::thread> ts;
+	bool ok[4] = { false, false, false, false };
+	std::vector<int *> handoff[4];
+	for (int t = 0; t < 4; t++)
+		ts.emplace_back([t, &ok, &handoff] {
+			std::map<int, std::vector<char>> m;
+			for (int i = 0; i < 20000; i++) m[i] = std::vector<char>((size_t)(i % 100), (char)i);
+			for (int i = 0; i < 1000; i++) handoff[t].push_back(new int(i));
+			ok[t] = m.size() == 20000 && m[19999].size() == 99;
+		});
+	for (auto &th : ts) th.join();
+	for (int t = 0; t < 4; t++) {
+		CHECK(ok[t]);
+		for (size_t i = 0; i < handoff[t].size(); i++) {
+			CHECK(*handoff[t][i] == (int)i);
+			delete handoff[t][i];     /* freed by another thread than the allocating one */
+		}
+	}
+}
+
+int main()
+{
+	T_RUN(plain_new_delete);
+	T_RUN(aligned_new);
+	T_RUN(huge_new_fails);
+	T_RUN(containers_churn);
+	T_RUN(threads_new_delete);
+	return t_done();
+}
