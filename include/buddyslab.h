@@ -1,0 +1,60 @@
+/*
+ * buddyslab.h - the extensions buddyslab exports beside the standard malloc API.
+ *
+ * Every symbol here starts with bsl_. They are safe to call from any thread,
+ * and before or after any allocation. None of them allocates.
+ */
+#ifndef BUDDYSLAB_H
+#define BUDDYSLAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Counters, folded from per-CPU and per-thread state when read. Byte figures. */
+struct bsl_stats {
+	size_t allocated;     /* bytes in blocks handed to the program (slab objects by
+	                         class size, page runs by page, large blocks by mapping),
+	                         objects parked in thread caches excluded */
+	size_t active;        /* bytes of pages in use by slabs, runs and large blocks */
+	size_t mapped;        /* bytes committed from the OS: arena chunks + large maps */
+	size_t resident;      /* estimate: mapped minus pages returned with madvise */
+	size_t returned;      /* bytes of free arena pages currently given back (clean) */
+	size_t dirty;         /* bytes of free arena pages not yet given back */
+	size_t tcache;        /* bytes parked in thread caches */
+	uint64_t nmalloc_slab, nmalloc_run, nmalloc_large;   /* allocations per tier */
+	uint64_t nfree_slab, nfree_run, nfree_large;         /* frees per tier (slow-path
+	                                                        granularity for slab) */
+	uint64_t npurge;      /* madvise calls made to return memory */
+	uint64_t nthreads;    /* thread caches alive now */
+};
+
+/* Fill *out. Returns 0. */
+int bsl_stats(struct bsl_stats *out);
+
+/* /proc/buddyinfo-style view: one line per zone (CPU), free blocks per order. */
+void bsl_buddyinfo(int fd);
+
+/* /proc/slabinfo-style view: one line per kmalloc-N cache. */
+void bsl_slabinfo(int fd);
+
+/* Print the BUDDYSLAB_CONF values in effect. */
+void bsl_config_print(int fd);
+
+/* Return every free dirty page to the OS now. Returns the bytes returned. */
+size_t bsl_purge(void);
+
+/* 1 when p is the start of a live block that buddyslab handed out, else 0.
+ * Never aborts, whatever p is. */
+int bsl_owns(const void *p);
+
+/* "buddyslab X.Y.Z" */
+const char *bsl_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,99 @@
+/*
+ * arena.c - reserve address space, advance the break chunk by chunk, and keep
+ * the page-descriptor array beside it. See arena.h for the invariants.
+ */
+#include "arena.h"
+#include "os.h"
+
+struct arena arenas[MAX_ARENAS];
+unsigned narenas;
+static lock_t arena_lock = LOCK_INIT;
+static int thp_mode = -1;
+
+#define ARENA_MAX_BYTES ((size_t)64 << 30)   /* first reservation: 64 GiB */
+
+_Static_assert((CHUNK_PAGES * sizeof(struct page_desc)) % PAGE_SIZE == 0,
+	       "descriptors of a chunk fill whole pages");
+
+static size_t desc_bytes(size_t npages)
+{
+	return npages * sizeof(struct page_desc);
+}
+
+/* Reserve a new arena of the largest size that the OS grants. */
+static bool arena_reserve_locked(void)
+{
+	lock_assert_held(&arena_lock);
+	if (narenas == MAX_ARENAS)
+		return false;
+	for (size_t nbytes = ARENA_MAX_BYTES; nbytes >= CHUNK_SIZE; nbytes /= 2) {
+		size_t npages = nbytes >> PAGE_SHIFT;
+		size_t total = nbytes + CHUNK_SIZE + desc_bytes(npages);
+		char *raw = os_reserve(total);
+		if (!raw)
+			continue;
+		struct arena *a = &arenas[narenas];
+		a->base = (char *)align_up((uintptr_t)raw, CHUNK_SIZE);
+		a->desc = (struct page_desc *)(a->base + nbytes);
+		a->npages = npages;
+		a->nchunks = 0;
+		__atomic_store_n(&narenas, narenas + 1, __ATOMIC_RELEASE);
+		return true;
+	}
+	return false;
+}
+
+struct page_desc *arena_chunk_alloc(uint16_t zone)
+{
+	struct page_desc *first = NULL;
+	lock_acquire(&arena_lock);
+	struct arena *a = narenas ? &arenas[narenas - 1] : NULL;
+	if (!a || (a->nchunks + 1) * CHUNK_PAGES > a->npages) {
+		if (!arena_reserve_locked())
+			goto out;
+		a = &arenas[narenas - 1];
+	}
+	size_t page = a->nchunks * CHUNK_PAGES;
+	char *data = a->base + (page << PAGE_SHIFT);
+	struct page_desc *d = &a->desc[page];
+	if (!os_commit(d, desc_bytes(CHUNK_PAGES)))
+		goto out;
+	if (!os_commit(data, CHUNK_SIZE))
+		goto out;   /* the descriptor pages stay committed; harmless */
+	if (thp_mode >= 0)
+		os_hugepage_advise(data, CHUNK_SIZE, thp_mode == 1);
+	uint8_t arena_idx = (uint8_t)(a - arenas);
+	for (size_t i = 0; i < CHUNK_PAGES; i++) {
+		d[i].zone = zone;
+		d[i].arena = arena_idx;
+	}
+	first = d;
+	__atomic_store_n(&a->nchunks, a->nchunks + 1, __ATOMIC_RELEASE);
+out:
+	lock_release(&arena_lock);
+	return first;
+}
+
+size_t arena_committed_bytes(void)
+{
+	size_t total = 0;
+	unsigned n = __atomic_load_n(&narenas, __ATOMIC_ACQUIRE);
+	for (unsigned i = 0; i < n; i++)
+		total += __atomic_load_n(&arenas[i].nchunks, __ATOMIC_RELAXED) * CHUNK_SIZE;
+	return total;
+}
+
+void arena_thp_advise(int mode)
+{
+	thp_mode = mode;
+}
+
+void arena_lock_all(void)
+{
+	lock_acquire(&arena_lock);
+}
+
+void arena_unlock_all(void)
+{
+	lock_release(&arena_lock);
+}

@@ -1,0 +1,96 @@
+/*
+ * arena.h - the sbrk-style heap and its page descriptors (the kernel's mem_map).
+ *
+ * An arena is one large virtual range reserved once (PROT_NONE, NORESERVE);
+ * its break advances one 4 MiB chunk at a time (committed with mprotect).
+ * Beside the data range lies an array with one struct page_desc per page,
+ * committed together with the chunk it describes, so that
+ *     desc = arena->desc + ((p - arena->base) >> PAGE_SHIFT)
+ * maps any pointer to its page's metadata in O(1) with no lock.
+ * When an arena is full another is reserved (up to MAX_ARENAS); a reservation
+ * that fails (ulimit -v) is retried at half the size down to one chunk.
+ *
+ * Invariants
+ *  - arena->base is CHUNK_SIZE aligned; chunk i covers pages [i*1024, i*1024+1024).
+ *  - arenas[0..narenas) never move or shrink; narenas only grows (release store).
+ *  - a descriptor beyond the break is never read.
+ * Lock: arena_lock protects growth (the break, narenas); it is the innermost lock.
+ */
+#ifndef BSL_ARENA_H
+#define BSL_ARENA_H
+#include "common.h"
+
+#define MAX_ARENAS 64
+
+enum page_kind {
+	PD_NONE = 0,   /* inside a block whose head describes it (head_off > 0) or unused */
+	PD_FREE,       /* head of a free buddy block of `order` */
+	PD_PCP,        /* an order-0 page parked in a zone's pcp cache */
+	PD_SLAB,       /* a page of a slab (every page carries class_idx, head_off) */
+	PD_RUN,        /* head of a page run of `npages` handed to the program */
+};
+
+#define PDF_DIRTY    0x01  /* PD_FREE head: some page may be resident */
+#define PDF_PARTIAL  0x02  /* slab head: on its cpu's partial list */
+
+/* One per page. Who writes each field is stated beside it. */
+struct page_desc {
+	uint8_t  kind;        /* enum page_kind; owner zone lock (free/run) or slab lock */
+	uint8_t  order;       /* PD_FREE: block order; PD_SLAB head: slab order */
+	uint8_t  class_idx;   /* PD_SLAB, every page: size class; 0 otherwise */
+	uint8_t  flags;       /* PDF_*; same lock as kind */
+	uint16_t zone;        /* zone owning this page's chunk; set once per chunk */
+	uint8_t  arena;       /* index of the arena holding this page; set once */
+	uint8_t  pad;
+	uint32_t head_off;    /* pages back to the head of the slab/run holding it */
+	uint32_t npages;      /* PD_RUN head: length; PD_SLAB head: pages in slab */
+	uint16_t inuse;       /* slab head: objects taken out (under slab lock) */
+	uint16_t nobjs;       /* slab head: objects in the slab */
+	uint16_t fresh;       /* slab head: objects never handed out start here */
+	uint16_t slab_cpu;    /* slab head: the slab cache lists it lives on */
+	void    *freelist;    /* slab head: free objects, linked through their first word */
+	struct page_desc *next, *prev;  /* free list (zone lock) or partial list (slab lock) */
+};
+
+struct arena {
+	char   *base;          /* first data page, CHUNK_SIZE aligned */
+	struct page_desc *desc;/* npages descriptors */
+	size_t  npages;        /* pages reserved */
+	size_t  nchunks;       /* chunks committed so far (the break), under arena_lock */
+};
+
+extern struct arena arenas[MAX_ARENAS];
+extern unsigned narenas;         /* read with acquire; written under arena_lock */
+
+/* Commit one more chunk; returns the descriptor of its first page (zone and
+ * arena fields set, all else zero), or NULL when no memory is left. */
+struct page_desc *arena_chunk_alloc(uint16_t zone);
+
+/* The descriptor of the page holding p, or NULL when p lies in no arena's
+ * committed range. Lock-free. */
+static inline struct page_desc *arena_desc_of(const void *p)
+{
+	unsigned n = __atomic_load_n(&narenas, __ATOMIC_ACQUIRE);
+	for (unsigned i = 0; i < n; i++) {
+		struct arena *a = &arenas[i];
+		size_t off = (size_t)((const char *)p - a->base);
+		if (off < (__atomic_load_n(&a->nchunks, __ATOMIC_ACQUIRE) * CHUNK_SIZE))
+			return &a->desc[off >> PAGE_SHIFT];
+	}
+	return NULL;
+}
+
+static inline size_t desc_index(const struct page_desc *d)
+{
+	return (size_t)(d - arenas[d->arena].desc);
+}
+static inline char *desc_addr(const struct page_desc *d)
+{
+	return arenas[d->arena].base + (desc_index(d) << PAGE_SHIFT);
+}
+
+void arena_lock_all(void);     /* fork: prepare */
+void arena_unlock_all(void);   /* fork: parent and child */
+size_t arena_committed_bytes(void);
+void arena_thp_advise(int mode);   /* 1 = hugepage, 0 = nohugepage, -1 = leave */
+#endif

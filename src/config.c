@@ -1,0 +1,142 @@
+/*
+ * config.c - parse BUDDYSLAB_CONF into `opt` (see config.h).
+ */
+#include "config.h"
+#include "sizeclass.h"
+#include <stdlib.h>
+#include <string.h>
+#include <limits.h>
+
+struct bsl_options opt = {
+	.mmap_threshold = 128 * 1024,
+	.stats = 0,
+	.thp = -1,
+	.tcache = 1,
+};
+
+struct enum_name { const char *name; long value; };
+
+static const struct enum_name thp_names[] = {
+	{ "default", -1 }, { "never", 0 }, { "madvise", 1 }, { NULL, 0 },
+};
+
+struct option_def {
+	const char *key;
+	long *lval;             /* integer or enum options */
+	size_t *zval;           /* byte-size options */
+	long min, max;
+	const struct enum_name *names;   /* enum options: the accepted words */
+	const char *doc;
+};
+
+static const struct option_def defs[] = {
+	{ "mmap_threshold", NULL, &opt.mmap_threshold, SLAB_MAX, CHUNK_SIZE, NULL,
+	  "requests above this many bytes are mmap'd (suffix k/m allowed)" },
+	{ "stats", &opt.stats, NULL, 0, 1, NULL, "1: print buddyinfo/slabinfo/stats at exit" },
+	{ "thp", &opt.thp, NULL, -1, 1, thp_names, "default | never | madvise" },
+	{ "tcache", &opt.tcache, NULL, 0, 1, NULL, "0: no per-thread caches" },
+};
+#define NDEFS (sizeof defs / sizeof defs[0])
+
+/* Parse [len] chars of s as a number with an optional k/m/g suffix. */
+static bool parse_number(const char *s, size_t len, long *out)
+{
+	bool neg = len && s[0] == '-';
+	size_t i = neg;
+	if (i == len)
+		return false;
+	unsigned long v = 0;
+	for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+		if (v > (unsigned long)LONG_MAX / 10)
+			return false;
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	unsigned shift = 0;
+	if (i + 1 == len) {
+		switch (s[i] | 0x20) {
+		case 'k': shift = 10; break;
+		case 'm': shift = 20; break;
+		case 'g': shift = 30; break;
+		default: return false;
+		}
+		i++;
+	}
+	if (i != len || (shift && v > ((unsigned long)LONG_MAX >> shift)))
+		return false;
+	v <<= shift;
+	if (v > (unsigned long)LONG_MAX)
+		return false;
+	*out = neg ? -(long)v : (long)v;
+	return true;
+}
+
+static bool parse_value(const struct option_def *d, const char *v, size_t len, long *out)
+{
+	if (d->names) {
+		for (const struct enum_name *n = d->names; n->name; n++)
+			if (strlen(n->name) == len && memcmp(n->name, v, len) == 0) {
+				*out = n->value;
+				return true;
+			}
+		return false;
+	}
+	return parse_number(v, len, out) && *out >= d->min && *out <= d->max;
+}
+
+static void apply(const char *key, size_t klen, const char *val, size_t vlen)
+{
+	for (size_t i = 0; i < NDEFS; i++) {
+		const struct option_def *d = &defs[i];
+		if (strlen(d->key) != klen || memcmp(d->key, key, klen) != 0)
+			continue;
+		long v;
+		if (!parse_value(d, val, vlen, &v)) {
+			bsl_warn("BUDDYSLAB_CONF: bad value for", d->key);
+			return;
+		}
+		if (d->lval)
+			*d->lval = v;
+		else
+			*d->zval = (size_t)v;
+		return;
+	}
+	char name[64];
+	size_t n = klen < sizeof name - 1 ? klen : sizeof name - 1;
+	memcpy(name, key, n);
+	name[n] = 0;
+	bsl_warn("BUDDYSLAB_CONF: unknown key", name);
+}
+
+void config_init(void)
+{
+	const char *s = getenv("BUDDYSLAB_CONF");
+	if (!s)
+		return;
+	while (*s) {
+		const char *end = strchr(s, ',');
+		if (!end)
+			end = s + strlen(s);
+		const char *colon = memchr(s, ':', (size_t)(end - s));
+		if (colon)
+			apply(s, (size_t)(colon - s), colon + 1, (size_t)(end - colon - 1));
+		else if (end > s)
+			bsl_warn("BUDDYSLAB_CONF: expected key:value, got", s);
+		s = *end ? end + 1 : end;
+	}
+}
+
+void config_print(int fd)
+{
+	for (size_t i = 0; i < NDEFS; i++) {
+		const struct option_def *d = &defs[i];
+		long v = d->lval ? *d->lval : (long)*d->zval;
+		const char *word = NULL;
+		for (const struct enum_name *n = d->names; n && n->name; n++)
+			if (n->value == v)
+				word = n->name;
+		if (word)
+			bsl_printf(fd, "%s:%s\t# %s\n", d->key, word, d->doc);
+		else
+			bsl_printf(fd, "%s:%ld\t# %s\n", d->key, v, d->doc);
+	}
+}

@@ -1,0 +1,23 @@
+/*
+ * config.h - the options table, filled once from BUDDYSLAB_CONF.
+ *
+ * BUDDYSLAB_CONF="key:value,key:value". Parsed without allocating; an unknown
+ * key or a bad value prints one warning line and keeps the default. Every key
+ * is documented in LD_PRELOAD.md.
+ */
+#ifndef BSL_CONFIG_H
+#define BSL_CONFIG_H
+#include "common.h"
+
+struct bsl_options {
+	size_t mmap_threshold;  /* bytes; larger requests are mmap'd (SLAB_MAX..4 MiB) */
+	long   stats;           /* 1: print the views to stderr at exit */
+	long   thp;             /* -1 leave the system setting, 0 never, 1 madvise */
+	long   tcache;          /* 0 disables the thread caches */
+};
+
+extern struct bsl_options opt;
+
+void config_init(void);        /* parse the environment once */
+void config_print(int fd);
+#endif

@@ -1,0 +1,193 @@
+/*
+ * large.c - mmap'd blocks and the table of live ones.
+ *
+ * The table: LARGE_SHARDS open-addressing hash tables keyed by block address
+ * (linear probing, tombstones, grown x2 at half load). Each shard's slots are
+ * themselves mapped with os_map, never taken from the heap. A block's usable
+ * size is its mapping's length (a page multiple).
+ * Lock: one per shard; innermost (nothing is called with it held but os_*).
+ */
+#include "large.h"
+#include "os.h"
+#include <errno.h>
+#include <string.h>
+
+#define LARGE_SHARDS 16
+#define TOMBSTONE ((uintptr_t)1)
+
+struct large_slot {
+	uintptr_t addr;      /* 0 empty, TOMBSTONE removed */
+	size_t    nbytes;
+};
+
+struct large_shard {
+	lock_t lock;
+	struct large_slot *slots;
+	size_t cap;          /* a power of two, 0 before first use */
+	size_t used;         /* live + tombstones */
+	size_t live;
+	size_t live_bytes;
+} __attribute__((aligned(64)));
+
+static struct large_shard shards[LARGE_SHARDS];
+
+static size_t hash_addr(uintptr_t a)
+{
+	return (size_t)((a >> PAGE_SHIFT) * 0x9E3779B97F4A7C15ull);
+}
+
+static struct large_shard *shard_of(uintptr_t a)
+{
+	return &shards[hash_addr(a) >> 60];
+}
+
+static struct large_slot *find_locked(struct large_shard *sh, uintptr_t a)
+{
+	if (!sh->cap)
+		return NULL;
+	for (size_t i = hash_addr(a) & (sh->cap - 1);; i = (i + 1) & (sh->cap - 1)) {
+		if (sh->slots[i].addr == a)
+			return &sh->slots[i];
+		if (sh->slots[i].addr == 0)
+			return NULL;
+	}
+}
+
+static void put_locked(struct large_slot *slots, size_t cap, uintptr_t a, size_t nbytes)
+{
+	size_t i = hash_addr(a) & (cap - 1);
+	while (slots[i].addr > TOMBSTONE)
+		i = (i + 1) & (cap - 1);
+	slots[i].addr = a;
+	slots[i].nbytes = nbytes;
+}
+
+static bool grow_locked(struct large_shard *sh)
+{
+	size_t cap = sh->cap ? sh->cap * 2 : 256;
+	if (sh->live * 4 < sh->cap)   /* mostly tombstones: rehash at same size */
+		cap = sh->cap;
+	struct large_slot *slots = os_map(cap * sizeof *slots, PAGE_SIZE);
+	if (!slots)
+		return false;
+	for (size_t i = 0; i < sh->cap; i++)
+		if (sh->slots[i].addr > TOMBSTONE)
+			put_locked(slots, cap, sh->slots[i].addr, sh->slots[i].nbytes);
+	if (sh->slots)
+		os_unmap(sh->slots, sh->cap * sizeof *slots);
+	sh->slots = slots;
+	sh->cap = cap;
+	sh->used = sh->live;
+	return true;
+}
+
+/* Record a block. The table grows at half load; `force` skips growing (it
+ * cannot fail then, as a half-full table always has an empty slot), which is
+ * what realloc needs after mremap has already moved the block. */
+static bool record(void *p, size_t nbytes, bool force)
+{
+	struct large_shard *sh = shard_of((uintptr_t)p);
+	lock_acquire(&sh->lock);
+	bool ok = (sh->used + 1) * 2 <= sh->cap || grow_locked(sh) ||
+		  (force && sh->used + 1 < sh->cap);
+	if (ok) {
+		put_locked(sh->slots, sh->cap, (uintptr_t)p, nbytes);
+		sh->used++;
+		sh->live++;
+		sh->live_bytes += nbytes;
+	}
+	lock_release(&sh->lock);
+	return ok;
+}
+
+/* Remove p's record; returns its length, or 0 when p is not recorded. */
+static size_t unrecord(const void *p)
+{
+	struct large_shard *sh = shard_of((uintptr_t)p);
+	lock_acquire(&sh->lock);
+	struct large_slot *s = find_locked(sh, (uintptr_t)p);
+	size_t nbytes = 0;
+	if (s) {
+		nbytes = s->nbytes;
+		s->addr = TOMBSTONE;
+		sh->live--;
+		sh->live_bytes -= nbytes;
+	}
+	lock_release(&sh->lock);
+	return nbytes;
+}
+
+void *large_alloc(size_t nbytes, size_t align_bytes)
+{
+	size_t len = align_up(nbytes, PAGE_SIZE);
+	if (len < nbytes)
+		goto nomem;
+	void *p = os_map(len, align_bytes < PAGE_SIZE ? PAGE_SIZE : align_bytes);
+	if (!p)
+		goto nomem;
+	if (!record(p, len, false)) {
+		os_unmap(p, len);
+		goto nomem;
+	}
+	return p;
+nomem:
+	errno = ENOMEM;
+	return NULL;
+}
+
+size_t large_usable_size(const void *p)
+{
+	struct large_shard *sh = shard_of((uintptr_t)p);
+	lock_acquire(&sh->lock);
+	struct large_slot *s = find_locked(sh, (uintptr_t)p);
+	size_t nbytes = s ? s->nbytes : 0;
+	lock_release(&sh->lock);
+	return nbytes;
+}
+
+bool large_free(void *p)
+{
+	size_t nbytes = unrecord(p);
+	if (!nbytes)
+		return false;
+	os_unmap(p, nbytes);
+	return true;
+}
+
+void *large_realloc(void *p, size_t nbytes)
+{
+	size_t len = align_up(nbytes, PAGE_SIZE);
+	size_t old = unrecord(p);
+	ASSERT(old);
+	void *q = len == old ? p : os_remap(p, old, len);
+	if (!q) {
+		record(p, old, true);
+		errno = ENOMEM;
+		return NULL;
+	}
+	CHECK(record(q, len, true));
+	return q;
+}
+
+void large_totals(size_t *nbytes, size_t *nblocks)
+{
+	size_t b = 0, n = 0;
+	for (int i = 0; i < LARGE_SHARDS; i++) {
+		b += __atomic_load_n(&shards[i].live_bytes, __ATOMIC_RELAXED);
+		n += __atomic_load_n(&shards[i].live, __ATOMIC_RELAXED);
+	}
+	*nbytes = b;
+	*nblocks = n;
+}
+
+void large_lock_all(void)
+{
+	for (int i = 0; i < LARGE_SHARDS; i++)
+		lock_acquire(&shards[i].lock);
+}
+
+void large_unlock_all(void)
+{
+	for (int i = 0; i < LARGE_SHARDS; i++)
+		lock_release(&shards[i].lock);
+}

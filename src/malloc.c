@@ -1,0 +1,345 @@
+/*
+ * malloc.c - the public API: size dispatch, errno, overflow checks, and the
+ * two fast paths.
+ *
+ * Tiers by request size n (after alignment needs):
+ *   n <= SLAB_MAX (16 KiB)          slab object, through the thread cache
+ *   n <= opt.mmap_threshold         page run from the buddy zones
+ *   larger                          large block, mmap'd
+ * Fast paths: malloc of n <= 1 KiB and free of a slab object in the first
+ * arena touch only the thread cache: no lock, no atomic, no syscall, no
+ * division. Everything else is in noinline slow paths below them.
+ *
+ * Misuse: a pointer that is not the start of a live block aborts with
+ * "buddyslab: free(): invalid pointer 0x...". free() preserves errno.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include <stdint.h>
+#include <malloc.h>
+#include "init.h"
+#include "config.h"
+#include "tcache.h"
+#include "slab.h"
+#include "run.h"
+#include "large.h"
+#include "buddy.h"
+
+enum tier { TIER_SLAB, TIER_RUN, TIER_LARGE };
+
+struct block {
+	enum tier tier;
+	size_t usable;            /* bytes the program may use */
+	struct page_desc *desc;   /* slab page or run head */
+	unsigned class_idx;
+};
+
+/* ---------------------------------------------------------------- lookup */
+
+/* Classify p; false when p is not the start of a live block. */
+static bool block_lookup(const void *p, struct block *b)
+{
+	struct page_desc *d = arena_desc_of(p);
+	if (d) {
+		unsigned c = d->class_idx;
+		if (d->kind == PD_SLAB && c) {
+			size_t off = ((uintptr_t)p & (PAGE_SIZE - 1)) + ((size_t)d->head_off << PAGE_SHIFT);
+			if (class_obj_index(&class_info[c], off) >= class_info[c].nobjs)
+				return false;
+			*b = (struct block){ TIER_SLAB, class_info[c].size, d, c };
+			return true;
+		}
+		if (d->kind == PD_RUN && ((uintptr_t)p & (PAGE_SIZE - 1)) == 0) {
+			*b = (struct block){ TIER_RUN, run_usable(d), d, 0 };
+			return true;
+		}
+		return false;
+	}
+	size_t n = large_usable_size(p);
+	if (!n)
+		return false;
+	*b = (struct block){ TIER_LARGE, n, NULL, 0 };
+	return true;
+}
+
+COLD __attribute__((noreturn)) static void invalid_pointer(const void *p, const char *api)
+{
+	bsl_printf(2, "buddyslab: free(): invalid pointer %p (passed to %s)\n", p, api);
+	bsl_fatal("aborting on an invalid pointer", NULL);
+}
+
+/* ------------------------------------------------------------ allocation */
+
+static void *slab_alloc(unsigned c)
+{
+	struct tcache_bin *b = &tc_self.bins[c];
+	void *p = b->head;
+	if (likely(p)) {
+		b->head = *(void **)p;
+		b->count--;
+		return p;
+	}
+	return tcache_alloc_slow(c);
+}
+
+/* Allocate n bytes aligned to align (a power of two), zeroed when asked.
+ * Sets errno on failure. */
+static NOINLINE void *alloc_slow(size_t n, size_t align, bool zero)
+{
+	bsl_ensure_init();
+	if (unlikely(n > PTRDIFF_MAX))
+		goto nomem;
+	void *p;
+	if (n <= SLAB_MAX && align <= PAGE_SIZE) {
+		unsigned c = size_to_class(n > align ? n : align);
+		while (c <= NCLASSES && class_info[c].size % align)
+			c++;     /* a class whose objects are all aligned */
+		if (c <= NCLASSES) {
+			p = opt.tcache ? slab_alloc(c) : (slab_alloc_bulk(c, &p, 1) ? p : NULL);
+			if (!p)
+				goto nomem;
+			if (zero)
+				memset(p, 0, n);
+			return p;
+		}
+	}
+	size_t padded = align_up(n ? n : 1, PAGE_SIZE);
+	if (padded <= opt.mmap_threshold && align <= CHUNK_SIZE) {
+		bool dirty;
+		p = run_alloc(padded, align, &dirty);
+		if (!p)
+			goto nomem;
+		if (zero && dirty)
+			memset(p, 0, n);
+		return p;
+	}
+	p = large_alloc(n, align);   /* fresh mappings are zero */
+	if (!p)
+		goto nomem;
+	return p;
+nomem:
+	errno = ENOMEM;
+	return NULL;
+}
+
+EXPORT void *malloc(size_t n)
+{
+	if (likely(n <= SMALL_LOOKUP)) {
+		struct tcache_bin *b = &tc_self.bins[small_class[(n + 15) >> 4]];
+		void *p = b->head;
+		if (likely(p)) {
+			b->head = *(void **)p;
+			b->count--;
+			return p;
+		}
+	}
+	return alloc_slow(n, MIN_ALIGN, false);
+}
+
+EXPORT void *calloc(size_t nmemb, size_t size)
+{
+	size_t n;
+	if (unlikely(__builtin_mul_overflow(nmemb, size, &n))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return alloc_slow(n, MIN_ALIGN, true);
+}
+
+/* ------------------------------------------------------------------ free */
+
+static NOINLINE void free_slow(void *p, const char *api)
+{
+	if (!p)
+		return;
+	int saved_errno = errno;
+	struct block b;
+	if (!block_lookup(p, &b))
+		invalid_pointer(p, api);
+	switch (b.tier) {
+	case TIER_SLAB:
+		if (opt.tcache)
+			tcache_free_slow(p, b.class_idx);
+		else
+			slab_free_bulk(&p, 1);
+		break;
+	case TIER_RUN:
+		run_free(b.desc);
+		break;
+	case TIER_LARGE:
+		large_free(p);
+		break;
+	}
+	errno = saved_errno;
+}
+
+EXPORT void free(void *p)
+{
+	struct arena *a = &arenas[0];
+	size_t off = (size_t)((char *)p - a->base);
+	if (likely(off < (a->nchunks << (MAX_ORDER + PAGE_SHIFT)))) {
+		struct page_desc *d = &a->desc[off >> PAGE_SHIFT];
+		unsigned c = d->class_idx;
+		if (likely(c)) {
+			const struct class_info *ci = &class_info[c];
+			size_t obj_off = (off & (PAGE_SIZE - 1)) + ((size_t)d->head_off << PAGE_SHIFT);
+			struct tcache_bin *b = &tc_self.bins[c];
+			if (likely(class_obj_index(ci, obj_off) < ci->nobjs && b->count < b->max)) {
+				*(void **)p = b->head;
+				b->head = p;
+				b->count++;
+				return;
+			}
+		}
+	}
+	free_slow(p, "free");
+}
+
+EXPORT void free_sized(void *p, size_t n) { free(p); }
+EXPORT void free_aligned_sized(void *p, size_t align, size_t n) { free(p); }
+EXPORT void cfree(void *p) { free(p); }
+
+/* --------------------------------------------------------------- realloc */
+
+/* Can p (described by b) hold n bytes where it is, at the tier n belongs to? */
+static bool resize_in_place(void *p, struct block *b, size_t n)
+{
+	switch (b->tier) {
+	case TIER_SLAB:
+		return n <= SLAB_MAX && size_to_class(n) == b->class_idx;
+	case TIER_RUN: {
+		size_t npages = (n + PAGE_SIZE - 1) >> PAGE_SHIFT;
+		if (n <= SLAB_MAX || (npages << PAGE_SHIFT) > opt.mmap_threshold ||
+		    npages > b->desc->npages)
+			return false;
+		if (npages < b->desc->npages)
+			run_shrink(b->desc, npages);
+		return true;
+	}
+	case TIER_LARGE:
+		return false;
+	}
+	return false;
+}
+
+EXPORT void *realloc(void *p, size_t n)
+{
+	if (!p)
+		return malloc(n);
+	if (n == 0) {               /* glibc's choice: free and return NULL */
+		free(p);
+		return NULL;
+	}
+	bsl_ensure_init();
+	struct block b;
+	if (!block_lookup(p, &b))
+		invalid_pointer(p, "realloc");
+	if (unlikely(n > PTRDIFF_MAX)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (resize_in_place(p, &b, n))
+		return p;
+	if (b.tier == TIER_LARGE && n > opt.mmap_threshold)
+		return large_realloc(p, n);
+	void *q = alloc_slow(n, MIN_ALIGN, false);
+	if (!q)
+		return NULL;
+	memcpy(q, p, n < b.usable ? n : b.usable);
+	free_slow(p, "realloc");
+	return q;
+}
+
+EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
+{
+	size_t n;
+	if (__builtin_mul_overflow(nmemb, size, &n)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return realloc(p, n);
+}
+
+/* ------------------------------------------------------- aligned variants */
+
+static void *aligned_alloc_checked(size_t align, size_t n)
+{
+	if (align < MIN_ALIGN)
+		align = MIN_ALIGN;
+	return alloc_slow(n, align, false);
+}
+
+EXPORT int posix_memalign(void **out, size_t align, size_t n)
+{
+	if (align % sizeof(void *) || !is_pow2(align))
+		return EINVAL;
+	int saved_errno = errno;
+	void *p = aligned_alloc_checked(align, n);
+	errno = saved_errno;
+	if (!p)
+		return ENOMEM;
+	*out = p;
+	return 0;
+}
+
+EXPORT void *aligned_alloc(size_t align, size_t n)
+{
+	if (!is_pow2(align)) {      /* glibc 2.36 rejects these too */
+		errno = EINVAL;
+		return NULL;
+	}
+	return aligned_alloc_checked(align, n);
+}
+
+EXPORT void *memalign(size_t align, size_t n)
+{
+	if (align > SIZE_MAX / 2 + 1) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!is_pow2(align))        /* glibc rounds up to a power of two */
+		align = align ? (size_t)1 << ceil_log2(align) : 1;
+	return aligned_alloc_checked(align, n);
+}
+
+EXPORT void *valloc(size_t n)
+{
+	return aligned_alloc_checked(PAGE_SIZE, n);
+}
+
+EXPORT void *pvalloc(size_t n)
+{
+	size_t rounded = align_up(n ? n : 1, PAGE_SIZE);
+	if (rounded < n || n > PTRDIFF_MAX) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return aligned_alloc_checked(PAGE_SIZE, rounded);
+}
+
+EXPORT size_t malloc_usable_size(void *p)
+{
+	if (!p)
+		return 0;
+	struct block b;
+	if (!block_lookup(p, &b))
+		invalid_pointer(p, "malloc_usable_size");
+	return b.usable;
+}
+
+EXPORT int bsl_owns(const void *p)
+{
+	struct block b;
+	return p && bsl_ready && block_lookup(p, &b);
+}
+
+/* The names glibc uses internally and that static links may pull in. */
+EXPORT void *__libc_malloc(size_t n) __attribute__((alias("malloc")));
+EXPORT void __libc_free(void *p) __attribute__((alias("free")));
+EXPORT void *__libc_calloc(size_t a, size_t b) __attribute__((alias("calloc")));
+EXPORT void *__libc_realloc(void *p, size_t n) __attribute__((alias("realloc")));
+EXPORT void *__libc_memalign(size_t a, size_t n) __attribute__((alias("memalign")));
+EXPORT void *__libc_valloc(size_t n) __attribute__((alias("valloc")));
+EXPORT void *__libc_pvalloc(size_t n) __attribute__((alias("pvalloc")));
+EXPORT int __posix_memalign(void **o, size_t a, size_t n) __attribute__((alias("posix_memalign")));

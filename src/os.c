@@ -1,0 +1,103 @@
+/*
+ * os.c - every system call that touches the address space (see os.h for the
+ * contract), plus failure injection for tests.
+ *
+ * Failure injection: os_fail_at(op, n, persist) arms a per-op countdown; the
+ * countdown is an atomic so threads may race on it, and an armed op costs
+ * one relaxed load per system call, which is already a slow path.
+ */
+#define _GNU_SOURCE
+#include "os.h"
+#include <sys/mman.h>
+#include <errno.h>
+
+static long fail_countdown[OS_NOPS];  /* 0 = disarmed; atomic */
+static bool fail_persist[OS_NOPS];
+
+void os_fail_at(enum os_op op, long n, bool persist)
+{
+	fail_persist[op] = persist;
+	__atomic_store_n(&fail_countdown[op], n, __ATOMIC_SEQ_CST);
+}
+
+static bool injected_failure(enum os_op op)
+{
+	long n = __atomic_load_n(&fail_countdown[op], __ATOMIC_RELAXED);
+	if (likely(n == 0))
+		return false;
+	if (n == 1) {
+		if (!fail_persist[op])
+			__atomic_store_n(&fail_countdown[op], 0, __ATOMIC_RELAXED);
+		errno = ENOMEM;
+		return true;
+	}
+	__atomic_compare_exchange_n(&fail_countdown[op], &n, n - 1, false,
+				    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+	return false;
+}
+
+void *os_reserve(size_t nbytes)
+{
+	if (injected_failure(OS_MMAP))
+		return NULL;
+	void *p = mmap(NULL, nbytes, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+bool os_commit(void *addr, size_t nbytes)
+{
+	if (injected_failure(OS_MPROTECT))
+		return false;
+	return mprotect(addr, nbytes, PROT_READ | PROT_WRITE) == 0;
+}
+
+void *os_map(size_t nbytes, size_t align_bytes)
+{
+	ASSERT(is_pow2(align_bytes) && align_bytes >= PAGE_SIZE);
+	if (injected_failure(OS_MMAP))
+		return NULL;
+	size_t span = nbytes + (align_bytes - PAGE_SIZE);
+	if (span < nbytes) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	char *p = mmap(NULL, span, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	char *aligned = (char *)align_up((uintptr_t)p, align_bytes);
+	if (aligned > p)
+		munmap(p, (size_t)(aligned - p));
+	size_t tail = (size_t)(p + span - (aligned + nbytes));
+	if (tail)
+		munmap(aligned + nbytes, tail);
+	return aligned;
+}
+
+void os_unmap(void *addr, size_t nbytes)
+{
+	munmap(addr, nbytes);
+}
+
+void *os_remap(void *addr, size_t old_nbytes, size_t new_nbytes)
+{
+	if (injected_failure(OS_MREMAP))
+		return NULL;
+	void *p = mremap(addr, old_nbytes, new_nbytes, MREMAP_MAYMOVE);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+bool os_purge(void *addr, size_t nbytes, bool use_madv_free)
+{
+	if (injected_failure(OS_MADVISE))
+		return false;
+	return madvise(addr, nbytes, use_madv_free ? MADV_FREE : MADV_DONTNEED) == 0;
+}
+
+void os_hugepage_advise(void *addr, size_t nbytes, bool huge)
+{
+	if (injected_failure(OS_MADVISE))
+		return;
+	madvise(addr, nbytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+}

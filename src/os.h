@@ -1,0 +1,36 @@
+/*
+ * os.h - the contract with the kernel. os.c is the only file that calls
+ * mmap, munmap, mremap, mprotect or madvise.
+ *
+ * Rules every primitive keeps:
+ *  - addresses and lengths are page multiples; results are page aligned;
+ *  - failure is reported (NULL / false), never fatal, and errno is left as
+ *    the kernel set it (callers that return to the program set ENOMEM);
+ *  - each call can be made to fail on purpose for tests (os_fail_at).
+ */
+#ifndef BSL_OS_H
+#define BSL_OS_H
+#include "common.h"
+
+enum os_op { OS_MMAP, OS_MPROTECT, OS_MADVISE, OS_MREMAP, OS_NOPS };
+
+/* Reserve address space: PROT_NONE, MAP_NORESERVE. NULL on failure. */
+void *os_reserve(size_t nbytes);
+/* Make reserved pages readable and writable. */
+bool os_commit(void *addr, size_t nbytes);
+/* Map fresh zeroed read-write memory, aligned to align_bytes (a power of two
+ * >= PAGE_SIZE); the excess is trimmed off. */
+void *os_map(size_t nbytes, size_t align_bytes);
+void os_unmap(void *addr, size_t nbytes);
+/* Resize a mapping, moving it if needed. NULL on failure (old mapping intact). */
+void *os_remap(void *addr, size_t old_nbytes, size_t new_nbytes);
+/* Give pages back: their contents become zero (DONTNEED) or undefined until
+ * written (FREE). The range stays mapped. */
+bool os_purge(void *addr, size_t nbytes, bool use_madv_free);
+/* Transparent huge page advice for a committed range: 1 = HUGEPAGE, 0 = NOHUGEPAGE. */
+void os_hugepage_advise(void *addr, size_t nbytes, bool huge);
+
+/* Test hook: the nth next call of op fails (1 = the next one), and every call
+ * after it while persist is true. n = 0 disarms. */
+void os_fail_at(enum os_op op, long n, bool persist);
+#endif

@@ -1,0 +1,40 @@
+/*
+ * run.c - page runs (see run.h). Runs come from the calling CPU's zone and
+ * go back to the zone owning their chunk. zone->run_pages counts them (an
+ * atomic add on the zone's own counter; no lock is held here).
+ */
+#include "run.h"
+#include "buddy.h"
+
+void *run_alloc(size_t nbytes, size_t align_bytes, bool *dirty)
+{
+	size_t npages = (nbytes + PAGE_SIZE - 1) >> PAGE_SHIFT;
+	size_t align_pages = align_bytes > PAGE_SIZE ? align_bytes >> PAGE_SHIFT : 1;
+	ASSERT(npages <= CHUNK_PAGES && align_pages <= CHUNK_PAGES);
+	struct page_desc *d = buddy_alloc_pages(buddy_zone_here(), npages, align_pages, dirty);
+	if (!d)
+		return NULL;
+	d->kind = PD_RUN;
+	d->npages = (uint32_t)npages;
+	__atomic_fetch_add(&zones[d->zone].run_pages, npages, __ATOMIC_RELAXED);
+	return desc_addr(d);
+}
+
+void run_free(struct page_desc *head)
+{
+	size_t npages = head->npages;
+	ASSERT(head->kind == PD_RUN);
+	head->kind = PD_NONE;
+	head->npages = 0;
+	__atomic_fetch_sub(&zones[head->zone].run_pages, npages, __ATOMIC_RELAXED);
+	buddy_free_pages(head, npages);
+}
+
+void run_shrink(struct page_desc *head, size_t new_npages)
+{
+	size_t old = head->npages;
+	ASSERT(new_npages >= 1 && new_npages < old);
+	head->npages = (uint32_t)new_npages;
+	__atomic_fetch_sub(&zones[head->zone].run_pages, old - new_npages, __ATOMIC_RELAXED);
+	buddy_free_pages(head + new_npages, old - new_npages);
+}

@@ -1,0 +1,21 @@
+/*
+ * run.h - page runs: blocks above the slab sizes and up to mmap_threshold,
+ * an exact number of pages cut from one buddy block (3 pages: take a 4-page
+ * block, give 1 back). The head page's descriptor has kind PD_RUN and the
+ * length; the other pages stay PD_NONE, so an interior pointer is rejected.
+ */
+#ifndef BSL_RUN_H
+#define BSL_RUN_H
+#include "arena.h"
+
+/* A run of at least nbytes aligned to align_bytes (<= CHUNK_SIZE). *dirty
+ * is false when every page is known to be zero. */
+void *run_alloc(size_t nbytes, size_t align_bytes, bool *dirty);
+void run_free(struct page_desc *head);
+/* Give back the pages past new_npages (< head->npages). */
+void run_shrink(struct page_desc *head, size_t new_npages);
+static inline size_t run_usable(const struct page_desc *head)
+{
+	return (size_t)head->npages << PAGE_SHIFT;
+}
+#endif

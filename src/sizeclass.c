@@ -1,0 +1,77 @@
+/*
+ * sizeclass.c - build the class table once at start-up (see sizeclass.h).
+ */
+#include "sizeclass.h"
+
+struct class_info class_info[NCLASSES + 1];
+uint8_t small_class[SMALL_LOOKUP / 16 + 1];
+
+static uint64_t inverse_mod_2_64(uint64_t odd)
+{
+	uint64_t x = odd;             /* correct to 3 bits; Newton doubles them */
+	for (int i = 0; i < 5; i++)
+		x *= 2 - odd * x;
+	return x;
+}
+
+static uint32_t nth_class_size(unsigned idx)
+{
+	if (idx <= 8)
+		return 16 * idx;
+	unsigned k = 7 + (idx - 9) / 4, step = (idx - 9) % 4 + 1;
+	return (1u << k) + step * (1u << (k - 2));
+}
+
+static uint32_t tcache_max_for(uint32_t size)
+{
+	uint32_t n = 16384 / size;
+	return n < 4 ? 4 : n > 128 ? 128 : n;
+}
+
+static unsigned size_to_class_slow(size_t n)
+{
+	if (n <= 128)
+		return n <= 16 ? 1 : (unsigned)((n + 15) >> 4);
+	unsigned k = 63 - (unsigned)__builtin_clzl(n - 1);
+	return 9 + 4 * (k - 7) + (unsigned)((n - 1 - ((size_t)1 << k)) >> (k - 2));
+}
+
+void sizeclass_init(void)
+{
+	for (unsigned c = 1; c <= NCLASSES; c++) {
+		struct class_info *ci = &class_info[c];
+		ci->size = nth_class_size(c);
+		ci->shift = (uint8_t)__builtin_ctz(ci->size);
+		ci->inv = inverse_mod_2_64(ci->size >> ci->shift);
+		unsigned order = 0;
+		for (;; order++) {
+			size_t slab = PAGE_SIZE << order;
+			if (order == SLAB_MAX_ORDER ||
+			    (slab >= ci->size && (slab % ci->size) * 8 < slab))
+				break;
+		}
+		ci->order = (uint8_t)order;
+		ci->nobjs = (uint16_t)((PAGE_SIZE << order) / ci->size);
+		ci->tcache_max = tcache_max_for(ci->size);
+	}
+	small_class[0] = 1;
+	for (unsigned i = 1; i <= SMALL_LOOKUP / 16; i++)
+		small_class[i] = (uint8_t)size_to_class_slow(i * 16);
+}
+
+void class_name(unsigned class_idx, char *buf, size_t len)
+{
+	static const char digits[] = "0123456789";
+	uint32_t size = class_info[class_idx].size;
+	char tmp[16];
+	int n = 0;
+	bool kilo = size >= 8192 && size % 1024 == 0;
+	uint32_t v = kilo ? size / 1024 : size;
+	do { tmp[n++] = digits[v % 10]; v /= 10; } while (v);
+	size_t i = 0;
+	const char *prefix = "kmalloc-";
+	while (*prefix && i + 1 < len) buf[i++] = *prefix++;
+	while (n && i + 1 < len) buf[i++] = tmp[--n];
+	if (kilo && i + 1 < len) buf[i++] = 'k';
+	buf[i] = 0;
+}

@@ -1,0 +1,65 @@
+/*
+ * sizeclass.h - the kmalloc-N size classes and their slab geometry.
+ *
+ * Classes (class_idx 1..NCLASSES; 0 means "not a slab object"):
+ *   16, 32, ..., 128                 steps of 16 (8 classes)
+ *   then 4 classes per doubling      160 192 224 256, 320 ... 512, ..., 14336 16384
+ * For a request n in (2^k, 2^(k+1)] with k >= 7 the step is 2^(k-2), so the
+ * object is at most 2^(k-2) - 1 bytes bigger than n and n > 2^k: the waste is
+ * below 2^(k-2) / (2^k + 2^(k-2)) = 20%. From 65 to 128 bytes the step of 16
+ * wastes at most 15/80 < 19%. Every class is a multiple of 16, so every object
+ * is 16-byte aligned; a class that is a power of two up to 4096 gives objects
+ * aligned to their size (slabs start on a page boundary).
+ *
+ * Slab order: the smallest order (<= SLAB_MAX_ORDER) whose tail waste, the
+ * bytes left after the last whole object, is under 1/8 of the slab.
+ *
+ * Free-time check without division: with size = odd << shift, inv the inverse
+ * of odd modulo 2^64, an offset off is a multiple of size exactly when
+ * rotr(off * inv, shift) is at most (2^64-1)/size, and then it equals
+ * off / size. Comparing it with nobjs checks "object start inside the slab"
+ * in one compare.
+ */
+#ifndef BSL_SIZECLASS_H
+#define BSL_SIZECLASS_H
+#include "common.h"
+
+#define NCLASSES       36
+#define SLAB_MAX       16384
+#define SMALL_LOOKUP   1024          /* sizes up to this use one table load */
+#define SLAB_MAX_ORDER 5
+
+struct class_info {
+	uint32_t size;        /* object bytes */
+	uint8_t  order;       /* slab order */
+	uint8_t  shift;       /* trailing zero bits of size */
+	uint16_t nobjs;       /* objects per slab */
+	uint64_t inv;         /* inverse of (size >> shift) modulo 2^64 */
+	uint32_t tcache_max;  /* objects a thread may cache */
+	uint32_t pad;
+};
+
+extern struct class_info class_info[NCLASSES + 1];
+extern uint8_t small_class[SMALL_LOOKUP / 16 + 1];   /* by (n + 15) >> 4 */
+
+void sizeclass_init(void);
+
+static inline unsigned size_to_class(size_t n)
+{
+	if (n <= SMALL_LOOKUP)
+		return small_class[(n + 15) >> 4];
+	unsigned k = 63 - (unsigned)__builtin_clzl(n - 1);      /* 2^k < n <= 2^(k+1) */
+	return 9 + 4 * (k - 7) + (unsigned)((n - 1 - ((size_t)1 << k)) >> (k - 2));
+}
+
+/* Object index of byte offset off in a slab of class c, or >= nobjs when off
+ * is not the start of an object. */
+static inline size_t class_obj_index(const struct class_info *ci, size_t off)
+{
+	uint64_t x = off * ci->inv;
+	return ci->shift ? (x >> ci->shift) | (x << (64 - ci->shift)) : x;
+}
+
+/* Mimic the kernel's names: kmalloc-16, kmalloc-192, kmalloc-8k. */
+void class_name(unsigned class_idx, char *buf, size_t len);
+#endif

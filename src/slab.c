@@ -1,0 +1,182 @@
+#define _GNU_SOURCE
+/*
+ * slab.c - carve buddy blocks into objects of one size class.
+ *
+ * A slab is a 2^order-page buddy block. Every page's descriptor has kind
+ * PD_SLAB, the class and its distance to the head page; the head descriptor
+ * holds the slab's state:
+ *   freelist   objects freed back to the slab (linked through their first word)
+ *   fresh      index of the first object never handed out (bump allocation,
+ *              so a new slab is not written to before it is used)
+ *   inuse      objects out of the slab (in the program or a thread cache)
+ * Invariant: inuse + (objects on freelist) + (nobjs - fresh) == nobjs; a slab
+ * is on its cpu's partial list exactly when inuse < nobjs (PDF_PARTIAL).
+ *
+ * Lock order: a slab cpu lock, then (to get or free pages) a zone lock.
+ * Never two slab cpu locks at once.
+ */
+#include "slab.h"
+#include "buddy.h"
+#include <sched.h>
+
+struct slab_cpu slab_cpus[MAX_CPUS];
+
+static void partial_add_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c)
+{
+	s->flags |= PDF_PARTIAL;
+	s->prev = NULL;
+	s->next = sc->partial[c];
+	if (s->next)
+		s->next->prev = s;
+	sc->partial[c] = s;
+}
+
+static void partial_del_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		sc->partial[c] = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->next = s->prev = NULL;
+	s->flags &= (uint8_t)~PDF_PARTIAL;
+}
+
+static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
+{
+	lock_assert_held(&sc->lock);
+	const struct class_info *ci = &class_info[c];
+	bool dirty;
+	struct page_desc *s = buddy_alloc(&zones[sc - slab_cpus], ci->order, &dirty);
+	if (!s)
+		return NULL;
+	size_t npages = (size_t)1 << ci->order;
+	for (size_t i = 0; i < npages; i++) {
+		s[i].kind = PD_SLAB;
+		s[i].class_idx = (uint8_t)c;
+		s[i].head_off = (uint32_t)i;
+	}
+	s->order = ci->order;
+	s->npages = (uint32_t)npages;
+	s->nobjs = ci->nobjs;
+	s->fresh = 0;
+	s->inuse = 0;
+	s->freelist = NULL;
+	s->slab_cpu = (uint16_t)(sc - slab_cpus);
+	sc->nslabs[c]++;
+	sc->nempty[c]++;
+	partial_add_locked(sc, s, c);
+	return s;
+}
+
+static void slab_release_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c)
+{
+	lock_assert_held(&sc->lock);
+	partial_del_locked(sc, s, c);
+	sc->nslabs[c]--;
+	sc->nempty[c]--;
+	unsigned order = s->order;
+	for (size_t i = 0, n = s->npages; i < n; i++) {
+		s[i].kind = PD_NONE;
+		s[i].class_idx = 0;
+		s[i].head_off = 0;
+	}
+	s->npages = 0;
+	buddy_free(s, order);
+}
+
+unsigned slab_alloc_bulk(unsigned c, void **objs, unsigned n)
+{
+	int cpu = sched_getcpu();
+	struct slab_cpu *sc = &slab_cpus[cpu < 0 ? 0 : (unsigned)cpu % MAX_CPUS];
+	const struct class_info *ci = &class_info[c];
+	unsigned got = 0;
+	lock_acquire(&sc->lock);
+	while (got < n) {
+		struct page_desc *s = sc->partial[c];
+		if (!s && !(s = slab_new_locked(sc, c)))
+			break;
+		if (s->inuse == 0)
+			sc->nempty[c]--;
+		char *base = desc_addr(s);
+		while (got < n && s->freelist) {
+			void *p = s->freelist;
+			s->freelist = *(void **)p;
+			objs[got++] = p;
+			s->inuse++;
+		}
+		while (got < n && s->fresh < s->nobjs) {
+			objs[got++] = base + (size_t)s->fresh++ * ci->size;
+			s->inuse++;
+		}
+		if (s->inuse == s->nobjs)
+			partial_del_locked(sc, s, c);
+	}
+	sc->nobjs_out[c] += got;
+	sc->nalloc[c]++;
+	if (BSL_DEBUG)
+		slab_check(sc);
+	lock_release(&sc->lock);
+	return got;
+}
+
+void slab_free_bulk(void *const *objs, unsigned n)
+{
+	struct slab_cpu *held = NULL;
+	for (unsigned i = 0; i < n; i++) {
+		void *p = objs[i];
+		struct page_desc *s = slab_head(arena_desc_of(p));
+		struct slab_cpu *sc = &slab_cpus[s->slab_cpu];
+		if (sc != held) {
+			if (held)
+				lock_release(&held->lock);
+			lock_acquire(&sc->lock);
+			held = sc;
+		}
+		unsigned c = s->class_idx;
+		ASSERT(s->kind == PD_SLAB && s->inuse > 0);
+		*(void **)p = s->freelist;
+		s->freelist = p;
+		sc->nobjs_out[c]--;
+		if (!(s->flags & PDF_PARTIAL))
+			partial_add_locked(sc, s, c);
+		if (--s->inuse == 0 && ++sc->nempty[c] > 1)
+			slab_release_locked(sc, s, c);   /* keep one empty slab in reserve */
+	}
+	if (held) {
+		if (BSL_DEBUG)
+			slab_check(held);
+		lock_release(&held->lock);
+	}
+}
+
+void slab_check(struct slab_cpu *sc)
+{
+	for (unsigned c = 1; c <= NCLASSES; c++) {
+		uint32_t empty = 0;
+		for (struct page_desc *s = sc->partial[c]; s; s = s->next) {
+			CHECK(s->kind == PD_SLAB && s->class_idx == c && s->head_off == 0);
+			CHECK(s->flags & PDF_PARTIAL);
+			CHECK(s->inuse < s->nobjs);
+			size_t nfree = 0;
+			for (void *p = s->freelist; p; p = *(void **)p)
+				CHECK(++nfree <= s->nobjs);
+			CHECK(s->inuse + nfree + (size_t)(s->nobjs - s->fresh) == s->nobjs);
+			empty += s->inuse == 0;
+		}
+		CHECK(empty == sc->nempty[c]);
+	}
+}
+
+void slab_lock_all(void)
+{
+	for (unsigned i = 0; i < MAX_CPUS; i++)
+		lock_acquire(&slab_cpus[i].lock);
+}
+
+void slab_unlock_all(void)
+{
+	for (unsigned i = 0; i < MAX_CPUS; i++)
+		lock_release(&slab_cpus[i].lock);
+}

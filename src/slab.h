@@ -1,0 +1,42 @@
+/*
+ * slab.h - kmalloc-N slab caches, per CPU (SLUB's kmem_cache_cpu, simplified).
+ *
+ * Each CPU has, per class, a list of partial slabs (slabs with free objects)
+ * under that CPU's slab lock. Full slabs are on no list. An object always
+ * returns to the slab it came from, and so to the owning CPU's lists, whichever
+ * thread frees it. A slab whose objects are all free goes back to the buddy
+ * layer, except one per class and CPU kept as a reserve.
+ */
+#ifndef BSL_SLAB_H
+#define BSL_SLAB_H
+#include "sizeclass.h"
+#include "arena.h"
+
+struct slab_cpu {
+	lock_t lock;
+	struct page_desc *partial[NCLASSES + 1];   /* slabs with a free object */
+	uint32_t nempty[NCLASSES + 1];              /* of those, fully free */
+	uint32_t nslabs[NCLASSES + 1];              /* slabs owned */
+	uint64_t nobjs_out[NCLASSES + 1];           /* objects taken out */
+	uint64_t nalloc[NCLASSES + 1];              /* bulk calls served */
+};
+
+extern struct slab_cpu slab_cpus[MAX_CPUS];
+
+/* Take up to n objects of class c for the calling CPU; returns how many (0
+ * only when memory is exhausted). */
+unsigned slab_alloc_bulk(unsigned class_idx, void **objs, unsigned n);
+/* Give objects back to their slabs. Each must be a live object start
+ * (checked by the caller); a double free is detected here. */
+void slab_free_bulk(void *const *objs, unsigned n);
+
+/* The head descriptor of the slab holding the page described by d. */
+static inline struct page_desc *slab_head(struct page_desc *d)
+{
+	return d - d->head_off;
+}
+
+void slab_lock_all(void);
+void slab_unlock_all(void);
+void slab_check(struct slab_cpu *sc);
+#endif

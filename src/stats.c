@@ -1,0 +1,221 @@
+/*
+ * stats.c - see stats.h. Also malloc_trim / mallopt / bsl_purge, which act on
+ * the same state.
+ */
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <stdio.h>
+#include <limits.h>
+#include <errno.h>
+#include "buddyslab.h"
+#include "init.h"
+#include "config.h"
+#include "buddy.h"
+#include "slab.h"
+#include "tcache.h"
+#include "large.h"
+
+EXPORT int bsl_stats(struct bsl_stats *out)
+{
+	struct bsl_stats s = { 0 };
+	size_t slab_obj_bytes = 0, slab_pages = 0;
+	for (unsigned i = 0; i < MAX_CPUS; i++) {
+		struct slab_cpu *sc = &slab_cpus[i];
+		for (unsigned c = 1; c <= NCLASSES; c++) {
+			uint64_t out_objs = __atomic_load_n(&sc->nobjs_out[c], __ATOMIC_RELAXED);
+			slab_obj_bytes += out_objs * class_info[c].size;
+			slab_pages += (size_t)__atomic_load_n(&sc->nslabs[c], __ATOMIC_RELAXED)
+				      << class_info[c].order;
+			s.nmalloc_slab += __atomic_load_n(&sc->nalloc[c], __ATOMIC_RELAXED);
+		}
+	}
+	size_t run_pages = 0, free_pages = 0, dirty_pages = 0;
+	for (unsigned i = 0; i < buddy_nzones(); i++) {
+		struct zone *z = &zones[i];
+		run_pages += __atomic_load_n(&z->run_pages, __ATOMIC_RELAXED);
+		free_pages += __atomic_load_n(&z->free_pages, __ATOMIC_RELAXED);
+		dirty_pages += __atomic_load_n(&z->dirty_pages, __ATOMIC_RELAXED);
+		s.npurge += __atomic_load_n(&z->npurge, __ATOMIC_RELAXED);
+	}
+	size_t large_bytes, large_blocks, tc_bytes, ncaches;
+	large_totals(&large_bytes, &large_blocks);
+	tcache_totals(&tc_bytes, &ncaches);
+	size_t arena_bytes = arena_committed_bytes();
+	s.tcache = tc_bytes;
+	s.allocated = slab_obj_bytes - (tc_bytes < slab_obj_bytes ? tc_bytes : slab_obj_bytes) +
+		      (run_pages << PAGE_SHIFT) + large_bytes;
+	s.active = ((slab_pages + run_pages) << PAGE_SHIFT) + large_bytes;
+	s.mapped = arena_bytes + large_bytes;
+	s.dirty = dirty_pages << PAGE_SHIFT;
+	s.returned = (free_pages - dirty_pages) << PAGE_SHIFT;
+	s.resident = s.mapped - s.returned;
+	s.nmalloc_large = large_blocks;
+	s.nthreads = ncaches;
+	*out = s;
+	return 0;
+}
+
+EXPORT void bsl_buddyinfo(int fd)
+{
+	bsl_printf(fd, "buddyinfo: zone  free blocks of order 0..%u  (pcp, dirty pages, clean pages)\n",
+		   MAX_ORDER);
+	for (unsigned i = 0; i < buddy_nzones(); i++) {
+		struct zone *z = &zones[i];
+		if (!z->chunks)
+			continue;
+		lock_acquire(&z->lock);
+		bsl_printf(fd, "buddyslab zone %3u ", i);
+		for (unsigned o = 0; o <= MAX_ORDER; o++)
+			bsl_printf(fd, "%6zu ", z->nfree[o]);
+		bsl_printf(fd, " pcp %u dirty %zu clean %zu\n", z->pcp_count, z->dirty_pages,
+			   z->free_pages - z->dirty_pages);
+		lock_release(&z->lock);
+	}
+}
+
+EXPORT void bsl_slabinfo(int fd)
+{
+	bsl_printf(fd, "slabinfo: # name  <active_objs> <num_objs> <objsize> <objperslab> "
+		   "<pagesperslab> <slabs>\n");
+	for (unsigned c = 1; c <= NCLASSES; c++) {
+		uint64_t active = 0, slabs = 0;
+		for (unsigned i = 0; i < MAX_CPUS; i++) {
+			active += __atomic_load_n(&slab_cpus[i].nobjs_out[c], __ATOMIC_RELAXED);
+			slabs += __atomic_load_n(&slab_cpus[i].nslabs[c], __ATOMIC_RELAXED);
+		}
+		char name[32];
+		class_name(c, name, sizeof name);
+		const struct class_info *ci = &class_info[c];
+		bsl_printf(fd, "%-16s %10lu %10lu %6u %5u %4u %8lu\n", name, (unsigned long)active,
+			   (unsigned long)(slabs * ci->nobjs), ci->size, ci->nobjs, 1u << ci->order,
+			   (unsigned long)slabs);
+	}
+}
+
+EXPORT void bsl_config_print(int fd)
+{
+	bsl_ensure_init();
+	config_print(fd);
+}
+
+EXPORT const char *bsl_version(void)
+{
+	return "buddyslab 0.1.0";
+}
+
+static void print_stats_line(int fd)
+{
+	struct bsl_stats s;
+	bsl_stats(&s);
+	bsl_printf(fd, "buddyslab stats: allocated %zu active %zu mapped %zu resident %zu "
+		   "dirty %zu returned %zu tcache %zu threads %zu purges %zu\n",
+		   s.allocated, s.active, s.mapped, s.resident, s.dirty, s.returned, s.tcache,
+		   (size_t)s.nthreads, (size_t)s.npurge);
+}
+
+void stats_print_all(int fd)
+{
+	print_stats_line(fd);
+	bsl_buddyinfo(fd);
+	bsl_slabinfo(fd);
+}
+
+EXPORT size_t bsl_purge(void)
+{
+	if (!bsl_ready)
+		return 0;
+	if (tc_self.state == TC_LIVE)
+		tcache_flush(&tc_self);
+	return buddy_purge_all();
+}
+
+/* ------------------------------------------------ glibc's introspection */
+
+EXPORT struct mallinfo2 mallinfo2(void)
+{
+	struct bsl_stats s;
+	bsl_stats(&s);
+	size_t large_bytes, large_blocks;
+	large_totals(&large_bytes, &large_blocks);
+	struct mallinfo2 m = { 0 };
+	m.arena = s.mapped - large_bytes;          /* arena bytes committed */
+	m.ordblks = 0;
+	m.hblks = large_blocks;
+	m.hblkhd = large_bytes;
+	m.uordblks = s.allocated - large_bytes;    /* in use, outside large blocks */
+	m.fordblks = m.arena > m.uordblks ? m.arena - m.uordblks : 0;
+	m.keepcost = s.dirty;
+	return m;
+}
+
+static int clamp_int(size_t v)
+{
+	return v > INT_MAX ? INT_MAX : (int)v;
+}
+
+EXPORT struct mallinfo mallinfo(void)
+{
+	struct mallinfo2 m2 = mallinfo2();
+	struct mallinfo m = { 0 };
+	m.arena = clamp_int(m2.arena);
+	m.hblks = clamp_int(m2.hblks);
+	m.hblkhd = clamp_int(m2.hblkhd);
+	m.uordblks = clamp_int(m2.uordblks);
+	m.fordblks = clamp_int(m2.fordblks);
+	m.keepcost = clamp_int(m2.keepcost);
+	return m;
+}
+
+EXPORT void malloc_stats(void)
+{
+	struct bsl_stats s;
+	bsl_stats(&s);
+	bsl_printf(2, "Arena 0:\nsystem bytes     = %10zu\nin use bytes     = %10zu\n"
+		   "Total (incl. mmap):\nsystem bytes     = %10zu\nin use bytes     = %10zu\n",
+		   s.mapped, s.allocated, s.mapped, s.allocated);
+	print_stats_line(2);
+}
+
+EXPORT int malloc_info(int options, FILE *fp)
+{
+	if (options != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	struct bsl_stats s;
+	bsl_stats(&s);
+	fprintf(fp, "<malloc version=\"buddyslab-1\">\n");
+	for (unsigned c = 1; c <= NCLASSES; c++) {
+		uint64_t active = 0;
+		for (unsigned i = 0; i < MAX_CPUS; i++)
+			active += __atomic_load_n(&slab_cpus[i].nobjs_out[c], __ATOMIC_RELAXED);
+		if (active)
+			fprintf(fp, "<size from=\"%u\" to=\"%u\" active=\"%lu\"/>\n",
+				c > 1 ? class_info[c - 1].size + 1 : 1, class_info[c].size,
+				(unsigned long)active);
+	}
+	fprintf(fp, "<total type=\"mmap\" size=\"%zu\"/>\n<system type=\"current\" size=\"%zu\"/>\n"
+		"<aspace type=\"total\" size=\"%zu\"/>\n<inuse size=\"%zu\"/>\n</malloc>\n",
+		s.mapped - arena_committed_bytes(), s.mapped, s.mapped, s.allocated);
+	return 0;
+}
+
+EXPORT int malloc_trim(size_t pad)
+{
+	return bsl_purge() > 0;
+}
+
+EXPORT int mallopt(int param, int value)
+{
+	bsl_ensure_init();
+	switch (param) {
+	case M_MMAP_THRESHOLD:
+		if (value < 0)
+			return 0;
+		opt.mmap_threshold = (size_t)value < SLAB_MAX ? SLAB_MAX :
+				     (size_t)value > CHUNK_SIZE ? CHUNK_SIZE : (size_t)value;
+		return 1;
+	default:    /* M_TRIM_THRESHOLD, M_ARENA_MAX, M_TOP_PAD, ...: accepted, ignored */
+		return 1;
+	}
+}

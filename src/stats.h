@@ -1,0 +1,10 @@
+/*
+ * stats.h - the views: bsl_stats, buddyinfo, slabinfo, and glibc's formats
+ * (mallinfo2, malloc_stats, malloc_info). Figures are folded from the
+ * per-zone, per-CPU and per-thread counters when read, so keeping them costs
+ * the fast paths nothing; they are exact only while no thread allocates.
+ */
+#ifndef BSL_STATS_H
+#define BSL_STATS_H
+void stats_print_all(int fd);
+#endif
