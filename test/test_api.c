@@ -613,7 +613,9 @@ static void mallinfo2_tracks_usage(void)
 	fprintf(stderr, "  (info) uordblks %zu -> %zu -> %zu, arena %zu -> %zu -> %zu\n",
 		m0.uordblks, m1.uordblks, m2.uordblks, m0.arena, m1.arena, m2.arena);
 	CHECK(m1.uordblks >= m0.uordblks + (size_t)N * SZ);
-	CHECK(m1.arena >= m0.arena + (size_t)N * SZ);
+	/* arena (bytes taken from the OS for the heap) need not grow when the
+	 * allocator already holds enough free memory, but it covers what is in use */
+	CHECK(m1.arena >= (size_t)N * SZ);
 	CHECK(m1.arena >= m1.uordblks);
 	CHECK(m2.uordblks + (size_t)N * SZ * 9 / 10 <= m1.uordblks);
 	/* mallinfo() (deprecated, int fields) must at least not crash */
