@@ -69,6 +69,7 @@ struct page_desc *arena_chunk_alloc(uint16_t zone)
 	}
 	first = d;
 	__atomic_store_n(&a->nchunks, a->nchunks + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&a->limit, a->nchunks * CHUNK_SIZE, __ATOMIC_RELEASE);
 out:
 	lock_release(&arena_lock);
 	return first;

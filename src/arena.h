@@ -19,14 +19,15 @@
 #ifndef BSL_ARENA_H
 #define BSL_ARENA_H
 #include "common.h"
+#pragma GCC visibility push(hidden)
 
 #define MAX_ARENAS 64
 
 enum page_kind {
-	PD_NONE = 0,   /* inside a block whose head describes it (head_off > 0) or unused */
+	PD_NONE = 0,   /* inside a block whose head describes it, or unused */
 	PD_FREE,       /* head of a free buddy block of `order` */
 	PD_PCP,        /* an order-0 page parked in a zone's pcp cache */
-	PD_SLAB,       /* a page of a slab (every page carries class_idx, head_off) */
+	PD_SLAB,       /* a page of a slab (every page carries class_idx, off_bytes) */
 	PD_RUN,        /* head of a page run of `npages` handed to the program */
 };
 
@@ -42,7 +43,7 @@ struct page_desc {
 	uint16_t zone;        /* zone owning this page's chunk; set once per chunk */
 	uint8_t  arena;       /* index of the arena holding this page; set once */
 	uint8_t  pad;
-	uint32_t head_off;    /* pages back to the head of the slab/run holding it */
+	uint32_t off_bytes;   /* PD_SLAB: bytes from the slab's first page to this one */
 	uint32_t npages;      /* PD_RUN head: length; PD_SLAB head: pages in slab */
 	uint16_t inuse;       /* slab head: objects taken out (under slab lock) */
 	uint16_t nobjs;       /* slab head: objects in the slab */
@@ -57,6 +58,7 @@ struct arena {
 	struct page_desc *desc;/* npages descriptors */
 	size_t  npages;        /* pages reserved */
 	size_t  nchunks;       /* chunks committed so far (the break), under arena_lock */
+	size_t  limit;         /* nchunks * CHUNK_SIZE: bytes valid from base (release) */
 };
 
 extern struct arena arenas[MAX_ARENAS];
@@ -74,7 +76,7 @@ static inline struct page_desc *arena_desc_of(const void *p)
 	for (unsigned i = 0; i < n; i++) {
 		struct arena *a = &arenas[i];
 		size_t off = (size_t)((const char *)p - a->base);
-		if (off < (__atomic_load_n(&a->nchunks, __ATOMIC_ACQUIRE) * CHUNK_SIZE))
+		if (off < __atomic_load_n(&a->limit, __ATOMIC_ACQUIRE))
 			return &a->desc[off >> PAGE_SHIFT];
 	}
 	return NULL;
@@ -93,4 +95,5 @@ void arena_lock_all(void);     /* fork: prepare */
 void arena_unlock_all(void);   /* fork: parent and child */
 size_t arena_committed_bytes(void);
 void arena_thp_advise(int mode);   /* 1 = hugepage, 0 = nohugepage, -1 = leave */
+#pragma GCC visibility pop
 #endif

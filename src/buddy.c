@@ -275,6 +275,13 @@ void buddy_free_pages(struct page_desc *head, size_t npages)
 	lock_release(&z->lock);
 }
 
+void buddy_drain_pcp(struct zone *z)
+{
+	lock_acquire(&z->lock);
+	pcp_drain_locked(z, PCP_HIGH);
+	lock_release(&z->lock);
+}
+
 static size_t purge_zone(struct zone *z)
 {
 	size_t nbytes = 0;
@@ -312,23 +319,23 @@ void buddy_check(struct zone *z)
 		size_t n = 0;
 		for (struct page_desc *d = z->free_list[o]; d; d = d->next, n++) {
 			size_t idx = desc_index(d);
-			CHECK(d->kind == PD_FREE && d->order == o && d->zone == z->id);
-			CHECK((idx & (((size_t)1 << o) - 1)) == 0);
-			CHECK(!d->next || d->next->prev == d);
+			VERIFY(d->kind == PD_FREE && d->order == o && d->zone == z->id);
+			VERIFY((idx & (((size_t)1 << o) - 1)) == 0);
+			VERIFY(!d->next || d->next->prev == d);
 			if (o < MAX_ORDER) {  /* the buddy is never free at the same order */
 				struct page_desc *b = page_at(d, idx ^ ((size_t)1 << o));
-				CHECK(!(b->kind == PD_FREE && b->order == o));
+				VERIFY(!(b->kind == PD_FREE && b->order == o));
 			}
 			free_pages += (size_t)1 << o;
 			if (d->flags & PDF_DIRTY)
 				dirty += (size_t)1 << o;
 		}
-		CHECK(n == z->nfree[o]);
+		VERIFY(n == z->nfree[o]);
 	}
 	for (unsigned i = 0; i < z->pcp_count; i++)
-		CHECK(z->pcp[i]->kind == PD_PCP);
-	CHECK(free_pages == z->free_pages);
-	CHECK(dirty == z->dirty_pages);
+		VERIFY(z->pcp[i]->kind == PD_PCP);
+	VERIFY(free_pages == z->free_pages);
+	VERIFY(dirty == z->dirty_pages);
 }
 
 void buddy_lock_all(void)

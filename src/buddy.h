@@ -8,6 +8,7 @@
 #ifndef BSL_BUDDY_H
 #define BSL_BUDDY_H
 #include "arena.h"
+#pragma GCC visibility push(hidden)
 
 #define PCP_HIGH  64   /* order-0 pages a zone keeps unmerged */
 #define PCP_BATCH 32   /* pages moved between pcp and free lists at once */
@@ -48,6 +49,9 @@ struct page_desc *buddy_alloc_pages(struct zone *z, size_t npages, size_t align_
 /* Free npages starting at head (any page-aligned range of one chunk). */
 void buddy_free_pages(struct page_desc *head, size_t npages);
 
+/* Move z's pcp pages back onto the free lists (merging them). */
+void buddy_drain_pcp(struct zone *z);
+
 /* Return every dirty free page of every zone to the OS. Returns bytes. */
 size_t buddy_purge_all(void);
 
@@ -57,4 +61,5 @@ void buddy_check(struct zone *z);
 void buddy_lock_all(void);
 void buddy_unlock_all(void);
 unsigned buddy_nzones(void);    /* zones that were ever used: [0, n) */
+#pragma GCC visibility pop
 #endif

@@ -11,7 +11,7 @@
  *   run       a block of an exact page count (> slab max), cut from a buddy block.
  *   large     a block above mmap_threshold, mapped straight from the OS.
  *
- * ASSERT(x) is checked in debug builds (BSL_DEBUG=1) only; CHECK(x) always.
+ * ASSERT(x) is checked in debug builds (BSL_DEBUG=1) only; VERIFY(x) always.
  * Switches are 0/1 constants tested with `if`, so both branches compile.
  */
 #ifndef BSL_COMMON_H
@@ -21,6 +21,11 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include <pthread.h>
+
+/* Everything declared from here on is internal to the library: calls and
+ * data references go direct, not through the GOT. Exported functions say
+ * EXPORT (default visibility) on their definition. */
+#pragma GCC visibility push(hidden)
 
 #ifndef BSL_DEBUG
 #define BSL_DEBUG 0
@@ -53,7 +58,7 @@ void bsl_warn(const char *msg, const char *detail);
 
 #define ASSERT(x) do { if (BSL_DEBUG && unlikely(!(x))) \
 	bsl_fatal("assertion failed: " #x " at " __FILE__, NULL); } while (0)
-#define CHECK(x) do { if (unlikely(!(x))) \
+#define VERIFY(x) do { if (unlikely(!(x))) \
 	bsl_fatal("internal check failed: " #x " at " __FILE__, NULL); } while (0)
 
 /* Locks: pthread mutexes (futex based, fork-friendly, no allocation).
@@ -69,4 +74,5 @@ static inline void lock_assert_held(lock_t *l)
 	(void)l;
 }
 
+#pragma GCC visibility pop
 #endif

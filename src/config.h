@@ -8,6 +8,7 @@
 #ifndef BSL_CONFIG_H
 #define BSL_CONFIG_H
 #include "common.h"
+#pragma GCC visibility push(hidden)
 
 struct bsl_options {
 	size_t mmap_threshold;  /* bytes; larger requests are mmap'd (SLAB_MAX..4 MiB) */
@@ -20,4 +21,5 @@ extern struct bsl_options opt;
 
 void config_init(void);        /* parse the environment once */
 void config_print(int fd);
+#pragma GCC visibility pop
 #endif

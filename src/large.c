@@ -165,7 +165,7 @@ void *large_realloc(void *p, size_t nbytes)
 		errno = ENOMEM;
 		return NULL;
 	}
-	CHECK(record(q, len, true));
+	VERIFY(record(q, len, true));
 	return q;
 }
 

@@ -8,6 +8,7 @@
 #ifndef BSL_LARGE_H
 #define BSL_LARGE_H
 #include "common.h"
+#pragma GCC visibility push(hidden)
 
 void *large_alloc(size_t nbytes, size_t align_bytes);
 /* Size of the mapping when p is a live large block, else 0. */
@@ -19,4 +20,5 @@ void *large_realloc(void *p, size_t nbytes);
 void large_totals(size_t *nbytes, size_t *nblocks);
 void large_lock_all(void);
 void large_unlock_all(void);
+#pragma GCC visibility pop
 #endif

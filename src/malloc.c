@@ -44,7 +44,7 @@ static bool block_lookup(const void *p, struct block *b)
 	if (d) {
 		unsigned c = d->class_idx;
 		if (d->kind == PD_SLAB && c) {
-			size_t off = ((uintptr_t)p & (PAGE_SIZE - 1)) + ((size_t)d->head_off << PAGE_SHIFT);
+			size_t off = ((uintptr_t)p & (PAGE_SIZE - 1)) + d->off_bytes;
 			if (class_obj_index(&class_info[c], off) >= class_info[c].nobjs)
 				return false;
 			*b = (struct block){ TIER_SLAB, class_info[c].size, d, c };
@@ -178,19 +178,18 @@ EXPORT void free(void *p)
 {
 	struct arena *a = &arenas[0];
 	size_t off = (size_t)((char *)p - a->base);
-	if (likely(off < (a->nchunks << (MAX_ORDER + PAGE_SHIFT)))) {
+	if (likely(off < a->limit)) {
+		/* class 0 (not a slab page) has nobjs 0, so it fails the index test */
 		struct page_desc *d = &a->desc[off >> PAGE_SHIFT];
 		unsigned c = d->class_idx;
-		if (likely(c)) {
-			const struct class_info *ci = &class_info[c];
-			size_t obj_off = (off & (PAGE_SIZE - 1)) + ((size_t)d->head_off << PAGE_SHIFT);
-			struct tcache_bin *b = &tc_self.bins[c];
-			if (likely(class_obj_index(ci, obj_off) < ci->nobjs && b->count < b->max)) {
-				*(void **)p = b->head;
-				b->head = p;
-				b->count++;
-				return;
-			}
+		const struct class_info *ci = &class_info[c];
+		size_t obj_off = (off & (PAGE_SIZE - 1)) + d->off_bytes;
+		struct tcache_bin *b = &tc_self.bins[c];
+		if (likely(class_obj_index(ci, obj_off) < ci->nobjs && b->count < b->max)) {
+			*(void **)p = b->head;
+			b->head = p;
+			b->count++;
+			return;
 		}
 	}
 	free_slow(p, "free");

@@ -11,6 +11,7 @@
 #ifndef BSL_OS_H
 #define BSL_OS_H
 #include "common.h"
+#pragma GCC visibility push(hidden)
 
 enum os_op { OS_MMAP, OS_MPROTECT, OS_MADVISE, OS_MREMAP, OS_NOPS };
 
@@ -33,4 +34,5 @@ void os_hugepage_advise(void *addr, size_t nbytes, bool huge);
 /* Test hook: the nth next call of op fails (1 = the next one), and every call
  * after it while persist is true. n = 0 disarms. */
 void os_fail_at(enum os_op op, long n, bool persist);
+#pragma GCC visibility pop
 #endif

@@ -7,6 +7,7 @@
 #ifndef BSL_RUN_H
 #define BSL_RUN_H
 #include "arena.h"
+#pragma GCC visibility push(hidden)
 
 /* A run of at least nbytes aligned to align_bytes (<= CHUNK_SIZE). *dirty
  * is false when every page is known to be zero. */
@@ -18,4 +19,5 @@ static inline size_t run_usable(const struct page_desc *head)
 {
 	return (size_t)head->npages << PAGE_SHIFT;
 }
+#pragma GCC visibility pop
 #endif

@@ -4,6 +4,7 @@
 #include "sizeclass.h"
 
 struct class_info class_info[NCLASSES + 1];
+uint32_t class_tcache_max[NCLASSES + 1];
 uint8_t small_class[SMALL_LOOKUP / 16 + 1];
 
 static uint64_t inverse_mod_2_64(uint64_t odd)
@@ -52,7 +53,7 @@ void sizeclass_init(void)
 		}
 		ci->order = (uint8_t)order;
 		ci->nobjs = (uint16_t)((PAGE_SIZE << order) / ci->size);
-		ci->tcache_max = tcache_max_for(ci->size);
+		class_tcache_max[c] = tcache_max_for(ci->size);
 	}
 	small_class[0] = 1;
 	for (unsigned i = 1; i <= SMALL_LOOKUP / 16; i++)

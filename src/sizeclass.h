@@ -23,23 +23,26 @@
 #ifndef BSL_SIZECLASS_H
 #define BSL_SIZECLASS_H
 #include "common.h"
+#pragma GCC visibility push(hidden)
 
 #define NCLASSES       36
 #define SLAB_MAX       16384
 #define SMALL_LOOKUP   1024          /* sizes up to this use one table load */
 #define SLAB_MAX_ORDER 5
 
+/* 16 bytes, so the free fast path indexes it with one shift. Entry 0 (not a
+ * slab) has nobjs 0: every offset fails the object-index test. */
 struct class_info {
-	uint32_t size;        /* object bytes */
-	uint8_t  order;       /* slab order */
-	uint8_t  shift;       /* trailing zero bits of size */
-	uint16_t nobjs;       /* objects per slab */
 	uint64_t inv;         /* inverse of (size >> shift) modulo 2^64 */
-	uint32_t tcache_max;  /* objects a thread may cache */
-	uint32_t pad;
+	uint32_t size;        /* object bytes */
+	uint16_t nobjs;       /* objects per slab */
+	uint8_t  shift;       /* trailing zero bits of size */
+	uint8_t  order;       /* slab order */
 };
+_Static_assert(sizeof(struct class_info) == 16, "class_info is 16 bytes");
 
 extern struct class_info class_info[NCLASSES + 1];
+extern uint32_t class_tcache_max[NCLASSES + 1];   /* objects a thread may cache */
 extern uint8_t small_class[SMALL_LOOKUP / 16 + 1];   /* by (n + 15) >> 4 */
 
 void sizeclass_init(void);
@@ -62,4 +65,5 @@ static inline size_t class_obj_index(const struct class_info *ci, size_t off)
 
 /* Mimic the kernel's names: kmalloc-16, kmalloc-192, kmalloc-8k. */
 void class_name(unsigned class_idx, char *buf, size_t len);
+#pragma GCC visibility pop
 #endif

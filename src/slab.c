@@ -55,7 +55,7 @@ static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 	for (size_t i = 0; i < npages; i++) {
 		s[i].kind = PD_SLAB;
 		s[i].class_idx = (uint8_t)c;
-		s[i].head_off = (uint32_t)i;
+		s[i].off_bytes = (uint32_t)(i << PAGE_SHIFT);
 	}
 	s->order = ci->order;
 	s->npages = (uint32_t)npages;
@@ -80,7 +80,7 @@ static void slab_release_locked(struct slab_cpu *sc, struct page_desc *s, unsign
 	for (size_t i = 0, n = s->npages; i < n; i++) {
 		s[i].kind = PD_NONE;
 		s[i].class_idx = 0;
-		s[i].head_off = 0;
+		s[i].off_bytes = 0;
 	}
 	s->npages = 0;
 	buddy_free(s, order);
@@ -156,16 +156,16 @@ void slab_check(struct slab_cpu *sc)
 	for (unsigned c = 1; c <= NCLASSES; c++) {
 		uint32_t empty = 0;
 		for (struct page_desc *s = sc->partial[c]; s; s = s->next) {
-			CHECK(s->kind == PD_SLAB && s->class_idx == c && s->head_off == 0);
-			CHECK(s->flags & PDF_PARTIAL);
-			CHECK(s->inuse < s->nobjs);
+			VERIFY(s->kind == PD_SLAB && s->class_idx == c && s->off_bytes == 0);
+			VERIFY(s->flags & PDF_PARTIAL);
+			VERIFY(s->inuse < s->nobjs);
 			size_t nfree = 0;
 			for (void *p = s->freelist; p; p = *(void **)p)
-				CHECK(++nfree <= s->nobjs);
-			CHECK(s->inuse + nfree + (size_t)(s->nobjs - s->fresh) == s->nobjs);
+				VERIFY(++nfree <= s->nobjs);
+			VERIFY(s->inuse + nfree + (size_t)(s->nobjs - s->fresh) == s->nobjs);
 			empty += s->inuse == 0;
 		}
-		CHECK(empty == sc->nempty[c]);
+		VERIFY(empty == sc->nempty[c]);
 	}
 }
 

@@ -11,6 +11,7 @@
 #define BSL_SLAB_H
 #include "sizeclass.h"
 #include "arena.h"
+#pragma GCC visibility push(hidden)
 
 struct slab_cpu {
 	lock_t lock;
@@ -33,10 +34,11 @@ void slab_free_bulk(void *const *objs, unsigned n);
 /* The head descriptor of the slab holding the page described by d. */
 static inline struct page_desc *slab_head(struct page_desc *d)
 {
-	return d - d->head_off;
+	return d - (d->off_bytes >> PAGE_SHIFT);
 }
 
 void slab_lock_all(void);
 void slab_unlock_all(void);
 void slab_check(struct slab_cpu *sc);
+#pragma GCC visibility pop
 #endif

@@ -6,5 +6,7 @@
  */
 #ifndef BSL_STATS_H
 #define BSL_STATS_H
+#pragma GCC visibility push(hidden)
 void stats_print_all(int fd);
+#pragma GCC visibility pop
 #endif

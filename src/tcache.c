@@ -43,7 +43,7 @@ void tcache_global_init(void)
 static void tcache_start(struct tcache *tc)
 {
 	for (unsigned c = 1; c <= NCLASSES; c++)
-		tc->bins[c].max = class_info[c].tcache_max;
+		tc->bins[c].max = class_tcache_max[c];
 	lock_acquire(&registry_lock);
 	tc->prev = NULL;
 	tc->next = registry;

@@ -2,7 +2,7 @@
  * tcache.h - the per-thread cache in front of the slabs.
  *
  * One bin per size class: a LIFO list of free objects linked through their
- * first word, with a count and a bound (class_info.tcache_max). Only the
+ * first word, with a count and a bound (class_tcache_max). Only the
  * owning thread touches its bins, so the fast paths in malloc.c need no lock
  * and no atomic. Bins start with max = 0 and head = NULL, so the first malloc
  * and the first free of a thread fall to the slow path, which sets the cache
@@ -13,6 +13,7 @@
 #ifndef BSL_TCACHE_H
 #define BSL_TCACHE_H
 #include "sizeclass.h"
+#pragma GCC visibility push(hidden)
 
 struct tcache_bin {
 	void    *head;
@@ -39,4 +40,5 @@ void tcache_totals(size_t *nbytes, size_t *ncaches);
 void tcache_lock_all(void);
 void tcache_unlock_all(void);
 void tcache_after_fork_child(void);
+#pragma GCC visibility pop
 #endif
