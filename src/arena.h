@@ -27,7 +27,7 @@ enum page_kind {
 	PD_NONE = 0,   /* inside a block whose head describes it, or unused */
 	PD_FREE,       /* head of a free buddy block of `order` */
 	PD_PCP,        /* an order-0 page parked in a zone's pcp cache */
-	PD_SLAB,       /* a page of a slab (every page carries class_idx, off_bytes) */
+	PD_SLAB,       /* a page of a slab (every page carries class_idx, slab_base) */
 	PD_RUN,        /* head of a page run of `npages` handed to the program */
 };
 
@@ -43,12 +43,16 @@ struct page_desc {
 	uint16_t zone;        /* zone owning this page's chunk; set once per chunk */
 	uint8_t  arena;       /* index of the arena holding this page; set once */
 	uint8_t  pad;
-	uint32_t off_bytes;   /* PD_SLAB: bytes from the slab's first page to this one */
-	uint32_t npages;      /* PD_RUN head: length; PD_SLAB head: pages in slab */
-	uint16_t inuse;       /* slab head: objects taken out (under slab lock) */
-	uint16_t nobjs;       /* slab head: objects in the slab */
-	uint16_t fresh;       /* slab head: objects never handed out start here */
-	uint16_t slab_cpu;    /* slab head: the slab cache lists it lives on */
+	uintptr_t slab_base;  /* PD_SLAB, every page: address of the slab's first object */
+	union {
+		uint32_t npages;      /* PD_RUN head: length in pages */
+		struct {
+			uint16_t inuse;   /* slab head: objects taken out (under slab lock) */
+			uint16_t nobjs;   /* slab head: objects in the slab */
+			uint16_t fresh;   /* slab head: objects never handed out start here */
+			uint16_t slab_cpu;/* slab head: the slab cache lists it lives on */
+		};
+	};
 	void    *freelist;    /* slab head: free objects, linked through their first word */
 	struct page_desc *next, *prev;  /* free list (zone lock) or partial list (slab lock) */
 };

@@ -44,7 +44,7 @@ static bool block_lookup(const void *p, struct block *b)
 	if (d) {
 		unsigned c = d->class_idx;
 		if (d->kind == PD_SLAB && c) {
-			size_t off = ((uintptr_t)p & (PAGE_SIZE - 1)) + d->off_bytes;
+			size_t off = (uintptr_t)p - d->slab_base;
 			if (class_obj_index(&class_info[c], off) >= class_info[c].nobjs)
 				return false;
 			*b = (struct block){ TIER_SLAB, class_info[c].size, d, c };
@@ -73,14 +73,8 @@ COLD __attribute__((noreturn)) static void invalid_pointer(const void *p, const 
 
 static void *slab_alloc(unsigned c)
 {
-	struct tcache_bin *b = &tc_self.bins[c];
-	void *p = b->head;
-	if (likely(p)) {
-		b->head = *(void **)p;
-		b->count--;
-		return p;
-	}
-	return tcache_alloc_slow(c);
+	void *p = tcache_pop(&tc_self.bins[c]);
+	return likely(p) ? p : tcache_alloc_slow(c);
 }
 
 /* Allocate n bytes aligned to align (a power of two), zeroed when asked.
@@ -126,13 +120,9 @@ nomem:
 EXPORT void *malloc(size_t n)
 {
 	if (likely(n <= SMALL_LOOKUP)) {
-		struct tcache_bin *b = &tc_self.bins[small_class[(n + 15) >> 4]];
-		void *p = b->head;
-		if (likely(p)) {
-			b->head = *(void **)p;
-			b->count--;
+		void *p = tcache_pop(&tc_self.bins[small_class[(n + 15) >> 4]]);
+		if (likely(p))
 			return p;
-		}
 	}
 	return alloc_slow(n, MIN_ALIGN, false);
 }
@@ -183,12 +173,10 @@ EXPORT void free(void *p)
 		struct page_desc *d = &a->desc[off >> PAGE_SHIFT];
 		unsigned c = d->class_idx;
 		const struct class_info *ci = &class_info[c];
-		size_t obj_off = (off & (PAGE_SIZE - 1)) + d->off_bytes;
+		size_t obj_off = (uintptr_t)p - d->slab_base;
 		struct tcache_bin *b = &tc_self.bins[c];
-		if (likely(class_obj_index(ci, obj_off) < ci->nobjs && b->count < b->max)) {
-			*(void **)p = b->head;
-			b->head = p;
-			b->count++;
+		if (likely(class_obj_index(ci, obj_off) < ci->nobjs && b->room)) {
+			tcache_push(b, p);
 			return;
 		}
 	}

@@ -52,13 +52,13 @@ static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 	if (!s)
 		return NULL;
 	size_t npages = (size_t)1 << ci->order;
+	uintptr_t base = (uintptr_t)desc_addr(s);
 	for (size_t i = 0; i < npages; i++) {
 		s[i].kind = PD_SLAB;
 		s[i].class_idx = (uint8_t)c;
-		s[i].off_bytes = (uint32_t)(i << PAGE_SHIFT);
+		s[i].slab_base = base;
 	}
 	s->order = ci->order;
-	s->npages = (uint32_t)npages;
 	s->nobjs = ci->nobjs;
 	s->fresh = 0;
 	s->inuse = 0;
@@ -77,12 +77,12 @@ static void slab_release_locked(struct slab_cpu *sc, struct page_desc *s, unsign
 	sc->nslabs[c]--;
 	sc->nempty[c]--;
 	unsigned order = s->order;
-	for (size_t i = 0, n = s->npages; i < n; i++) {
+	for (size_t i = 0, n = (size_t)1 << order; i < n; i++) {
 		s[i].kind = PD_NONE;
 		s[i].class_idx = 0;
-		s[i].off_bytes = 0;
+		s[i].slab_base = 0;
 	}
-	s->npages = 0;
+	s->inuse = s->nobjs = s->fresh = s->slab_cpu = 0;
 	buddy_free(s, order);
 }
 
@@ -126,7 +126,7 @@ void slab_free_bulk(void *const *objs, unsigned n)
 	struct slab_cpu *held = NULL;
 	for (unsigned i = 0; i < n; i++) {
 		void *p = objs[i];
-		struct page_desc *s = slab_head(arena_desc_of(p));
+		struct page_desc *s = slab_head(arena_desc_of(p), p);
 		struct slab_cpu *sc = &slab_cpus[s->slab_cpu];
 		if (sc != held) {
 			if (held)
@@ -156,7 +156,7 @@ void slab_check(struct slab_cpu *sc)
 	for (unsigned c = 1; c <= NCLASSES; c++) {
 		uint32_t empty = 0;
 		for (struct page_desc *s = sc->partial[c]; s; s = s->next) {
-			VERIFY(s->kind == PD_SLAB && s->class_idx == c && s->off_bytes == 0);
+			VERIFY(s->kind == PD_SLAB && s->class_idx == c && s->slab_base == (uintptr_t)desc_addr(s));
 			VERIFY(s->flags & PDF_PARTIAL);
 			VERIFY(s->inuse < s->nobjs);
 			size_t nfree = 0;

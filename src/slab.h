@@ -31,10 +31,10 @@ unsigned slab_alloc_bulk(unsigned class_idx, void **objs, unsigned n);
  * (checked by the caller); a double free is detected here. */
 void slab_free_bulk(void *const *objs, unsigned n);
 
-/* The head descriptor of the slab holding the page described by d. */
-static inline struct page_desc *slab_head(struct page_desc *d)
+/* The head descriptor of the slab holding p, whose page is described by d. */
+static inline struct page_desc *slab_head(struct page_desc *d, const void *p)
 {
-	return d - (d->off_bytes >> PAGE_SHIFT);
+	return d - ((((uintptr_t)p & ~(PAGE_SIZE - 1)) - d->slab_base) >> PAGE_SHIFT);
 }
 
 void slab_lock_all(void);

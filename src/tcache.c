@@ -23,7 +23,7 @@ static void tcache_thread_exit(void *arg)
 	struct tcache *tc = arg;
 	tcache_flush(tc);
 	for (unsigned c = 1; c <= NCLASSES; c++)
-		tc->bins[c].max = 0;        /* later frees take the slow path */
+		tc->bins[c].max = tc->bins[c].room = 0;   /* later frees take the slow path */
 	lock_acquire(&registry_lock);
 	if (tc->prev)
 		tc->prev->next = tc->next;
@@ -43,7 +43,7 @@ void tcache_global_init(void)
 static void tcache_start(struct tcache *tc)
 {
 	for (unsigned c = 1; c <= NCLASSES; c++)
-		tc->bins[c].max = class_tcache_max[c];
+		tc->bins[c].max = tc->bins[c].room = class_tcache_max[c];
 	lock_acquire(&registry_lock);
 	tc->prev = NULL;
 	tc->next = registry;
@@ -70,7 +70,7 @@ void *tcache_alloc_slow(unsigned c)
 		*(void **)objs[i] = b->head;
 		b->head = objs[i];
 	}
-	b->count += got - 1;
+	b->room -= got - 1;
 	return objs[0];
 }
 
@@ -86,7 +86,7 @@ static void bin_flush(struct tcache_bin *b, unsigned n)
 		}
 		if (!k)
 			break;
-		b->count -= k;
+		b->room += k;
 		n -= k;
 		slab_free_bulk(objs, k);
 	}
@@ -102,17 +102,15 @@ void tcache_free_slow(void *p, unsigned c)
 		return;
 	}
 	struct tcache_bin *b = &tc->bins[c];
-	if (b->count >= b->max)
+	if (b->room == 0)
 		bin_flush(b, (b->max + 1) / 2);
-	*(void **)p = b->head;
-	b->head = p;
-	b->count++;
+	tcache_push(b, p);
 }
 
 void tcache_flush(struct tcache *tc)
 {
 	for (unsigned c = 1; c <= NCLASSES; c++)
-		bin_flush(&tc->bins[c], tc->bins[c].count);
+		bin_flush(&tc->bins[c], tc->bins[c].max - tc->bins[c].room);
 }
 
 void tcache_totals(size_t *nbytes, size_t *ncaches)
@@ -121,7 +119,8 @@ void tcache_totals(size_t *nbytes, size_t *ncaches)
 	lock_acquire(&registry_lock);
 	for (struct tcache *tc = registry; tc; tc = tc->next, n++)
 		for (unsigned c = 1; c <= NCLASSES; c++)
-			bytes += (size_t)__atomic_load_n(&tc->bins[c].count, __ATOMIC_RELAXED) *
+			bytes += (size_t)(__atomic_load_n(&tc->bins[c].max, __ATOMIC_RELAXED) -
+					  __atomic_load_n(&tc->bins[c].room, __ATOMIC_RELAXED)) *
 				 class_info[c].size;
 	lock_release(&registry_lock);
 	*nbytes = bytes;
