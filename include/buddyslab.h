@@ -48,7 +48,9 @@ void bsl_config_print(int fd);
 size_t bsl_purge(void);
 
 /* 1 when p is the start of a live block that buddyslab handed out, else 0.
- * Never aborts, whatever p is. */
+ * Never aborts, whatever p is. A diagnostic: it takes locks and walks free
+ * lists. A small block freed by another thread and still parked in that
+ * thread's cache is reported as owned. */
 int bsl_owns(const void *p);
 
 /* "buddyslab X.Y.Z" */

@@ -43,7 +43,7 @@ static struct large_shard *shard_of(uintptr_t a)
 
 static struct large_slot *find_locked(struct large_shard *sh, uintptr_t a)
 {
-	if (!sh->cap)
+	if (!sh->cap || a <= TOMBSTONE)
 		return NULL;
 	for (size_t i = hash_addr(a) & (sh->cap - 1);; i = (i + 1) & (sh->cap - 1)) {
 		if (sh->slots[i].addr == a)

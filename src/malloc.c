@@ -315,10 +315,18 @@ EXPORT size_t malloc_usable_size(void *p)
 	return b.usable;
 }
 
+/* A diagnostic, not a fast path: for a slab object it walks the slab's free
+ * list and the calling thread's cache. An object parked in another thread's
+ * cache still counts as owned (reading that cache would race its owner). */
 EXPORT int bsl_owns(const void *p)
 {
 	struct block b;
-	return p && bsl_ready && block_lookup(p, &b);
+	if (!p || !bsl_ready || !block_lookup(p, &b))
+		return 0;
+	if (b.tier == TIER_SLAB &&
+	    (tcache_holds(p, b.class_idx) || slab_obj_is_free(b.desc, p)))
+		return 0;
+	return 1;
 }
 
 /* The names glibc uses internally and that static links may pull in. */

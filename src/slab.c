@@ -151,6 +151,21 @@ void slab_free_bulk(void *const *objs, unsigned n)
 	}
 }
 
+bool slab_obj_is_free(struct page_desc *d, const void *p)
+{
+	struct page_desc *s = slab_head(d, p);
+	struct slab_cpu *sc = &slab_cpus[s->slab_cpu];
+	const struct class_info *ci = &class_info[d->class_idx];
+	bool is_free = false;
+	lock_acquire(&sc->lock);
+	if (s->kind != PD_SLAB || class_obj_index(ci, (uintptr_t)p - s->slab_base) >= s->fresh)
+		is_free = true;
+	for (void *q = s->freelist; q && !is_free; q = *(void **)q)
+		is_free = q == p;
+	lock_release(&sc->lock);
+	return is_free;
+}
+
 void slab_check(struct slab_cpu *sc)
 {
 	for (unsigned c = 1; c <= NCLASSES; c++) {

@@ -37,6 +37,10 @@ static inline struct page_desc *slab_head(struct page_desc *d, const void *p)
 	return d - ((((uintptr_t)p & ~(PAGE_SIZE - 1)) - d->slab_base) >> PAGE_SHIFT);
 }
 
+/* Diagnostic (bsl_owns): is the object at p, in the slab page d, free in its
+ * slab (never handed out, or on the slab's free list)? Takes the slab lock. */
+bool slab_obj_is_free(struct page_desc *d, const void *p);
+
 void slab_lock_all(void);
 void slab_unlock_all(void);
 void slab_check(struct slab_cpu *sc);

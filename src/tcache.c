@@ -113,6 +113,14 @@ void tcache_flush(struct tcache *tc)
 		bin_flush(&tc->bins[c], tc->bins[c].max - tc->bins[c].room);
 }
 
+bool tcache_holds(const void *p, unsigned c)
+{
+	for (void *q = tc_self.bins[c].head; q; q = *(void **)q)
+		if (q == p)
+			return true;
+	return false;
+}
+
 void tcache_totals(size_t *nbytes, size_t *ncaches)
 {
 	size_t bytes = 0, n = 0;

@@ -55,6 +55,8 @@ void tcache_global_init(void);                   /* once, from bsl_init */
 void *tcache_alloc_slow(unsigned class_idx);     /* bin empty */
 void tcache_free_slow(void *p, unsigned class_idx);  /* bin full or cache not live */
 void tcache_flush(struct tcache *tc);            /* everything back to the slabs */
+/* Diagnostic: is p parked in the calling thread's bin for class c? */
+bool tcache_holds(const void *p, unsigned class_idx);
 /* Sum of cached objects' bytes and the number of live caches. */
 void tcache_totals(size_t *nbytes, size_t *ncaches);
 void tcache_lock_all(void);
