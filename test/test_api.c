@@ -93,6 +93,20 @@ static void alignment_every_size_to_4096(void)
 		keep[n] = malloc(hide(n));
 		check_block(keep[n], n, &bad);
 	}
+	/* the whole usable size of every block is ours: fill them all, then check that
+	 * no fill ran into a neighbour */
+	for (size_t n = 0; n <= 4096; n++)
+		if (keep[n]) memset(keep[n], (int)(n * 7 + 1) & 0xff, malloc_usable_size(keep[n]));
+	for (size_t n = 0; n <= 4096; n++) {
+		unsigned char *b = keep[n];
+		size_t u = b ? malloc_usable_size(b) : 0;
+		for (size_t k = 0; k < u; k++)
+			if (b[k] != ((n * 7 + 1) & 0xff)) {
+				fprintf(stderr, "  block of size %zu (usable %zu): byte %zu overwritten\n", n, u, k);
+				bad++;
+				break;
+			}
+	}
 	for (size_t n = 0; n <= 4096; n++) free(keep[n]);
 	CHECK(bad == 0);
 }
@@ -699,6 +713,224 @@ static void malloc_stats_and_info(void)
 	fclose(f);
 }
 
+/* ---------------------------------------------------------------- bsl_owns / bsl_stats */
+
+static void large_churn(void);
+
+/* bsl_owns: 1 only for the start of a live block; never aborts, whatever p is. */
+static void bsl_owns_contract(void)
+{
+	static const size_t sz[] = { 1, 16, 100, 1000, 4000, 20000, 100000, 200000, 1 << 20, 3 << 20 };
+	for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) {
+		char *p = malloc(sz[i]);
+		REQUIRE(p);
+		memset(p, 1, sz[i]);
+		CHECK(bsl_owns(p) == 1);
+		/* offsets that are not multiples of 16 can never be another block's start
+		 * (every block is 16-aligned), so these must all be 0 */
+		size_t mid = (sz[i] / 2) | 8;
+		if (bsl_owns(p + 1) != 0 || bsl_owns(p + 8) != 0 || (sz[i] > 16 && bsl_owns(p + mid) != 0)) {
+			fprintf(stderr, "  bsl_owns of an interior pointer (+1, +8, +%zu) of a %zu B block != 0\n", mid, sz[i]);
+			t_failed_case = 1;
+		}
+		free(p);
+	}
+	large_churn();      /* removals in the large-block table first */
+	char *m = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	REQUIRE(m != MAP_FAILED);
+	CHECK(bsl_owns(m) == 0);
+	CHECK(bsl_owns(m + 4096 + 16) == 0);
+	munmap(m, 1 << 16);
+	CHECK(bsl_owns(m) == 0);                      /* unmapped now */
+	long on_stack = 0;
+	CHECK(bsl_owns(&on_stack) == 0);
+	CHECK(bsl_owns("literal") == 0);
+	CHECK(bsl_owns(NULL) == 0);
+	CHECK(bsl_owns((void *)1) == 0);
+	CHECK(bsl_owns((void *)4096) == 0);
+	CHECK(bsl_owns((void *)(uintptr_t)0x7ffffffff000ull) == 0);
+	CHECK(bsl_owns((void *)(uintptr_t)0xffff800000000000ull) == 0);
+	CHECK(bsl_owns((void *)UINTPTR_MAX) == 0);
+	CHECK(bsl_owns((void *)(UINTPTR_MAX & ~(uintptr_t)15)) == 0);
+}
+
+/* "1 when p is the start of a live block" (buddyslab.h): a block just freed - even
+ * one parked in the thread cache - is not live, and nothing reused it in between. */
+static void bsl_owns_freed_block(void)
+{
+	static const size_t sz[] = { 1, 16, 100, 1000, 4000, 20000, 100000, 200000, 1 << 20, 3 << 20 };
+	for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) {
+		char *p = malloc(sz[i]);
+		REQUIRE(p);
+		memset(p, 1, sz[i]);
+		REQUIRE(bsl_owns(p) == 1);
+		free(p);
+		if (bsl_owns(launder(p)) != 0) {
+			fprintf(stderr, "  bsl_owns(just-freed %zu B block %p) = 1\n", sz[i], (void *)p);
+			t_failed_case = 1;
+		}
+	}
+}
+
+static size_t allocated_now(void)
+{
+	struct bsl_stats s;
+	bsl_stats(&s);
+	return s.allocated;
+}
+
+/* allocated rises by at least the request and comes back exactly after free,
+ * for every tier and every allocation function (objects parked in the thread
+ * cache are excluded from it, so no slack). */
+static void stats_allocated_exact(void)
+{
+	static const size_t sz[] = { 1, 8, 17, 100, 1000, 4000, 8192, 16384, 20000, 65536, 100000,
+		131072, 200000, 1 << 20, 3 << 20 };
+	int bad = 0;
+	for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) {
+		size_t n = sz[i];
+		for (int how = 0; how < 6; how++) {
+			size_t a = allocated_now();
+			void *p = NULL;
+			switch (how) {
+			case 0: p = malloc(n); break;
+			case 1: p = calloc(1, n); break;
+			case 2: p = memalign(4096, n); break;
+			case 3: p = aligned_alloc(1 << 16, n); break;
+			case 4: p = realloc(NULL, n); break;
+			case 5: if (posix_memalign(&p, 1 << 20, n)) p = NULL; break;
+			}
+			REQUIRE(p);
+			size_t b = allocated_now();
+			free(p);
+			size_t c = allocated_now();
+			if (b < a + n || c != a) {
+				fprintf(stderr, "  size %zu way %d: allocated %zu -> %zu after alloc -> %zu after free\n",
+					n, how, a, b, c);
+				bad++;
+			}
+		}
+		/* realloc chains: grow/shrink/free */
+		size_t a = allocated_now();
+		void *p = malloc(n);
+		REQUIRE(p);
+		p = realloc(p, n * 3 + 5);
+		REQUIRE(p);
+		p = realloc(p, n / 2 + 1);
+		REQUIRE(p);
+		p = realloc(p, n + 70000);
+		REQUIRE(p);
+		size_t b = allocated_now();
+		free(p);
+		size_t c = allocated_now();
+		if (b < a + n + 70000 || c != a) {
+			fprintf(stderr, "  realloc chain from %zu: allocated %zu -> %zu -> %zu\n", n, a, b, c);
+			bad++;
+		}
+	}
+	/* many at once, freed in another order */
+	size_t a = allocated_now();
+	static void *v[5000];
+	for (int i = 0; i < 5000; i++) v[i] = malloc((size_t)(i * 7919) % 70000 + 1);
+	for (int i = 0; i < 5000; i += 2) free(v[i]);
+	for (int i = 4999; i > 0; i -= 2) free(v[i]);
+	CHECK(allocated_now() == a);
+	CHECK(bad == 0);
+}
+
+/* ---------------------------------------------------------------- random ops */
+
+/* Word-wise pattern (fast enough for big blocks): word k of a block with tag t. */
+static uint64_t wpat(size_t k, unsigned t) { return (uint64_t)t * 0x9E3779B97F4A7C15ull + k * 0x100000001B3ull; }
+static void wfill(unsigned char *p, size_t from, size_t n, unsigned t)
+{
+	for (size_t k = from; k < n; k++) {
+		if (k % 8 == 0 && k + 8 <= n) { uint64_t w = wpat(k / 8, t); memcpy(p + k, &w, 8); k += 7; continue; }
+		p[k] = (unsigned char)(wpat(k / 8, t) >> (k % 8 * 8));
+	}
+}
+/* index of the first wrong byte in [0, n), or n */
+static size_t wcheck(const unsigned char *p, size_t n, unsigned t)
+{
+	for (size_t k = 0; k < n; k++) {
+		if (k % 8 == 0 && k + 8 <= n) {
+			uint64_t w;
+			memcpy(&w, p + k, 8);
+			if (w == wpat(k / 8, t)) { k += 7; continue; }
+		}
+		if (p[k] != (unsigned char)(wpat(k / 8, t) >> (k % 8 * 8))) return k;
+	}
+	return n;
+}
+
+/* 150,000 random malloc/calloc/realloc/memalign/free operations over 4,000 slots,
+ * each block filled with a pattern unique to it; any overlap or stray write shows
+ * up as a corrupted block. */
+static void random_ops_no_overlap(void)
+{
+	enum { SLOTS = 4000, OPS = 150000 };
+	static unsigned char *blk[SLOTS];
+	static size_t len[SLOTS];
+	static unsigned tag[SLOTS];
+	uint64_t s = 0x243F6A8885A308D3ull;
+	size_t bad = 0, k;
+	unsigned ntag = 0;
+	for (int op = 0; op < OPS && bad < 5; op++) {
+		s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+		int i = (int)(s % SLOTS);
+		unsigned r = (unsigned)(s >> 32);
+		size_t n;
+		switch (r % 32) {
+		case 0: n = (r >> 5) % 1000000 + 1; break;          /* up to ~1 MB */
+		case 1: case 2: case 3: n = (r >> 5) % 100000 + 1; break;
+		case 4: case 5: case 6: case 7: case 8: case 9: n = (r >> 5) % 8192 + 1; break;
+		default: n = (r >> 5) % 512; break;
+		}
+		if (blk[i]) {
+			/* check the old block */
+			if ((k = wcheck(blk[i], len[i], tag[i])) != len[i]) {
+				fprintf(stderr, "  op %d: block %p (size %zu) byte %zu corrupt\n", op, (void *)blk[i], len[i], k);
+				bad++;
+			}
+			if ((r >> 24) % 3 == 0) {
+				/* realloc keeps the prefix */
+				unsigned char *q = realloc(blk[i], n);
+				if (!q && n) { fprintf(stderr, "  op %d: realloc(%zu) failed\n", op, n); bad++; continue; }
+				size_t keep = len[i] < n ? len[i] : n;
+				if ((k = wcheck(q, keep, tag[i])) != keep) {
+					fprintf(stderr, "  op %d: realloc %zu -> %zu lost byte %zu\n", op, len[i], n, k);
+					bad++;
+				}
+				wfill(q, keep, n, tag[i]);
+				blk[i] = q;
+				len[i] = n;
+				continue;
+			}
+			free(blk[i]);
+			blk[i] = NULL;
+			if ((r >> 24) % 3 == 1) continue;
+		}
+		switch ((r >> 26) % 8) {
+		case 0: blk[i] = calloc(1, n);
+			if (blk[i]) for (k = 0; k < n; k++) if (blk[i][k]) { bad++; fprintf(stderr, "  op %d: calloc(%zu) byte %zu nonzero\n", op, n, k); break; }
+			break;
+		case 1: blk[i] = memalign((size_t)1 << ((r >> 8) % 14), n); break;
+		default: blk[i] = malloc(n); break;
+		}
+		if (!blk[i]) { fprintf(stderr, "  op %d: allocation of %zu failed\n", op, n); bad++; continue; }
+		len[i] = n;
+		tag[i] = ++ntag;
+		wfill(blk[i], 0, n, tag[i]);
+	}
+	for (int i = 0; i < SLOTS; i++) {
+		if (!blk[i]) continue;
+		if (wcheck(blk[i], len[i], tag[i]) != len[i]) bad++;
+		free(blk[i]);
+		blk[i] = NULL;
+	}
+	CHECK(bad == 0);
+}
+
 /* ---------------------------------------------------------------- invalid pointers */
 
 #define FREE_MSG "buddyslab: free(): invalid pointer 0x"
@@ -706,6 +938,19 @@ static void malloc_stats_and_info(void)
 static void do_free(void *p) { free(p); }
 static void do_realloc(void *p) { void *q = realloc(p, 200); (void)q; }
 static void do_realloc_big(void *p) { void *q = realloc(p, 1 << 20); (void)q; }
+
+/* Allocate and free mmap-tier blocks, so whatever table tracks them has seen
+ * removals; 1 MiB-aligned ones too, whose addresses have all-zero low bits (a table
+ * keyed by address then puts them at the slot small addresses map to). */
+static void large_churn(void)
+{
+	void *v[128];
+	for (int i = 0; i < 128; i++) {
+		v[i] = i & 1 ? malloc(300000 + (size_t)i * 4096) : memalign(1 << 20, 300000 + (size_t)i * 4096);
+		if (v[i]) memset(v[i], 1, 64);
+	}
+	for (int i = 0; i < 128; i++) free(v[i]);
+}
 
 /* the pointer is computed in the child, from a selector */
 static void *bad_pointer(int which)
@@ -730,6 +975,12 @@ static void *bad_pointer(int which)
 	case 9: { char *p = malloc(1 << 20); memset(p, 1, 1 << 20); return p + 4096; }
 	case 10: { char *p = malloc(50000); memset(p, 1, 50000); return p + 8192; }
 	case 11: { char *p = malloc(50000); memset(p, 1, 50000); return p + 16; }
+	case 12:        /* (void *)1, after large blocks came and went */
+		large_churn();
+		return (void *)1;
+	case 13:        /* a small odd address, same */
+		large_churn();
+		return (void *)(uintptr_t)0x1011;
 	}
 	return NULL;
 }
@@ -737,7 +988,8 @@ static const char *const bad_names[] = {
 	"stack address", "inside a test mmap page", "start of a test mmap page", "string literal",
 	"static data", "p+1 of live 64 B block", "p+8 of live 64 B block", "p+16 of live 64 B block",
 	"middle of live 1 MiB block", "p+4096 of live 1 MiB block", "p+8192 of live 50000 B block",
-	"p+16 of live 50000 B block",
+	"p+16 of live 50000 B block", "(void *)1 after large blocks were freed",
+	"(void *)0x1011 after large blocks were freed",
 };
 #define NBAD ((int)(sizeof bad_names / sizeof bad_names[0]))
 
@@ -788,6 +1040,10 @@ int main(void)
 	T_RUN(mallinfo2_tracks_usage);
 	T_RUN(trim_mallopt);
 	T_RUN(malloc_stats_and_info);
+	T_RUN(bsl_owns_contract);
+	T_RUN(bsl_owns_freed_block);
+	T_RUN(stats_allocated_exact);
+	T_RUN(random_ops_no_overlap);
 	T_RUN(invalid_free_aborts);
 	T_RUN(invalid_realloc_aborts);
 	return t_done();
