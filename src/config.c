@@ -89,7 +89,7 @@ static void apply(const char *key, size_t klen, const char *val, size_t vlen)
 		const struct option_def *d = &defs[i];
 		if (strlen(d->key) != klen || memcmp(d->key, key, klen) != 0)
 			continue;
-		long v;
+		long v = 0;
 		if (!parse_value(d, val, vlen, &v)) {
 			bsl_warn("BUDDYSLAB_CONF: bad value for", d->key);
 			return;
