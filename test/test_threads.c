@@ -13,6 +13,8 @@
  *  key_destructors: pthread_key destructors (one key created before the thread's
  *    first malloc, one after) free the thread's blocks and allocate new ones after
  *    buddyslab's own per-thread teardown may have run; allocated/nthreads come back.
+ *  key_destructor_last_round_first_malloc: a thread's first malloc happens in the
+ *    last round of key destructors; its cache must still be handed back.
  *
  * Note on exactness: glibc callocs each new thread's DTV and keeps it with the cached
  * stack, so every case first runs a warm-up batch of the same width (small stacks,
@@ -27,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <limits.h>
 #include "buddyslab.h"
 #include "t.h"
 
@@ -456,14 +459,77 @@ static void key_destructors(void)
 	CHECK(stats_back(&before, "key_destructors"));
 }
 
+/* A thread that never allocated sets a key whose destructor re-arms itself until
+ * glibc's last destructor round (PTHREAD_DESTRUCTOR_ITERATIONS = 4), and only then
+ * makes the thread's first malloc/free. No later round follows, so a cache set up
+ * there must still be handed back (glibc's own tcache is, by __libc_thread_freeres);
+ * nthreads and allocated must come back. */
+static pthread_key_t lr_key;
+static int lr_key_ok;
+static void *lr_kept[64];
+static int lr_nkept, lr_rounds_seen;
+
+static void lr_dtor(void *v)
+{
+	int round = (int)(intptr_t)v;
+	__atomic_add_fetch(&lr_rounds_seen, 1, __ATOMIC_RELAXED);
+	if (round < PTHREAD_DESTRUCTOR_ITERATIONS) {
+		pthread_setspecific(lr_key, (void *)(intptr_t)(round + 1));
+		return;
+	}
+	/* the last round: the first allocations of this thread */
+	void *p = malloc(100);
+	if (p) { memset(p, 1, 100); free(p); }
+	void *q = malloc(200);
+	if (q) fill(q, 200);
+	pthread_mutex_lock(&kept_mu);
+	if (lr_nkept < 64) lr_kept[lr_nkept++] = q;
+	else free(q);
+	pthread_mutex_unlock(&kept_mu);
+}
+
+static void *lr_thread(void *arg)
+{
+	pthread_setspecific(lr_key, (void *)(intptr_t)1);   /* not a heap pointer */
+	return arg;
+}
+
+static void key_destructor_last_round_first_malloc(void)
+{
+	current_case = "key_destructor_last_round_first_malloc";
+	if (!lr_key_ok) lr_key_ok = pthread_key_create(&lr_key, lr_dtor) == 0;
+	REQUIRE(lr_key_ok);
+	warm_up(4);
+	struct bsl_stats before;
+	bsl_stats(&before);
+	enum { NT = 8 };
+	for (int i = 0; i < NT; i++) {
+		pthread_t t;
+		REQUIRE(start(&t, lr_thread, NULL));
+		pthread_join(t, NULL);
+	}
+	CHECK(lr_rounds_seen == NT * PTHREAD_DESTRUCTOR_ITERATIONS);
+	CHECK(lr_nkept == NT);
+	for (int i = 0; i < lr_nkept; i++) {
+		CHECK(lr_kept[i] && verify(lr_kept[i], 200));
+		free(lr_kept[i]);
+	}
+	CHECK(stats_back(&before, "key_destructor_last_round_first_malloc"));
+}
+
 int main(void)
 {
 	signal(SIGALRM, on_alarm);
-	alarm(280);
 	pthread_attr_init(&small_stack);
 	pthread_attr_setstacksize(&small_stack, STACK_SIZE);
+	alarm(120);
 	T_RUN(producer_consumer);
+	alarm(120);
 	T_RUN(thread_churn);
+	alarm(60);
 	T_RUN(key_destructors);
+	alarm(60);
+	T_RUN(key_destructor_last_round_first_malloc);
+	alarm(0);
 	return t_done();
 }
