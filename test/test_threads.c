@@ -526,9 +526,9 @@ int main(void)
 	T_RUN(producer_consumer);
 	alarm(120);
 	T_RUN(thread_churn);
-	alarm(60);
+	alarm(30);
 	T_RUN(key_destructors);
-	alarm(60);
+	alarm(30);
 	T_RUN(key_destructor_last_round_first_malloc);
 	alarm(0);
 	return t_done();
