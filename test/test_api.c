@@ -8,6 +8,8 @@
  * reused dirty memory; realloc keeping contents across every tier; realloc(NULL)/
  * realloc(p, 0); free(NULL); free preserving errno; C23 free_sized/free_aligned_sized
  * (when the library has them); mallinfo2/malloc_trim/mallopt/malloc_stats/malloc_info;
+ * bsl_owns/bsl_stats contracts; random operations; running out of memory under
+ * RLIMIT_AS (ENOMEM, no crash, memory comes back);
  * and the buddyslab-specific abort on invalid pointers passed to free/realloc.
  *
  * The behaviours asserted are glibc's (2.36, and 2.38+ for aligned_alloc; see the
@@ -1021,8 +1023,117 @@ static void invalid_realloc_aborts(void)
 	}
 }
 
-int main(void)
+/* ---------------------------------------------------------------- out of memory */
+
+/*
+ * Run in a fresh process (this program re-executed) under RLIMIT_AS = 384 MiB,
+ * so the allocator's own start-up reservations must fit too. For each size:
+ * allocate until NULL (errno must be ENOMEM, nothing may crash or abort), check
+ * that calloc/realloc/posix_memalign then fail cleanly and leave the old block
+ * intact, free everything, and do it again: the second round must get at least
+ * 90% of the first (the memory really came back). Sizes go from small to large
+ * and every size must get at least half the limit: memory freed by small blocks
+ * must be usable by large ones (glibc: ~350 MiB at every size).
+ */
+#include <sys/resource.h>
+#define OOM_LIMIT ((rlim_t)384 << 20)
+
+static int oom_child(void)
 {
+	static const size_t sz[] = { 1000, 5000, 50000, 300000, 1000000 };
+	size_t cap = OOM_LIMIT / 1000 + 1024;
+	void **v = mmap(NULL, cap * sizeof *v, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (v == MAP_FAILED) { printf("oom child: no room for the pointer array\n"); return 2; }
+	int bad = 0;
+	for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) {
+		size_t got[2] = { 0, 0 };
+		for (int round = 0; round < 2; round++) {
+			size_t n = 0;
+			for (;;) {
+				errno = 0;
+				char *p = malloc(sz[i]);
+				if (!p) {
+					if (errno != ENOMEM) { printf("  size %zu: malloc NULL with errno %d\n", sz[i], errno); bad++; }
+					break;
+				}
+				memset(p, (int)n, 64);
+				v[n++] = p;
+				if (n == cap) { printf("  size %zu: never ran out (%zu blocks)\n", sz[i], n); bad++; break; }
+			}
+			got[round] = n;
+			if (n) {
+				/* at the limit, the other entry points fail cleanly too */
+				errno = 0;
+				void *c = calloc(1, sz[i] * 4);
+				if (c) free(c); else if (errno != ENOMEM) { printf("  calloc errno %d\n", errno); bad++; }
+				errno = 0;
+				void *r = realloc(v[0], sz[i] * 4);
+				if (r) v[0] = r;
+				else if (errno != ENOMEM) { printf("  realloc errno %d\n", errno); bad++; }
+				if (((unsigned char *)v[0])[63] != 0) { printf("  realloc at OOM lost data\n"); bad++; }
+				void *pm = NULL;
+				int rc = posix_memalign(&pm, 1 << 16, sz[i] * 4);
+				if (rc == 0) free(pm); else if (rc != ENOMEM) { printf("  posix_memalign rc %d\n", rc); bad++; }
+			}
+			for (size_t k = 0; k < n; k++) free(v[k]);
+		}
+		printf("  size %zu: %zu then %zu blocks\n", sz[i], got[0], got[1]);
+		/* every size gets at least half the limit, whatever sizes were freed before */
+		if (got[0] * sz[i] < OOM_LIMIT / 2) {
+			printf("  size %zu: only %zu blocks (%zu MiB) under a %llu MiB limit after the smaller sizes were freed\n",
+			       sz[i], got[0], got[0] * sz[i] >> 20, (unsigned long long)(OOM_LIMIT >> 20));
+			bad++;
+		}
+		if (got[1] < got[0] / 10 * 9) { printf("  size %zu: memory did not come back\n", sz[i]); bad++; }
+	}
+	/* small blocks still work at the end */
+	void *p = malloc(100);
+	if (!p) bad++;
+	free(p);
+	fflush(stdout);
+	return bad ? 1 : 0;
+}
+
+static char *self_exe;
+
+static void enomem_under_rlimit_as(void)
+{
+	int pfd[2];
+	REQUIRE(pipe(pfd) == 0);
+	fflush(stdout);
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		alarm(60);
+		struct rlimit rl = { OOM_LIMIT, OOM_LIMIT };
+		if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(3);
+		execl(self_exe, self_exe, "--oom-child", (char *)NULL);
+		_exit(4);
+	}
+	close(pfd[1]);
+	char buf[4096];
+	size_t len = 0;
+	ssize_t r;
+	while (len < sizeof buf - 1 && (r = read(pfd[0], buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)r;
+	buf[len] = 0;
+	close(pfd[0]);
+	int st;
+	REQUIRE(waitpid(pid, &st, 0) == pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "  OOM child (RLIMIT_AS %llu MiB): status %#x; its output:\n%s",
+			(unsigned long long)(OOM_LIMIT >> 20), st, buf);
+		if (WIFSIGNALED(st)) fprintf(stderr, "  (killed by signal %d)\n", WTERMSIG(st));
+		t_failed_case = 1;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "--oom-child") == 0)
+		return oom_child();
+	self_exe = argv[0];
 	T_RUN(malloc_zero);
 	T_RUN(alignment_every_size_to_4096);
 	T_RUN(alignment_sampled_to_70000);
@@ -1044,6 +1155,7 @@ int main(void)
 	T_RUN(bsl_owns_freed_block);
 	T_RUN(stats_allocated_exact);
 	T_RUN(random_ops_no_overlap);
+	T_RUN(enomem_under_rlimit_as);
 	T_RUN(invalid_free_aborts);
 	T_RUN(invalid_realloc_aborts);
 	return t_done();
