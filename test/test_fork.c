@@ -7,7 +7,10 @@
  *  fork_while_threads_allocate: 8 threads allocate and free continuously while 4
  *    threads fork ~200 children in all. Each child allocates and frees, frees a
  *    slice of the blocks the parent made before the fork (kept in a global array),
- *    checks their contents, sometimes starts a thread that allocates, then _exit(0).
+ *    checks their contents, sometimes starts a thread that allocates, calls every
+ *    statistics view (which walk all zones/caches/tables: no lock may be left
+ *    held), then _exit(0). Meanwhile 2 more threads keep creating short-lived
+ *    threads, so forks also hit thread-cache set-up and teardown.
  *  system_and_popen: system("true") and popen()/pclose(), also while threads allocate.
  *
  * Hangs are failures: the parent runs under alarm() (a handler prints FAIL and
@@ -24,6 +27,8 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <malloc.h>
 #include "buddyslab.h"
 #include "t.h"
 
@@ -159,6 +164,25 @@ static int child_work(int seed, int with_thread)
 			if (!intact(v[i], n[i], (uint64_t)i + 1000)) { bad++; child_say("  child: block %d corrupt\n", i); }
 			free(v[i]);
 		}
+	/* the views walk every zone, cache and table: no lock may be left held */
+	int devnull = open("/dev/null", O_WRONLY);
+	if (devnull >= 0) {
+		struct bsl_stats st;
+		bsl_stats(&st);
+		bsl_buddyinfo(devnull);
+		bsl_slabinfo(devnull);
+		struct mallinfo2 mi = mallinfo2();
+		(void)mi;
+		int saved = dup(2);
+		dup2(devnull, 2);
+		malloc_stats();
+		dup2(saved, 2);
+		close(saved);
+		FILE *f = fdopen(devnull, "w");
+		if (f) { malloc_info(0, f); fclose(f); } else close(devnull);
+		bsl_purge();
+		malloc_trim(0);
+	}
 	return bad ? 1 : 0;
 }
 
@@ -269,6 +293,25 @@ static void *alloc_thread(void *arg)
 	return NULL;
 }
 
+/* Creates short-lived threads that allocate and exit, so forks happen while
+ * caches are being set up and torn down. */
+static void *spawn_child_thread(void *arg)
+{
+	void *v[20];
+	for (int i = 0; i < 20; i++) { v[i] = malloc(16 + (size_t)i * 100); if (v[i]) memset(v[i], i, 16); }
+	for (int i = 0; i < 20; i++) free(v[i]);
+	return arg;
+}
+static void *spawner_thread(void *arg)
+{
+	while (!__atomic_load_n(&stop_alloc, __ATOMIC_RELAXED)) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, spawn_child_thread, NULL) == 0) pthread_join(t, NULL);
+		else __atomic_add_fetch(&alloc_bad, 1, __ATOMIC_RELAXED);
+	}
+	return arg;
+}
+
 static void *forker_thread(void *arg)
 {
 	int id = (int)(uintptr_t)arg;
@@ -297,10 +340,13 @@ static void fork_while_threads_allocate(void)
 	pthread_t a[NALLOC], f[NFORKER];
 	stop_alloc = 0;
 	for (int i = 0; i < NALLOC; i++) REQUIRE(pthread_create(&a[i], NULL, alloc_thread, (void *)(uintptr_t)(i + 1)) == 0);
+	pthread_t sp[2];
+	for (int i = 0; i < 2; i++) REQUIRE(pthread_create(&sp[i], NULL, spawner_thread, NULL) == 0);
 	for (int i = 0; i < NFORKER; i++) REQUIRE(pthread_create(&f[i], NULL, forker_thread, (void *)(uintptr_t)i) == 0);
 	for (int i = 0; i < NFORKER; i++) pthread_join(f[i], NULL);
 	__atomic_store_n(&stop_alloc, 1, __ATOMIC_RELAXED);
 	for (int i = 0; i < NALLOC; i++) pthread_join(a[i], NULL);
+	for (int i = 0; i < 2; i++) pthread_join(sp[i], NULL);
 	CHECK(forks_done == NFORKER * FORKS_PER_THREAD);
 	CHECK(fork_bad == 0);
 	CHECK(alloc_bad == 0);
