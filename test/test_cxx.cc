@@ -4,7 +4,7 @@
  * operator new/delete in every form (plain, array, sized, aligned with alignas(256)
  * types and std::align_val_t, nothrow), the failure paths (nothrow new of a huge
  * size returns nullptr, plain new throws std::bad_alloc), and std::vector/string/map
- * churn. bsl_owns(ptr) == 1 on what new returns proves the memory is buddyslab's
+ * churn, thread_local destructors that allocate. bsl_owns(ptr) == 1 on what new returns proves the memory is buddyslab's
  * (whether libstdc++'s operator new calls malloc, or buddyslab defines it).
  */
 #include <cerrno>
@@ -230,6 +230,48 @@ static void threads_new_delete()
 	}
 }
 
+/* thread_local objects with destructors that free and allocate; after the threads
+ * are joined, allocated and nthreads are exactly what they were (glibc runs C++
+ * thread_local destructors before the pthread key destructors). */
+struct TlsHolder {
+	std::map<int, std::string> m;
+	std::vector<char> *extra = nullptr;
+	~TlsHolder()
+	{
+		m.clear();
+		std::vector<int> tmp(1000, 1);        /* allocates during thread exit */
+		extra = new std::vector<char>(5000, 'x');
+		delete extra;
+		(void)tmp;
+	}
+};
+static thread_local TlsHolder tls_holder;
+static thread_local std::string tls_string;
+
+static void tls_worker(int id)
+{
+	for (int i = 0; i < 2000; i++) tls_holder.m[i] = std::string((size_t)(i % 64), (char)('a' + id));
+	tls_string.assign(100000, 'z');
+}
+
+static void thread_local_destructors()
+{
+	/* warm-up thread: glibc keeps a DTV (calloc'd) with each cached stack */
+	std::thread(tls_worker, 0).join();
+	struct bsl_stats before, after;
+	bsl_stats(&before);
+	for (int round = 0; round < 10; round++) {
+		std::thread t(tls_worker, round);
+		t.join();
+	}
+	bsl_stats(&after);
+	if (after.allocated != before.allocated || after.nthreads != before.nthreads) {
+		fprintf(stderr, "  allocated %zu -> %zu, nthreads %llu -> %llu\n", before.allocated, after.allocated,
+			(unsigned long long)before.nthreads, (unsigned long long)after.nthreads);
+		t_failed_case = 1;
+	}
+}
+
 int main()
 {
 	T_RUN(plain_new_delete);
@@ -237,5 +279,6 @@ int main()
 	T_RUN(huge_new_fails);
 	T_RUN(containers_churn);
 	T_RUN(threads_new_delete);
+	T_RUN(thread_local_destructors);
 	return t_done();
 }
