@@ -69,11 +69,27 @@ assert e == d
 lst = [[i, str(i), {"k": i}] for i in range(100000)]
 assert json.loads(json.dumps(lst)) == lst
 print(len(e), sum(e.values()), len(s))
+# threads and fork (multiprocessing) while the heap is big
+import threading, multiprocessing as mp
+def work(k):
+    return sum(len(str(i) * (i % 7)) for i in range(k, k + 20000))
+res = [0] * 4
+def tw(j):
+    res[j] = work(j * 20000)
+ts = [threading.Thread(target=tw, args=(j,)) for j in range(4)]
+for t in ts: t.start()
+for t in ts: t.join()
+ctx = mp.get_context("fork")
+with ctx.Pool(2) as pool:
+    out = pool.map(work, [j * 20000 for j in range(4)])
+print(res == out, sum(out))
 EOF
 	# sum of i^2 for i < 10^6 = (n-1)n(2n-1)/6 = 333332833333500000; len(json.dumps(d)):
 	# per entry '"i": i*i' is len(i)+len(i*i)+4, plus ', ' between entries, plus '{}'
 	python_len=$(perl -e 'my $t=0; for my $i (0..999999){ $t += length($i) + length($i*$i) + 6 } print $t - 2 + 2' 2>/dev/null)
-	printf '1000000 333332833333500000 %s\n' "$python_len" >"$tmp/python3.expect"
+	# the threads/multiprocessing line: sum over i < 80000 of len(str(i)) * (i % 7)
+	mp_sum=$(perl -e 'my $t=0; for my $i (0..79999){ $t += length($i) * ($i % 7) } print $t')
+	printf '1000000 333332833333500000 %s\nTrue %s\n' "$python_len" "$mp_sum" >"$tmp/python3.expect"
 	run python3 "$tmp/python3.expect" "$py" "$tmp/dict.py"
 else
 	skip python3 "not installed"; skip python3-buddyslab "not installed"
