@@ -4,6 +4,7 @@
  */
 #include "arena.h"
 #include "os.h"
+#include <sys/resource.h>
 
 struct arena arenas[MAX_ARENAS];
 unsigned narenas;
@@ -20,13 +21,28 @@ static size_t desc_bytes(size_t npages)
 	return npages * sizeof(struct page_desc);
 }
 
+/* The first size to try: 64 GiB, or an eighth of RLIMIT_AS when that is
+ * set (reserved address space counts against it, and the program needs room
+ * for its own mappings and our large blocks). */
+static size_t arena_first_size(void)
+{
+	struct rlimit rl;
+	size_t nbytes = ARENA_MAX_BYTES;
+	if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		size_t eighth = (size_t)rl.rlim_cur / 8;
+		while (nbytes > CHUNK_SIZE && nbytes > eighth)
+			nbytes /= 2;
+	}
+	return nbytes;
+}
+
 /* Reserve a new arena of the largest size that the OS grants. */
 static bool arena_reserve_locked(void)
 {
 	lock_assert_held(&arena_lock);
 	if (narenas == MAX_ARENAS)
 		return false;
-	for (size_t nbytes = ARENA_MAX_BYTES; nbytes >= CHUNK_SIZE; nbytes /= 2) {
+	for (size_t nbytes = arena_first_size(); nbytes >= CHUNK_SIZE; nbytes /= 2) {
 		size_t npages = nbytes >> PAGE_SHIFT;
 		size_t total = nbytes + CHUNK_SIZE + desc_bytes(npages);
 		char *raw = os_reserve(total);
@@ -34,6 +50,12 @@ static bool arena_reserve_locked(void)
 			continue;
 		struct arena *a = &arenas[narenas];
 		a->base = (char *)align_up((uintptr_t)raw, CHUNK_SIZE);
+		/* give back the alignment slop: under ulimit -v every byte counts */
+		size_t head = (size_t)(a->base - raw), used = nbytes + desc_bytes(npages);
+		if (head)
+			os_unmap(raw, head);
+		if (CHUNK_SIZE - head)
+			os_unmap(a->base + used, CHUNK_SIZE - head);
 		a->desc = (struct page_desc *)(a->base + nbytes);
 		a->npages = npages;
 		a->nchunks = 0;

@@ -8,7 +8,8 @@
  *     desc = arena->desc + ((p - arena->base) >> PAGE_SHIFT)
  * maps any pointer to its page's metadata in O(1) with no lock.
  * When an arena is full another is reserved (up to MAX_ARENAS); a reservation
- * that fails (ulimit -v) is retried at half the size down to one chunk.
+ * that fails (ulimit -v) is retried at half the size down to one chunk. Under
+ * a finite RLIMIT_AS the first try is an eighth of the limit.
  *
  * Invariants
  *  - arena->base is CHUNK_SIZE aligned; chunk i covers pages [i*1024, i*1024+1024).
@@ -31,7 +32,6 @@ enum page_kind {
 	PD_RUN,        /* head of a page run of `npages` handed to the program */
 };
 
-#define PDF_DIRTY    0x01  /* PD_FREE head: some page may be resident */
 #define PDF_PARTIAL  0x02  /* slab head: on its cpu's partial list */
 
 /* One per page. Who writes each field is stated beside it. */
@@ -43,7 +43,10 @@ struct page_desc {
 	uint16_t zone;        /* zone owning this page's chunk; set once per chunk */
 	uint8_t  arena;       /* index of the arena holding this page; set once */
 	uint8_t  pad;
-	uintptr_t slab_base;  /* PD_SLAB, every page: address of the slab's first object */
+	union {
+		uintptr_t slab_base;  /* PD_SLAB, every page: address of the slab's first object */
+		uint64_t dirty_ms;    /* PD_FREE head: when it became dirty (ms); 0 = clean */
+	};
 	union {
 		uint32_t npages;      /* PD_RUN head: length in pages */
 		struct {

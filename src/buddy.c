@@ -17,9 +17,14 @@
  * The pcp cache keeps up to PCP_HIGH order-0 pages unmerged so that slabs of
  * one page come and go without splitting and merging.
  *
- * Dirty accounting: a free block is dirty (PDF_DIRTY) when any of its pages
- * may still be resident; merging a dirty and a clean block gives a dirty
- * block. zone->dirty_pages sums the dirty blocks and the pcp pages.
+ * Dirty accounting and decay: a free block is dirty when any of its pages may
+ * still be resident; its head records since when (dirty_ms, 0 = clean).
+ * Merging keeps the newest stamp, so a block is purged only once all of it
+ * has been idle for decay_ms. zone->dirty_pages sums the dirty blocks and the
+ * pcp pages. buddy_decay_tick(), called from slow paths (or the background
+ * thread), at most every decay_ms/4, returns blocks idle longer than decay_ms:
+ * it unlinks a batch under the zone lock, calls madvise without it, and
+ * frees the batch back as clean blocks. Chunk-sized blocks go first.
  *
  * Lock order: slab cpu lock -> zone lock -> arena lock. One zone lock at a time.
  */
@@ -27,6 +32,8 @@
 #include "buddy.h"
 #include "os.h"
 #include <sched.h>
+#include <time.h>
+#include "config.h"
 
 struct zone zones[MAX_CPUS];
 static unsigned nzones_used;       /* highest zone index used + 1; atomic */
@@ -50,11 +57,20 @@ static struct page_desc *page_at(struct page_desc *d, size_t idx)
 
 /* --- free lists: every change of a list goes through these two --- */
 
-static void list_add_locked(struct zone *z, struct page_desc *d, unsigned order, bool dirty)
+uint64_t buddy_now_ms(void)
 {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + 1;   /* never 0 */
+}
+
+static void list_add_locked(struct zone *z, struct page_desc *d, unsigned order, uint64_t dirty_ms)
+{
+	bool dirty = dirty_ms != 0;
 	d->kind = PD_FREE;
 	d->order = (uint8_t)order;
-	d->flags = dirty ? PDF_DIRTY : 0;
+	d->flags = 0;
+	d->dirty_ms = dirty_ms;
 	d->prev = NULL;
 	d->next = z->free_list[order];
 	if (d->next)
@@ -78,14 +94,13 @@ static void list_del_locked(struct zone *z, struct page_desc *d)
 	d->next = d->prev = NULL;
 	z->nfree[order]--;
 	z->free_pages -= (size_t)1 << order;
-	if (d->flags & PDF_DIRTY)
+	if (d->dirty_ms)
 		z->dirty_pages -= (size_t)1 << order;
 	d->kind = PD_NONE;
-	d->flags = 0;
 }
 
 /* Free one aligned block, merging with its buddy while the buddy is free. */
-static void free_block_locked(struct zone *z, struct page_desc *d, unsigned order, bool dirty)
+static void free_block_locked(struct zone *z, struct page_desc *d, unsigned order, uint64_t dirty_ms)
 {
 	lock_assert_held(&z->lock);
 	size_t idx = desc_index(d);
@@ -95,13 +110,14 @@ static void free_block_locked(struct zone *z, struct page_desc *d, unsigned orde
 		if (b->kind != PD_FREE || b->order != order)
 			break;
 		ASSERT(b->zone == z->id);
-		dirty |= (b->flags & PDF_DIRTY) != 0;
+		if (b->dirty_ms > dirty_ms)
+			dirty_ms = b->dirty_ms;
 		list_del_locked(z, b);
 		idx &= ~((size_t)1 << order);
 		order++;
 	}
 	d = page_at(d, idx);
-	list_add_locked(z, d, order, dirty);
+	list_add_locked(z, d, order, dirty_ms);
 }
 
 static bool zone_grow_locked(struct zone *z)
@@ -111,11 +127,12 @@ static bool zone_grow_locked(struct zone *z)
 	if (!c)
 		return false;
 	z->chunks++;
-	list_add_locked(z, c, MAX_ORDER, false);   /* freshly committed: clean */
+	list_add_locked(z, c, MAX_ORDER, 0);   /* freshly committed: clean */
 	return true;
 }
 
-static struct page_desc *alloc_block_locked(struct zone *z, unsigned order, bool *dirty)
+/* A block of 2^order pages; *dirty_ms is its dirty stamp (0 = clean). */
+static struct page_desc *alloc_block_locked(struct zone *z, unsigned order, uint64_t *dirty_ms)
 {
 	lock_assert_held(&z->lock);
 	if (order == 0 && z->pcp_count) {
@@ -123,7 +140,7 @@ static struct page_desc *alloc_block_locked(struct zone *z, unsigned order, bool
 		d->kind = PD_NONE;
 		z->free_pages--;
 		z->dirty_pages--;
-		*dirty = true;
+		*dirty_ms = z->last_use_ms ? z->last_use_ms : 1;
 		return d;
 	}
 	unsigned o = order;
@@ -135,14 +152,14 @@ static struct page_desc *alloc_block_locked(struct zone *z, unsigned order, bool
 		o = MAX_ORDER;
 	}
 	struct page_desc *d = z->free_list[o];
-	bool is_dirty = d->flags & PDF_DIRTY;
+	uint64_t stamp = d->dirty_ms;
 	list_del_locked(z, d);
 	size_t idx = desc_index(d);
 	while (o > order) {           /* split: the upper half goes back */
 		o--;
-		list_add_locked(z, page_at(d, idx + ((size_t)1 << o)), o, is_dirty);
+		list_add_locked(z, page_at(d, idx + ((size_t)1 << o)), o, stamp);
 	}
-	*dirty = is_dirty;
+	*dirty_ms = stamp;
 	return d;
 }
 
@@ -154,7 +171,7 @@ static void pcp_drain_locked(struct zone *z, unsigned npages)
 		z->free_pages--;
 		z->dirty_pages--;
 		d->kind = PD_NONE;
-		free_block_locked(z, d, 0, true);
+		free_block_locked(z, d, 0, z->last_use_ms ? z->last_use_ms : 1);
 	}
 }
 
@@ -163,7 +180,6 @@ static void free_order0_locked(struct zone *z, struct page_desc *d)
 	if (z->pcp_count == PCP_HIGH)
 		pcp_drain_locked(z, PCP_BATCH);
 	d->kind = PD_PCP;
-	d->flags = 0;
 	z->pcp[z->pcp_count++] = d;
 	z->free_pages++;
 	z->dirty_pages++;
@@ -206,7 +222,10 @@ static struct page_desc *alloc_any_zone(struct zone *z, zone_alloc_fn fn, size_t
 
 static struct page_desc *alloc_order_fn(struct zone *z, size_t order, size_t unused, bool *dirty)
 {
-	return alloc_block_locked(z, (unsigned)order, dirty);
+	uint64_t stamp = 0;
+	struct page_desc *d = alloc_block_locked(z, (unsigned)order, &stamp);
+	*dirty = stamp != 0;
+	return d;
 }
 
 struct page_desc *buddy_alloc(struct zone *z, unsigned order, bool *dirty)
@@ -218,19 +237,21 @@ struct page_desc *buddy_alloc(struct zone *z, unsigned order, bool *dirty)
 void buddy_free(struct page_desc *head, unsigned order)
 {
 	struct zone *z = &zones[head->zone];
+	uint64_t now = buddy_now_ms();
 	lock_acquire(&z->lock);
+	z->last_use_ms = now;
 	if (order == 0)
 		free_order0_locked(z, head);
 	else
-		free_block_locked(z, head, order, true);
-	if (BSL_DEBUG)
+		free_block_locked(z, head, order, now);
+	if (BSL_DEBUG && (++z->ndebug_checks & 63) == 0)
 		buddy_check(z);
 	lock_release(&z->lock);
 }
 
 /* Free [head, head + npages) as the largest aligned blocks that tile it.
  * Dirty order-0 pieces go to the pcp; clean ones straight to the lists. */
-static void free_range_locked(struct zone *z, struct page_desc *head, size_t npages, bool dirty)
+static void free_range_locked(struct zone *z, struct page_desc *head, size_t npages, uint64_t dirty_ms)
 {
 	size_t idx = desc_index(head);
 	while (npages) {
@@ -238,10 +259,10 @@ static void free_range_locked(struct zone *z, struct page_desc *head, size_t npa
 		while (((size_t)1 << order) > npages)
 			order--;
 		struct page_desc *d = page_at(head, idx);
-		if (order == 0 && dirty)
+		if (order == 0 && dirty_ms)
 			free_order0_locked(z, d);
 		else
-			free_block_locked(z, d, order, dirty);
+			free_block_locked(z, d, order, dirty_ms);
 		idx += (size_t)1 << order;
 		npages -= (size_t)1 << order;
 	}
@@ -252,10 +273,12 @@ static struct page_desc *alloc_pages_fn(struct zone *z, size_t npages, size_t al
 {
 	size_t want = npages > align_pages ? npages : align_pages;
 	unsigned order = ceil_log2(want);
-	struct page_desc *d = alloc_block_locked(z, order, dirty);
+	uint64_t stamp = 0;
+	struct page_desc *d = alloc_block_locked(z, order, &stamp);
 	size_t rest = ((size_t)1 << order) - npages;
-	if (d && rest)   /* the leftover keeps the block's dirtiness */
-		free_range_locked(z, page_at(d, desc_index(d) + npages), rest, *dirty);
+	if (d && rest)   /* the leftover keeps the block's stamp */
+		free_range_locked(z, page_at(d, desc_index(d) + npages), rest, stamp);
+	*dirty = stamp != 0;
 	return d;
 }
 
@@ -268,9 +291,11 @@ struct page_desc *buddy_alloc_pages(struct zone *z, size_t npages, size_t align_
 void buddy_free_pages(struct page_desc *head, size_t npages)
 {
 	struct zone *z = &zones[head->zone];
+	uint64_t now = buddy_now_ms();
 	lock_acquire(&z->lock);
-	free_range_locked(z, head, npages, true);
-	if (BSL_DEBUG)
+	z->last_use_ms = now;
+	free_range_locked(z, head, npages, now);
+	if (BSL_DEBUG && (++z->ndebug_checks & 63) == 0)
 		buddy_check(z);
 	lock_release(&z->lock);
 }
@@ -282,33 +307,80 @@ void buddy_drain_pcp(struct zone *z)
 	lock_release(&z->lock);
 }
 
-static size_t purge_zone(struct zone *z)
+#define PURGE_BATCH 32
+
+/* Return the dirty blocks of z that became dirty at or before `before` (ms).
+ * The pcp is drained first when it has not been used since then. */
+static size_t purge_zone(struct zone *z, uint64_t before)
 {
 	size_t nbytes = 0;
-	lock_acquire(&z->lock);
-	pcp_drain_locked(z, PCP_HIGH);
-	for (unsigned o = 0; o <= MAX_ORDER; o++) {
-		for (struct page_desc *d = z->free_list[o]; d; d = d->next) {
-			if (!(d->flags & PDF_DIRTY))
-				continue;
-			size_t len = (size_t)PAGE_SIZE << o;
-			z->npurge++;
-			if (!os_purge(desc_addr(d), len, false))
-				continue;
-			d->flags &= (uint8_t)~PDF_DIRTY;
-			z->dirty_pages -= (size_t)1 << o;
-			nbytes += len;
+	for (int pass = 0; pass < 4096; pass++) {
+		struct page_desc *batch[PURGE_BATCH];
+		unsigned orders[PURGE_BATCH], n = 0;
+		lock_acquire(&z->lock);
+		if (z->pcp_count && z->last_use_ms <= before)
+			pcp_drain_locked(z, PCP_HIGH);
+		for (int o = MAX_ORDER; o >= 0 && n < PURGE_BATCH; o--) {
+			struct page_desc *d = z->free_list[o], *next;
+			for (; d && n < PURGE_BATCH; d = next) {
+				next = d->next;
+				if (!d->dirty_ms || d->dirty_ms > before)
+					continue;
+				list_del_locked(z, d);
+				batch[n] = d;
+				orders[n++] = (unsigned)o;
+			}
 		}
+		lock_release(&z->lock);
+		if (!n)
+			break;
+		bool ok[PURGE_BATCH];
+		for (unsigned i = 0; i < n; i++) {
+			size_t len = PAGE_SIZE << orders[i];
+			ok[i] = os_purge(desc_addr(batch[i]), len, opt.purge_free);
+			if (ok[i])
+				nbytes += len;
+		}
+		uint64_t now = buddy_now_ms();
+		lock_acquire(&z->lock);
+		z->npurge += n;
+		z->purged_bytes += nbytes;
+		for (unsigned i = 0; i < n; i++)
+			free_block_locked(z, batch[i], orders[i], ok[i] ? 0 : now);
+		lock_release(&z->lock);
+		if (n < PURGE_BATCH)
+			break;
 	}
-	lock_release(&z->lock);
 	return nbytes;
+}
+
+static uint64_t next_decay_ms;   /* when the next tick may purge; atomic */
+
+bool buddy_decay_tick(void)
+{
+	long decay = opt.decay_ms;
+	if (decay < 0)
+		return false;
+	uint64_t now = buddy_now_ms();
+	uint64_t next = __atomic_load_n(&next_decay_ms, __ATOMIC_RELAXED);
+	if (now < next)
+		return false;
+	uint64_t interval = (uint64_t)decay / 4;
+	if (!__atomic_compare_exchange_n(&next_decay_ms, &next, now + interval, false,
+					 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		return false;     /* another thread is ticking */
+	uint64_t before = now > (uint64_t)decay ? now - (uint64_t)decay : 0;
+	for (unsigned i = 0; i < buddy_nzones(); i++)
+		if (__atomic_load_n(&zones[i].dirty_pages, __ATOMIC_RELAXED))
+			purge_zone(&zones[i], before);
+	return true;
 }
 
 size_t buddy_purge_all(void)
 {
 	size_t nbytes = 0;
 	for (unsigned i = 0; i < buddy_nzones(); i++)
-		nbytes += purge_zone(&zones[i]);
+		nbytes += purge_zone(&zones[i], UINT64_MAX);
 	return nbytes;
 }
 
@@ -327,7 +399,7 @@ void buddy_check(struct zone *z)
 				VERIFY(!(b->kind == PD_FREE && b->order == o));
 			}
 			free_pages += (size_t)1 << o;
-			if (d->flags & PDF_DIRTY)
+			if (d->dirty_ms)
 				dirty += (size_t)1 << o;
 		}
 		VERIFY(n == z->nfree[o]);

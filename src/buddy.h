@@ -24,6 +24,9 @@ struct zone {
 	size_t run_pages;       /* pages handed out as runs (stats) */
 	size_t slab_pages;      /* pages handed out to slabs (stats) */
 	uint64_t npurge;        /* madvise calls made */
+	uint64_t purged_bytes;  /* bytes returned to the OS, ever */
+	uint64_t last_use_ms;   /* last free into this zone (ms): the pcp's age */
+	uint64_t ndebug_checks; /* debug builds: full check every 64 frees */
 	unsigned pcp_count;
 	struct page_desc *pcp[PCP_HIGH];            /* order-0 pages, PD_PCP */
 	/* Where new chunks come from; NULL means arena_chunk_alloc. Tests set it. */
@@ -51,6 +54,12 @@ void buddy_free_pages(struct page_desc *head, size_t npages);
 
 /* Move z's pcp pages back onto the free lists (merging them). */
 void buddy_drain_pcp(struct zone *z);
+
+/* Monotonic milliseconds, never 0 (CLOCK_MONOTONIC_COARSE). */
+uint64_t buddy_now_ms(void);
+/* Rate-limited decay: return free pages idle for longer than decay_ms. Cheap
+ * when it is not time yet (a clock read and a load); call it from slow paths. */
+bool buddy_decay_tick(void);   /* true when this call did the tick */
 
 /* Return every dirty free page of every zone to the OS. Returns bytes. */
 size_t buddy_purge_all(void);

@@ -12,9 +12,17 @@ struct bsl_options opt = {
 	.stats = 0,
 	.thp = -1,
 	.tcache = 1,
+	.decay_ms = 1000,
+	.purge_free = 0,
+	.background_thread = 0,
+	.large_cache = 64 << 20,
 };
 
 struct enum_name { const char *name; long value; };
+
+static const struct enum_name purge_names[] = {
+	{ "dontneed", 0 }, { "free", 1 }, { NULL, 0 },
+};
 
 static const struct enum_name thp_names[] = {
 	{ "default", -1 }, { "never", 0 }, { "madvise", 1 }, { NULL, 0 },
@@ -35,6 +43,13 @@ static const struct option_def defs[] = {
 	{ "stats", &opt.stats, NULL, 0, 1, NULL, "1: print buddyinfo/slabinfo/stats at exit" },
 	{ "thp", &opt.thp, NULL, -1, 1, thp_names, "default | never | madvise" },
 	{ "tcache", &opt.tcache, NULL, 0, 1, NULL, "0: no per-thread caches" },
+	{ "decay_ms", &opt.decay_ms, NULL, -1, 3600000, NULL,
+	  "free pages idle this many ms go back to the OS; 0 at once, -1 never" },
+	{ "purge", &opt.purge_free, NULL, 0, 1, purge_names, "dontneed | free (madvise advice)" },
+	{ "background_thread", &opt.background_thread, NULL, 0, 1, NULL,
+	  "1: a background thread purges (else slow paths do)" },
+	{ "large_cache", &opt.large_cache, NULL, 0, 1L << 40, NULL,
+	  "bytes of freed large mappings kept for reuse (0: unmap at once)" },
 };
 #define NDEFS (sizeof defs / sizeof defs[0])
 

@@ -6,6 +6,13 @@
  * it parses BUDDYSLAB_CONF, builds the class table, creates the thread-exit
  * key and registers the fork handlers.
  *
+ * Maintenance: without a background thread, every slow path calls
+ * bsl_maintenance(), which runs the rate-limited decay of the buddy zones and
+ * the large-mapping cache. With background_thread:1, a thread started from
+ * the first slow path after start-up (never from inside bsl_init, since
+ * pthread_create allocates) sleeps decay_ms/4 between ticks; a child of fork
+ * starts its own again.
+ *
  * Fork: prepare takes every allocator lock in the global order
  *   tcache registry -> slab cpu locks -> zone locks -> large shards -> arena
  * so the child inherits a consistent heap; parent and child release them.
@@ -19,8 +26,60 @@
 #include "large.h"
 #include "stats.h"
 
+#include <time.h>
+#include <signal.h>
+
 int bsl_ready;
 static lock_t init_lock = LOCK_INIT;
+static int bg_state;          /* 0 none, 1 starting or running; atomic */
+
+static void decay_all(void)
+{
+	if (buddy_decay_tick()) {
+		uint64_t now = buddy_now_ms(), decay = (uint64_t)opt.decay_ms;
+		large_cache_release(now > decay ? now - decay : 0);
+	}
+}
+
+static void *background_main(void *arg)
+{
+	long ms = opt.decay_ms > 4 ? opt.decay_ms / 4 : 1;
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+	for (;;) {
+		nanosleep(&ts, NULL);
+		decay_all();
+	}
+	return arg;
+}
+
+static COLD void background_start(void)
+{
+	int expected = 0;
+	if (!__atomic_compare_exchange_n(&bg_state, &expected, 1, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		return;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);   /* the thread takes no signals */
+	pthread_t t;
+	if (pthread_create(&t, NULL, background_main, NULL) == 0) {
+		pthread_detach(t);
+	} else {
+		bsl_warn("could not start the background thread;", "slow paths purge instead");
+		opt.background_thread = 0;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void bsl_maintenance(void)
+{
+	if (!opt.background_thread) {
+		decay_all();
+		return;
+	}
+	if (unlikely(!__atomic_load_n(&bg_state, __ATOMIC_RELAXED)))
+		background_start();
+}
 
 static void fork_prepare(void)
 {
@@ -42,6 +101,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+	bg_state = 0;      /* the thread did not follow us; start another on demand */
 	arena_unlock_all();
 	large_unlock_all();
 	buddy_unlock_all();

@@ -9,6 +9,9 @@
 
 extern int bsl_ready;          /* 1 once bsl_init has run; acquire load */
 void bsl_init_slow(void);
+/* Called from the slow paths: decay purging (unless a background thread does
+ * it) and starting that thread when asked for. */
+void bsl_maintenance(void);
 
 static inline void bsl_ensure_init(void)
 {

@@ -6,9 +6,13 @@
  * themselves mapped with os_map, never taken from the heap. A block's usable
  * size is its mapping's length (a page multiple).
  * Lock: one per shard; innermost (nothing is called with it held but os_*).
+ * The mapping cache has its own lock, never held with a shard lock; munmap
+ * of evicted mappings happens after it is released.
  */
 #include "large.h"
 #include "os.h"
+#include "config.h"
+#include "buddy.h"
 #include <errno.h>
 #include <string.h>
 
@@ -117,12 +121,109 @@ static size_t unrecord(const void *p)
 	return nbytes;
 }
 
-void *large_alloc(size_t nbytes, size_t align_bytes)
+/* ------------------------------------------------------- mapping cache */
+
+#define LARGE_CACHE_SLOTS 16
+
+struct cached_map { void *addr; size_t nbytes; uint64_t freed_ms; };
+
+static lock_t cache_lock = LOCK_INIT;
+static struct cached_map cache[LARGE_CACHE_SLOTS];   /* addr NULL = empty */
+static size_t cache_bytes;
+
+/* Take the smallest cached mapping of at least len bytes (and not more than
+ * twice that); the excess is unmapped. NULL when none fits. */
+static void *cache_take(size_t len)
+{
+	struct cached_map best = { 0 };
+	lock_acquire(&cache_lock);
+	int bi = -1;
+	for (int i = 0; i < LARGE_CACHE_SLOTS; i++)
+		if (cache[i].addr && cache[i].nbytes >= len && cache[i].nbytes / 2 <= len &&
+		    (bi < 0 || cache[i].nbytes < cache[bi].nbytes))
+			bi = i;
+	if (bi >= 0) {
+		best = cache[bi];
+		cache[bi].addr = NULL;
+		cache_bytes -= best.nbytes;
+	}
+	lock_release(&cache_lock);
+	if (best.addr && best.nbytes > len)
+		os_unmap((char *)best.addr + len, best.nbytes - len);
+	return best.addr;
+}
+
+/* Keep a freed mapping; false when it does not fit (the caller unmaps it).
+ * The oldest entries make room and are unmapped here. */
+static bool cache_put(void *addr, size_t nbytes)
+{
+	size_t cap = (size_t)opt.large_cache;
+	if (nbytes > cap / 2)
+		return false;
+	struct cached_map evicted[LARGE_CACHE_SLOTS];
+	int nev = 0;
+	lock_acquire(&cache_lock);
+	for (;;) {
+		int oldest = -1, empty = -1;
+		for (int i = 0; i < LARGE_CACHE_SLOTS; i++) {
+			if (!cache[i].addr)
+				empty = i;
+			else if (oldest < 0 || cache[i].freed_ms < cache[oldest].freed_ms)
+				oldest = i;
+		}
+		if (empty >= 0 && cache_bytes + nbytes <= cap) {
+			cache[empty] = (struct cached_map){ addr, nbytes, buddy_now_ms() };
+			cache_bytes += nbytes;
+			break;
+		}
+		evicted[nev++] = cache[oldest];
+		cache_bytes -= cache[oldest].nbytes;
+		cache[oldest].addr = NULL;
+	}
+	lock_release(&cache_lock);
+	for (int i = 0; i < nev; i++)
+		os_unmap(evicted[i].addr, evicted[i].nbytes);
+	return true;
+}
+
+size_t large_cache_release(uint64_t before_ms)
+{
+	struct cached_map out[LARGE_CACHE_SLOTS];
+	int n = 0;
+	size_t nbytes = 0;
+	lock_acquire(&cache_lock);
+	for (int i = 0; i < LARGE_CACHE_SLOTS; i++)
+		if (cache[i].addr && cache[i].freed_ms <= before_ms) {
+			out[n++] = cache[i];
+			cache_bytes -= cache[i].nbytes;
+			cache[i].addr = NULL;
+		}
+	lock_release(&cache_lock);
+	for (int i = 0; i < n; i++) {
+		os_unmap(out[i].addr, out[i].nbytes);
+		nbytes += out[i].nbytes;
+	}
+	return nbytes;
+}
+
+size_t large_cached_bytes(void)
+{
+	return __atomic_load_n(&cache_bytes, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------ the tier */
+
+void *large_alloc(size_t nbytes, size_t align_bytes, bool *dirty)
 {
 	size_t len = align_up(nbytes, PAGE_SIZE);
 	if (len < nbytes)
 		goto nomem;
-	void *p = os_map(len, align_bytes < PAGE_SIZE ? PAGE_SIZE : align_bytes);
+	void *p = NULL;
+	*dirty = false;
+	if (align_bytes <= PAGE_SIZE && opt.large_cache && (p = cache_take(len)))
+		*dirty = true;
+	if (!p)
+		p = os_map(len, align_bytes < PAGE_SIZE ? PAGE_SIZE : align_bytes);
 	if (!p)
 		goto nomem;
 	if (!record(p, len, false)) {
@@ -150,7 +251,8 @@ bool large_free(void *p)
 	size_t nbytes = unrecord(p);
 	if (!nbytes)
 		return false;
-	os_unmap(p, nbytes);
+	if (!opt.large_cache || opt.decay_ms == 0 || !cache_put(p, nbytes))
+		os_unmap(p, nbytes);
 	return true;
 }
 
@@ -184,10 +286,12 @@ void large_lock_all(void)
 {
 	for (int i = 0; i < LARGE_SHARDS; i++)
 		lock_acquire(&shards[i].lock);
+	lock_acquire(&cache_lock);
 }
 
 void large_unlock_all(void)
 {
+	lock_release(&cache_lock);
 	for (int i = 0; i < LARGE_SHARDS; i++)
 		lock_release(&shards[i].lock);
 }

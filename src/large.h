@@ -4,13 +4,22 @@
  * Every live large block is recorded in a hash table (sharded by address,
  * one lock per shard), so that free() can tell a large block from a foreign
  * pointer without reading memory the pointer points at.
+ *
+ * Freed mappings are kept in a small cache (LARGE_CACHE_SLOTS entries, at most
+ * opt.large_cache bytes) and reused by later large allocations, so that a
+ * program that allocates and frees 10 MiB buffers does not page-fault every
+ * 4 KiB each time. They age out after decay_ms (large_decay) and malloc_trim
+ * empties the cache. Cached mappings are never handed to the buddy layer.
  */
 #ifndef BSL_LARGE_H
 #define BSL_LARGE_H
 #include "common.h"
 #pragma GCC visibility push(hidden)
 
-void *large_alloc(size_t nbytes, size_t align_bytes);
+/* *dirty is set when the block is a reused mapping (not known to be zero). */
+void *large_alloc(size_t nbytes, size_t align_bytes, bool *dirty);
+/* Unmap cached mappings freed before `before_ms` (UINT64_MAX: all). Returns bytes. */
+size_t large_cache_release(uint64_t before_ms);
 /* Size of the mapping when p is a live large block, else 0. */
 size_t large_usable_size(const void *p);
 /* Unmap p; false when p is not a live large block. */
@@ -18,6 +27,7 @@ bool large_free(void *p);
 /* Resize with mremap; NULL (errno ENOMEM) when that fails; p stays valid. */
 void *large_realloc(void *p, size_t nbytes);
 void large_totals(size_t *nbytes, size_t *nblocks);
+size_t large_cached_bytes(void);
 void large_lock_all(void);
 void large_unlock_all(void);
 #pragma GCC visibility pop

@@ -82,6 +82,7 @@ static void *slab_alloc(unsigned c)
 static NOINLINE void *alloc_slow(size_t n, size_t align, bool zero)
 {
 	bsl_ensure_init();
+	bsl_maintenance();
 	if (unlikely(n > PTRDIFF_MAX))
 		goto nomem;
 	void *p;
@@ -108,9 +109,14 @@ static NOINLINE void *alloc_slow(size_t n, size_t align, bool zero)
 			memset(p, 0, n);
 		return p;
 	}
-	p = large_alloc(n, align);   /* fresh mappings are zero */
+	bool dirty;
+	p = large_alloc(n, align, &dirty);   /* fresh mappings are zero */
+	if (!p && padded <= CHUNK_SIZE && align <= CHUNK_SIZE)
+		p = run_alloc(padded, align, &dirty);   /* mmap refused: use free arena pages */
 	if (!p)
 		goto nomem;
+	if (zero && dirty)
+		memset(p, 0, n);
 	return p;
 nomem:
 	errno = ENOMEM;
@@ -144,6 +150,7 @@ static NOINLINE void free_slow(void *p, const char *api)
 	if (!p)
 		return;
 	int saved_errno = errno;
+	bsl_maintenance();
 	struct block b;
 	if (!block_lookup(p, &b))
 		invalid_pointer(p, api);

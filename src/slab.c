@@ -115,7 +115,7 @@ unsigned slab_alloc_bulk(unsigned c, void **objs, unsigned n)
 	}
 	sc->nobjs_out[c] += got;
 	sc->nalloc[c]++;
-	if (BSL_DEBUG)
+	if (BSL_DEBUG && (++sc->ndebug_checks & 63) == 0)
 		slab_check(sc);
 	lock_release(&sc->lock);
 	return got;
@@ -145,7 +145,7 @@ void slab_free_bulk(void *const *objs, unsigned n)
 			slab_release_locked(sc, s, c);   /* keep one empty slab in reserve */
 	}
 	if (held) {
-		if (BSL_DEBUG)
+		if (BSL_DEBUG && (++held->ndebug_checks & 63) == 0)
 			slab_check(held);
 		lock_release(&held->lock);
 	}

@@ -20,6 +20,7 @@ struct slab_cpu {
 	uint32_t nslabs[NCLASSES + 1];              /* slabs owned */
 	uint64_t nobjs_out[NCLASSES + 1];           /* objects taken out */
 	uint64_t nalloc[NCLASSES + 1];              /* bulk calls served */
+	uint64_t ndebug_checks;                     /* debug builds: full check every 64 calls */
 };
 
 extern struct slab_cpu slab_cpus[MAX_CPUS];

@@ -45,8 +45,9 @@ EXPORT int bsl_stats(struct bsl_stats *out)
 	s.allocated = slab_obj_bytes - (tc_bytes < slab_obj_bytes ? tc_bytes : slab_obj_bytes) +
 		      (run_pages << PAGE_SHIFT) + large_bytes;
 	s.active = ((slab_pages + run_pages) << PAGE_SHIFT) + large_bytes;
-	s.mapped = arena_bytes + large_bytes;
-	s.dirty = dirty_pages << PAGE_SHIFT;
+	size_t cached = large_cached_bytes();
+	s.mapped = arena_bytes + large_bytes + cached;
+	s.dirty = (dirty_pages << PAGE_SHIFT) + cached;
 	s.returned = (free_pages - dirty_pages) << PAGE_SHIFT;
 	s.resident = s.mapped - s.returned;
 	s.nmalloc_large = large_blocks;
@@ -126,7 +127,7 @@ EXPORT size_t bsl_purge(void)
 		return 0;
 	if (tc_self.state == TC_LIVE)
 		tcache_flush(&tc_self);
-	return buddy_purge_all();
+	return buddy_purge_all() + large_cache_release(UINT64_MAX);
 }
 
 /* ------------------------------------------------ glibc's introspection */

@@ -4,19 +4,74 @@
  * Refill takes half a bin's bound from the slabs in one locked call; a full
  * bin sends half of its objects back in one call. A pthread key's destructor
  * returns the whole cache when the thread exits.
- * Lock: registry_lock protects the list of live caches (for statistics); it
- * is taken only at thread start and exit and by readers of statistics.
+ * Lock: registry_lock protects the records of live caches (for statistics);
+ * it is taken at cache start and exit and by readers of statistics.
  */
 #include "tcache.h"
 #include "slab.h"
+#include "os.h"
 
 __thread struct tcache tc_self __attribute__((tls_model("initial-exec")));
 
+/* Lives in memory of our own (never freed), so it outlives its thread. */
+struct tcache_record {
+	size_t cached_bytes;             /* published by the owner at its slow paths */
+	struct tcache_record *next, *prev;
+};
+
+#define RECORDS_PER_MAP (16 * PAGE_SIZE / sizeof(struct tcache_record))
+
 static lock_t registry_lock = LOCK_INIT;
-static struct tcache *registry;
+static struct tcache_record *registry;     /* live records */
+static struct tcache_record *spare;        /* free records, linked by next */
+static size_t nlive;
 static pthread_key_t exit_key;
 
 #define BATCH_MAX 128
+
+static struct tcache_record *record_get_locked(void)
+{
+	if (!spare) {
+		struct tcache_record *r = os_map(RECORDS_PER_MAP * sizeof *r, PAGE_SIZE);
+		if (!r)
+			return NULL;
+		for (size_t i = 0; i < RECORDS_PER_MAP; i++) {
+			r[i].next = spare;
+			spare = &r[i];
+		}
+	}
+	struct tcache_record *r = spare;
+	spare = r->next;
+	r->cached_bytes = 0;
+	r->prev = NULL;
+	r->next = registry;
+	if (registry)
+		registry->prev = r;
+	registry = r;
+	nlive++;
+	return r;
+}
+
+static void record_put_locked(struct tcache_record *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		registry = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->next = spare;
+	spare = r;
+	nlive--;
+}
+
+static void publish(struct tcache *tc)
+{
+	size_t bytes = 0;
+	for (unsigned c = 1; c <= NCLASSES; c++)
+		bytes += (size_t)(tc->bins[c].max - tc->bins[c].room) * class_info[c].size;
+	__atomic_store_n(&tc->rec->cached_bytes, bytes, __ATOMIC_RELAXED);
+}
 
 static void tcache_thread_exit(void *arg)
 {
@@ -25,13 +80,9 @@ static void tcache_thread_exit(void *arg)
 	for (unsigned c = 1; c <= NCLASSES; c++)
 		tc->bins[c].max = tc->bins[c].room = 0;   /* later frees take the slow path */
 	lock_acquire(&registry_lock);
-	if (tc->prev)
-		tc->prev->next = tc->next;
-	else
-		registry = tc->next;
-	if (tc->next)
-		tc->next->prev = tc->prev;
+	record_put_locked(tc->rec);
 	lock_release(&registry_lock);
+	tc->rec = NULL;
 	tc->state = TC_DEAD;
 }
 
@@ -40,37 +91,39 @@ void tcache_global_init(void)
 	pthread_key_create(&exit_key, tcache_thread_exit);
 }
 
-static void tcache_start(struct tcache *tc)
+/* Count a warm-up call; start the cache when warm-up is over. False while
+ * the calling thread should bypass its cache. */
+static bool tcache_ready(struct tcache *tc)
 {
+	if (likely(tc->state == TC_LIVE))
+		return true;
+	if (tc->state == TC_DEAD || ++tc->warmup < TCACHE_WARMUP)
+		return false;
+	lock_acquire(&registry_lock);
+	tc->rec = record_get_locked();
+	lock_release(&registry_lock);
+	if (!tc->rec)
+		return false;
 	for (unsigned c = 1; c <= NCLASSES; c++)
 		tc->bins[c].max = tc->bins[c].room = class_tcache_max[c];
-	lock_acquire(&registry_lock);
-	tc->prev = NULL;
-	tc->next = registry;
-	if (registry)
-		registry->prev = tc;
-	registry = tc;
-	lock_release(&registry_lock);
 	tc->state = TC_LIVE;
 	pthread_setspecific(exit_key, tc);
+	return true;
 }
 
 void *tcache_alloc_slow(unsigned c)
 {
 	struct tcache *tc = &tc_self;
-	if (tc->state == TC_NEW)
-		tcache_start(tc);
 	void *objs[BATCH_MAX];
-	unsigned want = tc->state == TC_LIVE ? (tc->bins[c].max + 1) / 2 : 1;
-	unsigned got = slab_alloc_bulk(c, objs, want);
+	if (!tcache_ready(tc))
+		return slab_alloc_bulk(c, objs, 1) ? objs[0] : NULL;
+	unsigned got = slab_alloc_bulk(c, objs, (tc->bins[c].max + 1) / 2);
 	if (!got)
 		return NULL;
 	struct tcache_bin *b = &tc->bins[c];
-	for (unsigned i = 1; i < got; i++) {
-		*(void **)objs[i] = b->head;
-		b->head = objs[i];
-	}
-	b->room -= got - 1;
+	for (unsigned i = 1; i < got; i++)
+		tcache_push(b, objs[i]);
+	publish(tc);
 	return objs[0];
 }
 
@@ -95,9 +148,7 @@ static void bin_flush(struct tcache_bin *b, unsigned n)
 void tcache_free_slow(void *p, unsigned c)
 {
 	struct tcache *tc = &tc_self;
-	if (tc->state == TC_NEW)
-		tcache_start(tc);
-	if (tc->state == TC_DEAD) {
+	if (!tcache_ready(tc)) {
 		slab_free_bulk(&p, 1);
 		return;
 	}
@@ -105,12 +156,15 @@ void tcache_free_slow(void *p, unsigned c)
 	if (b->room == 0)
 		bin_flush(b, (b->max + 1) / 2);
 	tcache_push(b, p);
+	publish(tc);
 }
 
 void tcache_flush(struct tcache *tc)
 {
 	for (unsigned c = 1; c <= NCLASSES; c++)
 		bin_flush(&tc->bins[c], tc->bins[c].max - tc->bins[c].room);
+	if (tc->rec)
+		publish(tc);
 }
 
 bool tcache_holds(const void *p, unsigned c)
@@ -123,16 +177,15 @@ bool tcache_holds(const void *p, unsigned c)
 
 void tcache_totals(size_t *nbytes, size_t *ncaches)
 {
-	size_t bytes = 0, n = 0;
+	size_t bytes = 0;
+	if (tc_self.state == TC_LIVE)
+		publish(&tc_self);
 	lock_acquire(&registry_lock);
-	for (struct tcache *tc = registry; tc; tc = tc->next, n++)
-		for (unsigned c = 1; c <= NCLASSES; c++)
-			bytes += (size_t)(__atomic_load_n(&tc->bins[c].max, __ATOMIC_RELAXED) -
-					  __atomic_load_n(&tc->bins[c].room, __ATOMIC_RELAXED)) *
-				 class_info[c].size;
+	for (struct tcache_record *r = registry; r; r = r->next)
+		bytes += __atomic_load_n(&r->cached_bytes, __ATOMIC_RELAXED);
+	*ncaches = nlive;
 	lock_release(&registry_lock);
 	*nbytes = bytes;
-	*ncaches = n;
 }
 
 void tcache_lock_all(void)
@@ -145,16 +198,17 @@ void tcache_unlock_all(void)
 	lock_release(&registry_lock);
 }
 
-/* In the child only the forking thread lives: forget the other caches (their
- * objects stay allocated in the child; the threads that owned them are gone). */
+/* In the child only the forking thread lives: drop the other records (their
+ * threads' cached objects stay allocated in the child). */
 void tcache_after_fork_child(void)
 {
-	struct tcache *self = &tc_self;
-	bool live = self->state == TC_LIVE;
-	registry = NULL;
-	if (live) {
-		self->next = self->prev = NULL;
-		registry = self;
+	struct tcache_record *self = tc_self.state == TC_LIVE ? tc_self.rec : NULL;
+	struct tcache_record *r = registry;
+	while (r) {
+		struct tcache_record *next = r->next;
+		if (r != self)
+			record_put_locked(r);
+		r = next;
 	}
 	lock_init(&registry_lock);
 }

@@ -10,6 +10,16 @@
  * up; after the thread's exit the bins go back to that state and the cache is
  * marked dead, so late frees (from other TLS destructors) go straight to the
  * slabs.
+ *
+ * Warm-up: a thread's first TCACHE_WARMUP slow-path calls go straight to the
+ * slabs; only then does its cache start. A thread that allocates a few
+ * blocks (or allocates for the first time inside the last round of pthread
+ * key destructors, when a new key value would never be destructed) caches
+ * nothing and so can leave nothing behind.
+ *
+ * Statistics never read another thread's TLS (it may be gone): each live
+ * cache owns a record in memory of our own, where its slow paths publish the
+ * bytes it holds; a reader refreshes its own record first.
  */
 #ifndef BSL_TCACHE_H
 #define BSL_TCACHE_H
@@ -23,11 +33,15 @@ struct tcache_bin {
 };
 
 enum tcache_state { TC_NEW = 0, TC_LIVE, TC_DEAD };
+#define TCACHE_WARMUP 32
+
+struct tcache_record;
 
 struct tcache {
 	struct tcache_bin bins[NCLASSES + 1];
 	int state;                       /* enum tcache_state */
-	struct tcache *next, *prev;      /* registry of live caches, under registry lock */
+	uint32_t warmup;                 /* slow-path calls made while TC_NEW */
+	struct tcache_record *rec;       /* TC_LIVE: this cache's published totals */
 };
 
 extern __thread struct tcache tc_self __attribute__((tls_model("initial-exec")));

@@ -4,7 +4,8 @@
  *  producer_consumer: 8 producer threads allocate blocks of random sizes (8 B ..
  *    256 KiB, skewed small), fill each with a cookie pattern derived from its address
  *    and size, and pass them through lock-protected queues to 8 consumer threads,
- *    which check every byte and free them (cross-thread frees). Afterwards
+ *    which check every byte and free them (cross-thread frees), while an observer
+ *    thread calls bsl_owns/bsl_stats/mallinfo2 on pointers being freed. Afterwards
  *    bsl_stats().allocated and .nthreads are exactly what they were before.
  *  thread_churn: 2,000 short-lived threads in batches of 50; each allocates ~100
  *    blocks, frees them all; one in five also leaves 10 blocks behind when it exits,
@@ -182,6 +183,37 @@ static struct item q_pop(struct queue *q)
 
 static long alloc_failures;
 
+/* Pointers recently handed out, read racily by the observer thread. */
+#define NRECENT 256
+static void *recent[NRECENT];
+static volatile int observer_stop;
+static long observer_calls;
+
+/* Calls the read-only API on pointers other threads are freeing (and unmapping)
+ * right now: bsl_owns "never aborts, whatever p is", bsl_stats reads everything. */
+static void *observer(void *arg)
+{
+	unsigned i = 0;
+	long calls = 0;
+	while (!__atomic_load_n(&observer_stop, __ATOMIC_RELAXED)) {
+		void *p = __atomic_load_n(&recent[i++ % NRECENT], __ATOMIC_RELAXED);
+		if (p) {
+			(void)bsl_owns(p);
+			(void)bsl_owns((char *)p + 16);
+			(void)bsl_owns((char *)p + 4096);
+		}
+		if ((i & 63) == 0) {
+			struct bsl_stats st;
+			bsl_stats(&st);
+			struct mallinfo2 mi = mallinfo2();
+			(void)mi;
+		}
+		calls++;
+	}
+	__atomic_store_n(&observer_calls, calls, __ATOMIC_RELAXED);
+	return arg;
+}
+
 static void *producer(void *arg)
 {
 	unsigned id = (unsigned)(uintptr_t)arg;
@@ -191,6 +223,7 @@ static void *producer(void *arg)
 		void *p = malloc(n);
 		if (!p) { __atomic_add_fetch(&alloc_failures, 1, __ATOMIC_RELAXED); continue; }
 		fill(p, n);
+		__atomic_store_n(&recent[(id * 31 + j) % NRECENT], p, __ATOMIC_RELAXED);
 		q_push(&queues[(id + j) % NCONS], (struct item){ p, n });
 	}
 	return NULL;
@@ -226,20 +259,23 @@ static void producer_consumer(void)
 		pthread_cond_init(&queues[i].not_empty, NULL);
 		pthread_cond_init(&queues[i].not_full, NULL);
 	}
-	warm_up(NPROD + NCONS);
+	warm_up(NPROD + NCONS + 1);     /* + the observer */
 	struct bsl_stats before;
 	bsl_stats(&before);
 
-	pthread_t prod[NPROD], cons[NCONS];
-	int started = 1;
+	pthread_t prod[NPROD], cons[NCONS], obs;
+	int started = start(&obs, observer, NULL);
 	for (int i = 0; i < NCONS; i++) started &= start(&cons[i], consumer, (void *)(uintptr_t)i);
 	for (int i = 0; i < NPROD; i++) started &= start(&prod[i], producer, (void *)(uintptr_t)i);
 	REQUIRE(started);
 	for (int i = 0; i < NPROD; i++) pthread_join(prod[i], NULL);
 	for (int i = 0; i < NCONS; i++) q_push(&queues[i], (struct item){ NULL, 0 });
 	for (int i = 0; i < NCONS; i++) pthread_join(cons[i], NULL);
+	__atomic_store_n(&observer_stop, 1, __ATOMIC_RELAXED);
+	pthread_join(obs, NULL);
 
 	CHECK(alloc_failures == 0);
+	CHECK(observer_calls > 0);
 	CHECK(consumed == (long)NPROD * PER_PRODUCER);
 	CHECK(corrupt_blocks == 0);
 	CHECK(unowned_blocks == 0);
