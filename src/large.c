@@ -132,14 +132,16 @@ static struct cached_map cache[LARGE_CACHE_SLOTS];   /* addr NULL = empty */
 static size_t cache_bytes;
 
 /* Take the smallest cached mapping of at least len bytes (and not more than
- * twice that); the excess is unmapped. NULL when none fits. */
-static void *cache_take(size_t len)
+ * twice that) whose address is a multiple of align; the excess is unmapped.
+ * NULL when none fits. */
+static void *cache_take(size_t len, size_t align)
 {
 	struct cached_map best = { 0 };
 	lock_acquire(&cache_lock);
 	int bi = -1;
 	for (int i = 0; i < LARGE_CACHE_SLOTS; i++)
 		if (cache[i].addr && cache[i].nbytes >= len && cache[i].nbytes / 2 <= len &&
+		    ((uintptr_t)cache[i].addr & (align - 1)) == 0 &&
 		    (bi < 0 || cache[i].nbytes < cache[bi].nbytes))
 			bi = i;
 	if (bi >= 0) {
@@ -220,10 +222,12 @@ void *large_alloc(size_t nbytes, size_t align_bytes, bool *dirty)
 		goto nomem;
 	void *p = NULL;
 	*dirty = false;
-	if (align_bytes <= PAGE_SIZE && opt.large_cache && (p = cache_take(len)))
+	if (align_bytes < PAGE_SIZE)
+		align_bytes = PAGE_SIZE;
+	if (opt.large_cache && (p = cache_take(len, align_bytes)))
 		*dirty = true;
 	if (!p)
-		p = os_map(len, align_bytes < PAGE_SIZE ? PAGE_SIZE : align_bytes);
+		p = os_map(len, align_bytes);
 	if (!p)
 		goto nomem;
 	if (!record(p, len, false)) {
