@@ -840,6 +840,51 @@ static void stats_allocated_exact(void)
 	CHECK(bad == 0);
 }
 
+/* The bsl_stats figures agree with each other (single-threaded, so no race):
+ * allocated <= active <= mapped, returned + dirty <= mapped, resident <= mapped,
+ * and the per-tier counters only grow. */
+static int stats_consistent(const struct bsl_stats *s, const char *when)
+{
+	int ok = s->allocated <= s->active && s->active <= s->mapped &&
+		 s->returned + s->dirty <= s->mapped && s->resident <= s->mapped;
+	if (!ok)
+		fprintf(stderr, "  %s: allocated %zu active %zu mapped %zu resident %zu returned %zu dirty %zu tcache %zu\n",
+			when, s->allocated, s->active, s->mapped, s->resident, s->returned, s->dirty, s->tcache);
+	return ok;
+}
+
+static void stats_invariants(void)
+{
+	struct bsl_stats a, b, c;
+	bsl_stats(&a);
+	CHECK(stats_consistent(&a, "start"));
+	static void *v[3000];
+	for (int i = 0; i < 3000; i++) v[i] = malloc(i % 3 == 0 ? 48 : i % 3 == 1 ? 30000 : 400000);
+	bsl_stats(&b);
+	CHECK(stats_consistent(&b, "after 3000 allocations"));
+	CHECK(b.allocated >= a.allocated + 1000 * (48 + 30000 + 400000));
+	CHECK(b.nmalloc_slab >= a.nmalloc_slab);
+	CHECK(b.nmalloc_run >= a.nmalloc_run + 1000);
+	for (int i = 0; i < 3000; i++) free(v[i]);
+	bsl_stats(&c);
+	CHECK(stats_consistent(&c, "after freeing them"));
+	CHECK(c.allocated == a.allocated);
+	CHECK(c.nfree_run >= b.nfree_run + 1000);
+	CHECK(c.nfree_large >= b.nfree_large + 1000);
+	size_t purged = bsl_purge();
+	struct bsl_stats d;
+	bsl_stats(&d);
+	CHECK(stats_consistent(&d, "after bsl_purge"));
+	/* what bsl_purge gave back shows up as returned (clean) memory */
+	if (d.returned < c.returned + purged / 2 || d.npurge < c.npurge) {
+		fprintf(stderr, "  bsl_purge returned %zu; returned %zu -> %zu, dirty %zu -> %zu, npurge %llu -> %llu\n",
+			purged, c.returned, d.returned, c.dirty, d.dirty,
+			(unsigned long long)c.npurge, (unsigned long long)d.npurge);
+		t_failed_case = 1;
+	}
+	CHECK(d.allocated == a.allocated);
+}
+
 /* ---------------------------------------------------------------- random ops */
 
 /* Word-wise pattern (fast enough for big blocks): word k of a block with tag t. */
@@ -904,6 +949,7 @@ static void random_ops_no_overlap(void)
 					bad++;
 				}
 				wfill(q, keep, n, tag[i]);
+				if (n) memset(q + n, 0xEE, malloc_usable_size(q) - n);   /* all usable bytes are ours */
 				blk[i] = q;
 				len[i] = n;
 				continue;
@@ -923,6 +969,7 @@ static void random_ops_no_overlap(void)
 		len[i] = n;
 		tag[i] = ++ntag;
 		wfill(blk[i], 0, n, tag[i]);
+		memset(blk[i] + n, 0xEE, malloc_usable_size(blk[i]) - n);
 	}
 	for (int i = 0; i < SLOTS; i++) {
 		if (!blk[i]) continue;
@@ -1154,6 +1201,7 @@ int main(int argc, char **argv)
 	T_RUN(bsl_owns_contract);
 	T_RUN(bsl_owns_freed_block);
 	T_RUN(stats_allocated_exact);
+	T_RUN(stats_invariants);
 	T_RUN(random_ops_no_overlap);
 	T_RUN(enomem_under_rlimit_as);
 	T_RUN(invalid_free_aborts);
