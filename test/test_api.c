@@ -425,6 +425,75 @@ static void calloc_zero_after_dirty_reuse(void)
 	CHECK(bad == 0);
 }
 
+/*
+ * calloc after the free memory was given back to the OS. With the default advice
+ * (MADV_DONTNEED) purged pages read as zero; with BUDDYSLAB_CONF=purge:free
+ * (MADV_FREE) they keep their old contents until the kernel reclaims them, so the
+ * allocator must not treat them as clean. The scenario runs here and in copies of
+ * this program re-executed under several BUDDYSLAB_CONF settings.
+ */
+static int calloc_purge_scenario(void)
+{
+	static const size_t sz[] = { 16, 100, 1000, 5000, 16384, 20000, 60000, 100000, 130000,
+		200000, 1 << 20, 3 << 20 };
+	enum { NS = sizeof sz / sizeof sz[0], REP = 8 };
+	static void *v[NS][REP];
+	int bad = 0;
+	for (int round = 0; round < 4; round++) {
+		for (int i = 0; i < NS; i++)
+			for (int r = 0; r < REP; r++) {
+				v[i][r] = malloc(sz[i]);
+				if (!v[i][r]) return 1;
+				memset(v[i][r], 0xAB, malloc_usable_size(v[i][r]));
+			}
+		for (int i = 0; i < NS; i++)
+			for (int r = 0; r < REP; r++) free(v[i][r]);
+		size_t purged = round & 1 ? bsl_purge() : (malloc_trim(0), 0);
+		for (int i = 0; i < NS; i++)
+			for (int r = 0; r < REP; r++) {
+				unsigned char *c = calloc(1, sz[i]);
+				if (!c) return 1;
+				for (size_t k = 0; k < sz[i]; k++)
+					if (c[k]) {
+						if (bad++ < 3)
+							fprintf(stderr, "  [BUDDYSLAB_CONF=%s] round %d: calloc(%zu) byte %zu = %#x (bsl_purge gave back %zu)\n",
+								getenv("BUDDYSLAB_CONF") ? getenv("BUDDYSLAB_CONF") : "",
+								round, sz[i], k, c[k], purged);
+						break;
+					}
+				v[i][r] = c;
+			}
+		for (int i = 0; i < NS; i++)
+			for (int r = 0; r < REP; r++) free(v[i][r]);
+	}
+	return bad ? 1 : 0;
+}
+
+static char *self_exe;
+
+static void calloc_zero_after_purge(void)
+{
+	CHECK(calloc_purge_scenario() == 0);
+	static const char *const confs[] = { "purge:free", "purge:free,decay_ms:0", "decay_ms:0", "tcache:0" };
+	for (size_t i = 0; i < sizeof confs / sizeof confs[0]; i++) {
+		fflush(NULL);
+		pid_t pid = fork();
+		REQUIRE(pid >= 0);
+		if (pid == 0) {
+			alarm(60);
+			setenv("BUDDYSLAB_CONF", confs[i], 1);
+			execl(self_exe, self_exe, "--calloc-purge-child", (char *)NULL);
+			_exit(4);
+		}
+		int st;
+		REQUIRE(waitpid(pid, &st, 0) == pid);
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "  BUDDYSLAB_CONF=%s: calloc scenario failed (status %#x)\n", confs[i], st);
+			t_failed_case = 1;
+		}
+	}
+}
+
 /* ---------------------------------------------------------------- realloc */
 
 static unsigned char *ref;   /* pattern reference, 8 MiB + slack */
@@ -1141,8 +1210,6 @@ static int oom_child(void)
 	return bad ? 1 : 0;
 }
 
-static char *self_exe;
-
 static void enomem_under_rlimit_as(void)
 {
 	int pfd[2];
@@ -1180,6 +1247,8 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "--oom-child") == 0)
 		return oom_child();
+	if (argc > 1 && strcmp(argv[1], "--calloc-purge-child") == 0)
+		return calloc_purge_scenario();
 	self_exe = argv[0];
 	T_RUN(malloc_zero);
 	T_RUN(alignment_every_size_to_4096);
@@ -1191,6 +1260,7 @@ int main(int argc, char **argv)
 	T_RUN(aligned_all_tiers);
 	T_RUN(valloc_pvalloc);
 	T_RUN(calloc_zero_after_dirty_reuse);
+	T_RUN(calloc_zero_after_purge);
 	T_RUN(realloc_keeps_contents);
 	T_RUN(realloc_null_and_zero);
 	T_RUN(free_null_usable_null_errno);
