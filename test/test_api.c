@@ -1243,6 +1243,24 @@ static void enomem_under_rlimit_as(void)
 	}
 }
 
+/* glibc never starts threads of its own; with the default configuration neither
+ * may buddyslab (a multi-threaded process cannot unshare(CLONE_NEWUSER), and
+ * programs count their threads). Run after every other case in this program. */
+static void no_hidden_threads(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	if (!f) SKIP("no /proc/self/status");
+	char line[256];
+	int threads = -1;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "Threads: %d", &threads) == 1) break;
+	fclose(f);
+	if (threads != 1) {
+		fprintf(stderr, "  /proc/self/status says Threads: %d\n", threads);
+		t_failed_case = 1;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "--oom-child") == 0)
@@ -1276,5 +1294,6 @@ int main(int argc, char **argv)
 	T_RUN(enomem_under_rlimit_as);
 	T_RUN(invalid_free_aborts);
 	T_RUN(invalid_realloc_aborts);
+	T_RUN(no_hidden_threads);
 	return t_done();
 }
