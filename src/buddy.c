@@ -64,18 +64,30 @@ uint64_t buddy_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + 1;   /* never 0 */
 }
 
-static void list_add_locked(struct zone *z, struct page_desc *d, unsigned order, uint64_t dirty_ms)
+/* Allocation takes list heads; a block put at the tail is used last, which
+ * gives it time to merge with its buddy (the kernel's "merge likely" idea). */
+static void list_add_locked(struct zone *z, struct page_desc *d, unsigned order, uint64_t dirty_ms,
+			    bool to_tail)
 {
 	bool dirty = dirty_ms != 0;
 	d->kind = PD_FREE;
 	d->order = (uint8_t)order;
 	d->flags = 0;
 	d->dirty_ms = dirty_ms;
-	d->prev = NULL;
-	d->next = z->free_list[order];
-	if (d->next)
-		d->next->prev = d;
-	z->free_list[order] = d;
+	if (to_tail && z->free_tail[order]) {
+		d->next = NULL;
+		d->prev = z->free_tail[order];
+		d->prev->next = d;
+		z->free_tail[order] = d;
+	} else {
+		d->prev = NULL;
+		d->next = z->free_list[order];
+		if (d->next)
+			d->next->prev = d;
+		else
+			z->free_tail[order] = d;
+		z->free_list[order] = d;
+	}
 	z->nfree[order]++;
 	z->free_pages += (size_t)1 << order;
 	if (dirty)
@@ -91,6 +103,8 @@ static void list_del_locked(struct zone *z, struct page_desc *d)
 		z->free_list[order] = d->next;
 	if (d->next)
 		d->next->prev = d->prev;
+	else
+		z->free_tail[order] = d->prev;
 	d->next = d->prev = NULL;
 	z->nfree[order]--;
 	z->free_pages -= (size_t)1 << order;
@@ -100,7 +114,8 @@ static void list_del_locked(struct zone *z, struct page_desc *d)
 }
 
 /* Free one aligned block, merging with its buddy while the buddy is free. */
-static void free_block_locked(struct zone *z, struct page_desc *d, unsigned order, uint64_t dirty_ms)
+static void free_block_locked(struct zone *z, struct page_desc *d, unsigned order, uint64_t dirty_ms,
+			      bool to_tail)
 {
 	lock_assert_held(&z->lock);
 	size_t idx = desc_index(d);
@@ -117,7 +132,14 @@ static void free_block_locked(struct zone *z, struct page_desc *d, unsigned orde
 		order++;
 	}
 	d = page_at(d, idx);
-	list_add_locked(z, d, order, dirty_ms);
+	if (!to_tail && order + 1 < MAX_ORDER) {
+		/* the kernel's heuristic: if the next-larger block's buddy is free,
+		 * this block's own buddy may soon be too; keep it cold */
+		size_t parent = idx & ~((size_t)1 << order);
+		struct page_desc *pb = page_at(d, parent ^ ((size_t)1 << (order + 1)));
+		to_tail = pb->kind == PD_FREE && pb->order == order + 1;
+	}
+	list_add_locked(z, d, order, dirty_ms, to_tail);
 }
 
 static bool zone_grow_locked(struct zone *z)
@@ -127,12 +149,13 @@ static bool zone_grow_locked(struct zone *z)
 	if (!c)
 		return false;
 	z->chunks++;
-	list_add_locked(z, c, MAX_ORDER, 0);   /* freshly committed: clean */
+	list_add_locked(z, c, MAX_ORDER, 0, false);   /* freshly committed: clean */
 	return true;
 }
 
 /* A block of 2^order pages; *dirty_ms is its dirty stamp (0 = clean). */
-static struct page_desc *alloc_block_locked(struct zone *z, unsigned order, uint64_t *dirty_ms)
+static struct page_desc *alloc_block_locked(struct zone *z, unsigned order, bool may_grow,
+					   uint64_t *dirty_ms)
 {
 	lock_assert_held(&z->lock);
 	if (order == 0 && z->pcp_count) {
@@ -147,7 +170,7 @@ static struct page_desc *alloc_block_locked(struct zone *z, unsigned order, uint
 	while (o <= MAX_ORDER && !z->free_list[o])
 		o++;
 	if (o > MAX_ORDER) {
-		if (!zone_grow_locked(z))
+		if (!may_grow || !zone_grow_locked(z))
 			return NULL;
 		o = MAX_ORDER;
 	}
@@ -157,7 +180,7 @@ static struct page_desc *alloc_block_locked(struct zone *z, unsigned order, uint
 	size_t idx = desc_index(d);
 	while (o > order) {           /* split: the upper half goes back */
 		o--;
-		list_add_locked(z, page_at(d, idx + ((size_t)1 << o)), o, stamp);
+		list_add_locked(z, page_at(d, idx + ((size_t)1 << o)), o, stamp, false);
 	}
 	*dirty_ms = stamp;
 	return d;
@@ -171,7 +194,7 @@ static void pcp_drain_locked(struct zone *z, unsigned npages)
 		z->free_pages--;
 		z->dirty_pages--;
 		d->kind = PD_NONE;
-		free_block_locked(z, d, 0, z->last_use_ms ? z->last_use_ms : 1);
+		free_block_locked(z, d, 0, z->last_use_ms ? z->last_use_ms : 1, false);
 	}
 }
 
@@ -194,36 +217,46 @@ static void note_zone_used(struct zone *z)
 		;
 }
 
-/* Try z, then (when z cannot grow) every other zone that owns memory. */
-typedef struct page_desc *(*zone_alloc_fn)(struct zone *, size_t, size_t, bool *);
+/* Where a block comes from: z's free lists; else another zone's free lists
+ * (so that one CPU's zone does not grow while another's holds free memory;
+ * the pages still go back to their owner); else a new chunk for z. */
+typedef struct page_desc *(*zone_alloc_fn)(struct zone *, size_t, size_t, bool, bool *);
+
+static struct page_desc *try_zone(struct zone *z, zone_alloc_fn fn, size_t a1, size_t a2,
+				  bool may_grow, bool *dirty)
+{
+	lock_acquire(&z->lock);
+	struct page_desc *d = fn(z, a1, a2, may_grow, dirty);
+	lock_release(&z->lock);
+	return d;
+}
 
 static struct page_desc *alloc_any_zone(struct zone *z, zone_alloc_fn fn, size_t a1, size_t a2,
 					bool *dirty)
 {
 	z->id = (uint16_t)(z - zones);   /* zones[] index; the same value every time */
-	lock_acquire(&z->lock);
-	struct page_desc *d = fn(z, a1, a2, dirty);
-	lock_release(&z->lock);
-	if (likely(d)) {
-		note_zone_used(z);
+	struct page_desc *d = try_zone(z, fn, a1, a2, false, dirty);
+	if (likely(d))
 		return d;
-	}
-	unsigned n = buddy_nzones();
+	unsigned n = z->chunk_source ? 0 : buddy_nzones();   /* test zones stay alone */
 	for (unsigned i = 0; i < n && !d; i++) {
 		struct zone *o = &zones[i];
-		if (o == z || !__atomic_load_n(&o->chunks, __ATOMIC_RELAXED))
-			continue;
-		lock_acquire(&o->lock);
-		d = fn(o, a1, a2, dirty);
-		lock_release(&o->lock);
+		if (o != z && __atomic_load_n(&o->free_pages, __ATOMIC_RELAXED))
+			d = try_zone(o, fn, a1, a2, false, dirty);
+	}
+	if (!d) {
+		d = try_zone(z, fn, a1, a2, true, dirty);
+		if (d)
+			note_zone_used(z);
 	}
 	return d;
 }
 
-static struct page_desc *alloc_order_fn(struct zone *z, size_t order, size_t unused, bool *dirty)
+static struct page_desc *alloc_order_fn(struct zone *z, size_t order, size_t unused,
+					bool may_grow, bool *dirty)
 {
 	uint64_t stamp = 0;
-	struct page_desc *d = alloc_block_locked(z, (unsigned)order, &stamp);
+	struct page_desc *d = alloc_block_locked(z, (unsigned)order, may_grow, &stamp);
 	*dirty = stamp != 0;
 	return d;
 }
@@ -243,15 +276,17 @@ void buddy_free(struct page_desc *head, unsigned order)
 	if (order == 0)
 		free_order0_locked(z, head);
 	else
-		free_block_locked(z, head, order, now);
+		free_block_locked(z, head, order, now, false);
 	if (BSL_DEBUG && (++z->ndebug_checks & 63) == 0)
 		buddy_check(z);
 	lock_release(&z->lock);
 }
 
 /* Free [head, head + npages) as the largest aligned blocks that tile it.
- * Dirty order-0 pieces go to the pcp; clean ones straight to the lists. */
-static void free_range_locked(struct zone *z, struct page_desc *head, size_t npages, uint64_t dirty_ms)
+ * Dirty order-0 pieces go to the pcp, unless to_tail asks for the lists'
+ * cold end (the leftover of a run: keep it free so it can merge back). */
+static void free_range_locked(struct zone *z, struct page_desc *head, size_t npages, uint64_t dirty_ms,
+			      bool to_tail)
 {
 	size_t idx = desc_index(head);
 	while (npages) {
@@ -259,25 +294,25 @@ static void free_range_locked(struct zone *z, struct page_desc *head, size_t npa
 		while (((size_t)1 << order) > npages)
 			order--;
 		struct page_desc *d = page_at(head, idx);
-		if (order == 0 && dirty_ms)
+		if (order == 0 && dirty_ms && !to_tail)
 			free_order0_locked(z, d);
 		else
-			free_block_locked(z, d, order, dirty_ms);
+			free_block_locked(z, d, order, dirty_ms, to_tail);
 		idx += (size_t)1 << order;
 		npages -= (size_t)1 << order;
 	}
 }
 
 static struct page_desc *alloc_pages_fn(struct zone *z, size_t npages, size_t align_pages,
-					bool *dirty)
+					bool may_grow, bool *dirty)
 {
 	size_t want = npages > align_pages ? npages : align_pages;
 	unsigned order = ceil_log2(want);
 	uint64_t stamp = 0;
-	struct page_desc *d = alloc_block_locked(z, order, &stamp);
+	struct page_desc *d = alloc_block_locked(z, order, may_grow, &stamp);
 	size_t rest = ((size_t)1 << order) - npages;
 	if (d && rest)   /* the leftover keeps the block's stamp */
-		free_range_locked(z, page_at(d, desc_index(d) + npages), rest, stamp);
+		free_range_locked(z, page_at(d, desc_index(d) + npages), rest, stamp, true);
 	*dirty = stamp != 0;
 	return d;
 }
@@ -294,7 +329,7 @@ void buddy_free_pages(struct page_desc *head, size_t npages)
 	uint64_t now = buddy_now_ms();
 	lock_acquire(&z->lock);
 	z->last_use_ms = now;
-	free_range_locked(z, head, npages, now);
+	free_range_locked(z, head, npages, now, false);
 	if (BSL_DEBUG && (++z->ndebug_checks & 63) == 0)
 		buddy_check(z);
 	lock_release(&z->lock);
@@ -346,7 +381,7 @@ static size_t purge_zone(struct zone *z, uint64_t before)
 		z->npurge += n;
 		z->purged_bytes += nbytes;
 		for (unsigned i = 0; i < n; i++)
-			free_block_locked(z, batch[i], orders[i], ok[i] ? 0 : now);
+			free_block_locked(z, batch[i], orders[i], ok[i] ? 0 : now, false);
 		lock_release(&z->lock);
 		if (n < PURGE_BATCH)
 			break;

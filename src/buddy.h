@@ -17,6 +17,7 @@ struct zone {
 	lock_t lock;
 	uint16_t id;                                /* index in zones[]; set once */
 	struct page_desc *free_list[MAX_ORDER + 1]; /* heads of doubly linked lists */
+	struct page_desc *free_tail[MAX_ORDER + 1]; /* and their tails */
 	size_t nfree[MAX_ORDER + 1];                /* blocks on each list */
 	size_t free_pages;      /* pages on free lists and in pcp */
 	size_t dirty_pages;     /* of free_pages, the ones that may be resident */

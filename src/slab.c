@@ -12,6 +12,9 @@
  * Invariant: inuse + (objects on freelist) + (nobjs - fresh) == nobjs; a slab
  * is on its cpu's partial list exactly when inuse < nobjs (PDF_PARTIAL).
  *
+ * A slab whose objects are all free goes back to the buddy layer, except a
+ * small reserve (SLAB_RESERVE).
+ *
  * Lock order: a slab cpu lock, then (to get or free pages) a zone lock.
  * Never two slab cpu locks at once.
  */
@@ -20,6 +23,11 @@
 #include <sched.h>
 
 struct slab_cpu slab_cpus[MAX_CPUS];
+
+/* Empty slabs a CPU keeps per class, so that a class bouncing between one and
+ * zero slabs does not go to the buddy layer every time: one, for slabs of up
+ * to two pages; bigger empty slabs go straight back. */
+#define SLAB_RESERVE(c) (class_info[c].order <= 1 ? 1u : 0u)
 
 static void partial_add_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c)
 {
@@ -141,8 +149,8 @@ void slab_free_bulk(void *const *objs, unsigned n)
 		sc->nobjs_out[c]--;
 		if (!(s->flags & PDF_PARTIAL))
 			partial_add_locked(sc, s, c);
-		if (--s->inuse == 0 && ++sc->nempty[c] > 1)
-			slab_release_locked(sc, s, c);   /* keep one empty slab in reserve */
+		if (--s->inuse == 0 && ++sc->nempty[c] > SLAB_RESERVE(c))
+			slab_release_locked(sc, s, c);
 	}
 	if (held) {
 		if (BSL_DEBUG && (++held->ndebug_checks & 63) == 0)

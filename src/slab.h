@@ -5,7 +5,7 @@
  * under that CPU's slab lock. Full slabs are on no list. An object always
  * returns to the slab it came from, and so to the owning CPU's lists, whichever
  * thread frees it. A slab whose objects are all free goes back to the buddy
- * layer, except one per class and CPU kept as a reserve.
+ * layer, except a small reserve (slab.c, SLAB_RESERVE).
  */
 #ifndef BSL_SLAB_H
 #define BSL_SLAB_H
