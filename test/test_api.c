@@ -343,6 +343,32 @@ static void aligned_all_tiers(void)
 	CHECK(bad == 0);
 }
 
+/* Alignments 2^28 .. 2^63: either a block that is aligned and writable, or NULL with
+ * ENOMEM (posix_memalign: the ENOMEM return) - never a crash or a misaligned block. */
+static void huge_alignments(void)
+{
+	int bad = 0;
+	for (int lg = 28; lg <= 63; lg++) {
+		size_t al = (size_t)1 << lg;
+		for (int how = 0; how < 3; how++) {
+			void *p = NULL;
+			int err;
+			errno = 0;
+			if (how == 0) { err = posix_memalign(&p, hide(al), 100); if (err) p = NULL; }
+			else { p = how == 1 ? aligned_alloc(hide(al), 100) : memalign(hide(al), 100); err = p ? 0 : errno; }
+			if (!p) {
+				if (err != ENOMEM) { fprintf(stderr, "  way %d align 2^%d: NULL with error %d\n", how, lg, err); bad++; }
+				continue;
+			}
+			if ((uintptr_t)p & (al - 1)) { fprintf(stderr, "  way %d align 2^%d: %p misaligned\n", how, lg, p); bad++; }
+			if (malloc_usable_size(p) < 100) bad++;
+			memset(p, 1, 100);
+			free(p);
+		}
+	}
+	CHECK(bad == 0);
+}
+
 static void valloc_pvalloc(void)
 {
 	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
@@ -1298,6 +1324,7 @@ int main(int argc, char **argv)
 	T_RUN(aligned_alloc_bad_alignment_einval);
 	T_RUN(memalign_bad_alignment);
 	T_RUN(aligned_all_tiers);
+	T_RUN(huge_alignments);
 	T_RUN(valloc_pvalloc);
 	T_RUN(calloc_zero_after_dirty_reuse);
 	T_RUN(calloc_zero_after_purge);
