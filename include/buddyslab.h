@@ -25,9 +25,10 @@ struct bsl_stats {
 	size_t returned;      /* bytes of free arena pages currently given back (clean) */
 	size_t dirty;         /* bytes of free arena pages not yet given back */
 	size_t tcache;        /* bytes parked in thread caches */
-	uint64_t nmalloc_slab, nmalloc_run, nmalloc_large;   /* allocations per tier */
-	uint64_t nfree_slab, nfree_run, nfree_large;         /* frees per tier (slow-path
-	                                                        granularity for slab) */
+	uint64_t nmalloc_slab, nmalloc_run, nmalloc_large;   /* blocks made per tier, ever */
+	uint64_t nfree_slab, nfree_run, nfree_large;         /* blocks freed per tier, ever */
+	                      /* slab figures count objects leaving and re-entering the
+	                         slabs: thread caches move them in batches */
 	uint64_t npurge;      /* madvise calls made to return memory */
 	uint64_t nthreads;    /* thread caches alive now */
 };

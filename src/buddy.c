@@ -257,7 +257,7 @@ static struct page_desc *alloc_order_fn(struct zone *z, size_t order, size_t unu
 {
 	uint64_t stamp = 0;
 	struct page_desc *d = alloc_block_locked(z, (unsigned)order, may_grow, &stamp);
-	*dirty = stamp != 0;
+	*dirty = stamp != 0 || opt.purge_free;   /* MADV_FREE pages may keep old data */
 	return d;
 }
 
@@ -313,7 +313,7 @@ static struct page_desc *alloc_pages_fn(struct zone *z, size_t npages, size_t al
 	size_t rest = ((size_t)1 << order) - npages;
 	if (d && rest)   /* the leftover keeps the block's stamp */
 		free_range_locked(z, page_at(d, desc_index(d) + npages), rest, stamp, true);
-	*dirty = stamp != 0;
+	*dirty = stamp != 0 || opt.purge_free;   /* MADV_FREE pages may keep old data */
 	return d;
 }
 

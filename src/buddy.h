@@ -22,7 +22,8 @@ struct zone {
 	size_t free_pages;      /* pages on free lists and in pcp */
 	size_t dirty_pages;     /* of free_pages, the ones that may be resident */
 	size_t chunks;          /* chunks this zone owns */
-	size_t run_pages;       /* pages handed out as runs (stats) */
+	size_t run_pages;       /* pages handed out as runs (stats; atomic) */
+	uint64_t nrun_alloc, nrun_free;   /* runs made and freed (stats; atomic) */
 	size_t slab_pages;      /* pages handed out to slabs (stats) */
 	uint64_t npurge;        /* madvise calls made */
 	uint64_t purged_bytes;  /* bytes returned to the OS, ever */

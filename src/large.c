@@ -31,6 +31,7 @@ struct large_shard {
 	size_t used;         /* live + tombstones */
 	size_t live;
 	size_t live_bytes;
+	uint64_t nalloc, nfree;     /* blocks made and freed (realloc moves not counted) */
 } __attribute__((aligned(64)));
 
 static struct large_shard shards[LARGE_SHARDS];
@@ -234,6 +235,7 @@ void *large_alloc(size_t nbytes, size_t align_bytes, bool *dirty)
 		os_unmap(p, len);
 		goto nomem;
 	}
+	__atomic_fetch_add(&shard_of((uintptr_t)p)->nalloc, 1, __ATOMIC_RELAXED);
 	return p;
 nomem:
 	errno = ENOMEM;
@@ -255,6 +257,7 @@ bool large_free(void *p)
 	size_t nbytes = unrecord(p);
 	if (!nbytes)
 		return false;
+	__atomic_fetch_add(&shard_of((uintptr_t)p)->nfree, 1, __ATOMIC_RELAXED);
 	if (!opt.large_cache || opt.decay_ms == 0 || !cache_put(p, nbytes))
 		os_unmap(p, nbytes);
 	return true;
@@ -273,6 +276,17 @@ void *large_realloc(void *p, size_t nbytes)
 	}
 	VERIFY(record(q, len, true));
 	return q;
+}
+
+void large_counts(uint64_t *nalloc, uint64_t *nfree)
+{
+	uint64_t a = 0, f = 0;
+	for (int i = 0; i < LARGE_SHARDS; i++) {
+		a += __atomic_load_n(&shards[i].nalloc, __ATOMIC_RELAXED);
+		f += __atomic_load_n(&shards[i].nfree, __ATOMIC_RELAXED);
+	}
+	*nalloc = a;
+	*nfree = f;
 }
 
 void large_totals(size_t *nbytes, size_t *nblocks)

@@ -27,6 +27,7 @@ bool large_free(void *p);
 /* Resize with mremap; NULL (errno ENOMEM) when that fails; p stays valid. */
 void *large_realloc(void *p, size_t nbytes);
 void large_totals(size_t *nbytes, size_t *nblocks);
+void large_counts(uint64_t *nalloc, uint64_t *nfree);
 size_t large_cached_bytes(void);
 void large_lock_all(void);
 void large_unlock_all(void);

@@ -17,6 +17,7 @@ void *run_alloc(size_t nbytes, size_t align_bytes, bool *dirty)
 	d->kind = PD_RUN;
 	d->npages = (uint32_t)npages;
 	__atomic_fetch_add(&zones[d->zone].run_pages, npages, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&zones[d->zone].nrun_alloc, 1, __ATOMIC_RELAXED);
 	return desc_addr(d);
 }
 
@@ -27,6 +28,7 @@ void run_free(struct page_desc *head)
 	head->kind = PD_NONE;
 	head->npages = 0;
 	__atomic_fetch_sub(&zones[head->zone].run_pages, npages, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&zones[head->zone].nrun_free, 1, __ATOMIC_RELAXED);
 	buddy_free_pages(head, npages);
 }
 

@@ -122,7 +122,7 @@ unsigned slab_alloc_bulk(unsigned c, void **objs, unsigned n)
 			partial_del_locked(sc, s, c);
 	}
 	sc->nobjs_out[c] += got;
-	sc->nalloc[c]++;
+	sc->nalloc[c] += got;
 	if (BSL_DEBUG && (++sc->ndebug_checks & 63) == 0)
 		slab_check(sc);
 	lock_release(&sc->lock);
@@ -147,6 +147,7 @@ void slab_free_bulk(void *const *objs, unsigned n)
 		*(void **)p = s->freelist;
 		s->freelist = p;
 		sc->nobjs_out[c]--;
+		sc->nfree[c]++;
 		if (!(s->flags & PDF_PARTIAL))
 			partial_add_locked(sc, s, c);
 		if (--s->inuse == 0 && ++sc->nempty[c] > SLAB_RESERVE(c))

@@ -19,7 +19,8 @@ struct slab_cpu {
 	uint32_t nempty[NCLASSES + 1];              /* of those, fully free */
 	uint32_t nslabs[NCLASSES + 1];              /* slabs owned */
 	uint64_t nobjs_out[NCLASSES + 1];           /* objects taken out */
-	uint64_t nalloc[NCLASSES + 1];              /* bulk calls served */
+	uint64_t nalloc[NCLASSES + 1];              /* objects handed out, ever */
+	uint64_t nfree[NCLASSES + 1];               /* objects given back */
 	uint64_t ndebug_checks;                     /* debug builds: full check every 64 calls */
 };
 

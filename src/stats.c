@@ -27,6 +27,7 @@ EXPORT int bsl_stats(struct bsl_stats *out)
 			slab_pages += (size_t)__atomic_load_n(&sc->nslabs[c], __ATOMIC_RELAXED)
 				      << class_info[c].order;
 			s.nmalloc_slab += __atomic_load_n(&sc->nalloc[c], __ATOMIC_RELAXED);
+			s.nfree_slab += __atomic_load_n(&sc->nfree[c], __ATOMIC_RELAXED);
 		}
 	}
 	size_t run_pages = 0, free_pages = 0, dirty_pages = 0;
@@ -36,6 +37,8 @@ EXPORT int bsl_stats(struct bsl_stats *out)
 		free_pages += __atomic_load_n(&z->free_pages, __ATOMIC_RELAXED);
 		dirty_pages += __atomic_load_n(&z->dirty_pages, __ATOMIC_RELAXED);
 		s.npurge += __atomic_load_n(&z->npurge, __ATOMIC_RELAXED);
+		s.nmalloc_run += __atomic_load_n(&z->nrun_alloc, __ATOMIC_RELAXED);
+		s.nfree_run += __atomic_load_n(&z->nrun_free, __ATOMIC_RELAXED);
 	}
 	size_t large_bytes, large_blocks, tc_bytes, ncaches;
 	large_totals(&large_bytes, &large_blocks);
@@ -50,7 +53,7 @@ EXPORT int bsl_stats(struct bsl_stats *out)
 	s.dirty = (dirty_pages << PAGE_SHIFT) + cached;
 	s.returned = (free_pages - dirty_pages) << PAGE_SHIFT;
 	s.resident = s.mapped - s.returned;
-	s.nmalloc_large = large_blocks;
+	large_counts(&s.nmalloc_large, &s.nfree_large);
 	s.nthreads = ncaches;
 	*out = s;
 	return 0;
