@@ -79,10 +79,9 @@ static void fill(void *p, size_t n)
 	unsigned char *b = p;
 	for (size_t i = nw * 8; i < n; i++) b[i] = (unsigned char)(c >> (i % 8 * 8)) ^ (unsigned char)i;
 }
-/* 1 when intact */
-static int verify(const void *p, size_t n)
+/* 1 when intact (c: the cookie it was filled with) */
+static int verify_cookie(const void *p, size_t n, uint64_t c)
 {
-	uint64_t c = cookie_of(p, n);
 	const uint64_t *w = p;
 	size_t nw = n / 8;
 	for (size_t i = 0; i < nw; i++)
@@ -98,6 +97,7 @@ static int verify(const void *p, size_t n)
 		}
 	return 1;
 }
+static int verify(const void *p, size_t n) { return verify_cookie(p, n, cookie_of(p, n)); }
 
 static pthread_attr_t small_stack;
 
@@ -238,6 +238,17 @@ static void *consumer(void *arg)
 		if (!it.p) break;
 		if (!verify(it.p, it.n)) bad++;
 		if ((n & 15) == 0 && bsl_owns(it.p) != 1) notown++;
+		if ((n & 15) == 5) {
+			/* realloc a block another thread allocated: grow, then shrink */
+			uint64_t c = cookie_of(it.p, it.n);
+			void *g = realloc(it.p, it.n * 2 + 1);
+			if (!g) { bad++; continue; }
+			if (!verify_cookie(g, it.n, c)) bad++;
+			void *r = realloc(g, it.n / 2 + 1);
+			if (!r) { free(g); bad++; continue; }
+			if (!verify_cookie(r, it.n / 2 + 1 >= 8 ? (it.n / 2 + 1) / 8 * 8 : 0, c)) bad++;
+			it.p = r;
+		}
 		/* the consumer allocates a little too, so its cache holds both kinds */
 		if ((n & 7) == 0) { void *x = malloc(it.n / 2 + 1); if (x) { fill(x, it.n / 2 + 1); if (!verify(x, it.n / 2 + 1)) bad++; free(x); } }
 		free(it.p);
