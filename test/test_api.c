@@ -751,6 +751,24 @@ static void trim_mallopt(void)
 	}
 	r = malloc_trim(1 << 20);
 	CHECK(r == 0 || r == 1);
+	/* the parameters programs commonly set (e.g. M_ARENA_MAX from launchers) are
+	 * accepted (glibc returns 1), and allocation keeps working after each */
+	static const int params[][2] = { { M_MMAP_THRESHOLD, 0 }, { M_MMAP_THRESHOLD, 4096 },
+		{ M_MMAP_THRESHOLD, 32 << 20 }, { M_TRIM_THRESHOLD, 1 << 20 }, { M_TOP_PAD, 1 << 20 },
+		{ M_MMAP_MAX, 0 }, { M_MMAP_MAX, 65536 }, { M_ARENA_MAX, 1 }, { M_ARENA_TEST, 1 },
+		{ M_PERTURB, 0 }, { M_CHECK_ACTION, 3 } };
+	for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
+		if (mallopt(params[i][0], params[i][1]) != 1) {
+			fprintf(stderr, "  mallopt(%d, %d) != 1\n", params[i][0], params[i][1]);
+			t_failed_case = 1;
+		}
+		static const size_t sz[] = { 10, 5000, 40000, 300000, 2 << 20 };
+		for (size_t k = 0; k < sizeof sz / sizeof sz[0]; k++) {
+			char *q = malloc(sz[k]);
+			CHECK(q != NULL);
+			if (q) { memset(q, 1, sz[k]); q = realloc(q, sz[k] * 3); CHECK(q != NULL); free(q); }
+		}
+	}
 	CHECK(mallopt(M_MMAP_THRESHOLD, 256 * 1024) == 1);
 	void *p = malloc(300 * 1024);
 	CHECK(p != NULL);
