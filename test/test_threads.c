@@ -5,7 +5,8 @@
  *    256 KiB, skewed small), fill each with a cookie pattern derived from its address
  *    and size, and pass them through lock-protected queues to 8 consumer threads,
  *    which check every byte and free them (cross-thread frees), while an observer
- *    thread calls bsl_owns/bsl_stats/mallinfo2 on pointers being freed. Afterwards
+ *    thread calls bsl_owns/bsl_stats/mallinfo2 on pointers being freed and keeps
+ *    purging (bsl_purge, malloc_trim) while blocks are handed out. Afterwards
  *    bsl_stats().allocated and .nthreads are exactly what they were before.
  *  thread_churn: 2,000 short-lived threads in batches of 50; each allocates ~100
  *    blocks, frees them all; one in five also leaves 10 blocks behind when it exits,
@@ -208,6 +209,10 @@ static void *observer(void *arg)
 			struct mallinfo2 mi = mallinfo2();
 			(void)mi;
 		}
+		/* purging races with allocation: a page handed out meanwhile must not be
+		 * given back (the consumers would see its contents vanish) */
+		if ((i & 255) == 128) bsl_purge();
+		if ((i & 1023) == 512) malloc_trim(0);
 		calls++;
 	}
 	__atomic_store_n(&observer_calls, calls, __ATOMIC_RELAXED);
