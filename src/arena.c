@@ -65,6 +65,15 @@ static bool arena_reserve_locked(void)
 	return false;
 }
 
+void arena_desc_init(struct page_desc *chunk, size_t from, uint8_t arena_idx, uint16_t zone)
+{
+	for (size_t i = from; i < CHUNK_PAGES; i++) {
+		chunk[i].zone = zone;
+		chunk[i].arena = arena_idx;
+		chunk[i].ready = 1;
+	}
+}
+
 struct page_desc *arena_chunk_alloc(uint16_t zone)
 {
 	struct page_desc *first = NULL;
@@ -85,10 +94,7 @@ struct page_desc *arena_chunk_alloc(uint16_t zone)
 	if (thp_mode >= 0)
 		os_hugepage_advise(data, CHUNK_SIZE, thp_mode == 1);
 	uint8_t arena_idx = (uint8_t)(a - arenas);
-	for (size_t i = 0; i < CHUNK_PAGES; i++) {
-		d[i].zone = zone;
-		d[i].arena = arena_idx;
-	}
+	arena_desc_init(d, 0, arena_idx, zone);
 	first = d;
 	__atomic_store_n(&a->nchunks, a->nchunks + 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&a->limit, a->nchunks * CHUNK_SIZE, __ATOMIC_RELEASE);

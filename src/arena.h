@@ -58,7 +58,17 @@ struct page_desc {
 	};
 	void    *freelist;    /* slab head: free objects, linked through their first word */
 	struct page_desc *next, *prev;  /* free list (zone lock) or partial list (slab lock) */
+	/* PD_SLAB, every page: the class's object-start test (sizeclass.h), copied
+	 * here so that free() reads one descriptor and no table; obj_nobjs is 0 on
+	 * every other page, which fails the test. Written under the slab lock. */
+	uint64_t obj_inv;
+	uint16_t obj_nobjs;
+	uint8_t  obj_shift;
+	uint8_t  ready;       /* 1 once zone and arena are set; 0 again when the page of
+	                         descriptors holding it was given back (buddy.c) */
+	uint8_t  spare[4];
 };
+_Static_assert(sizeof(struct page_desc) == 64, "a page descriptor is 64 bytes");
 
 struct arena {
 	char   *base;          /* first data page, CHUNK_SIZE aligned */
@@ -97,6 +107,14 @@ static inline char *desc_addr(const struct page_desc *d)
 {
 	return arenas[d->arena].base + (desc_index(d) << PAGE_SHIFT);
 }
+
+/* Set zone and arena in the descriptors [from, CHUNK_PAGES) of a chunk. */
+void arena_desc_init(struct page_desc *chunk, size_t from, uint8_t arena_idx, uint16_t zone);
+
+/* A whole free chunk needs only its first descriptor page; the rest can be
+ * given back (buddy.c does) and set again when the chunk is split. */
+#define CHUNK_DESC_PAGES   (CHUNK_PAGES * sizeof(struct page_desc) / PAGE_SIZE)
+#define DESCS_PER_PAGE     (PAGE_SIZE / sizeof(struct page_desc))
 
 void arena_lock_all(void);     /* fork: prepare */
 void arena_unlock_all(void);   /* fork: parent and child */

@@ -24,7 +24,9 @@
  * pcp pages. buddy_decay_tick(), called from slow paths (or the background
  * thread), at most every decay_ms/4, returns blocks idle longer than decay_ms:
  * it unlinks a batch under the zone lock, calls madvise without it, and
- * frees the batch back as clean blocks. Chunk-sized blocks go first.
+ * frees the batch back as clean blocks. Chunk-sized blocks go first, and a
+ * whole free chunk also gives back its descriptor pages but the first (the
+ * others are set again, arena_desc_init, when the chunk is next split).
  *
  * Lock order: slab cpu lock -> zone lock -> arena lock. One zone lock at a time.
  */
@@ -177,6 +179,8 @@ static struct page_desc *alloc_block_locked(struct zone *z, unsigned order, bool
 	struct page_desc *d = z->free_list[o];
 	uint64_t stamp = d->dirty_ms;
 	list_del_locked(z, d);
+	if (o == MAX_ORDER && !d[DESCS_PER_PAGE].ready)   /* descriptors were given back */
+		arena_desc_init(d, DESCS_PER_PAGE, d->arena, z->id);
 	size_t idx = desc_index(d);
 	while (o > order) {           /* split: the upper half goes back */
 		o--;
@@ -375,6 +379,9 @@ static size_t purge_zone(struct zone *z, uint64_t before)
 			ok[i] = os_purge(desc_addr(batch[i]), len, opt.purge_free);
 			if (ok[i])
 				nbytes += len;
+			if (ok[i] && orders[i] == MAX_ORDER)   /* all but the head's page */
+				os_purge(batch[i] + DESCS_PER_PAGE,
+					 (CHUNK_DESC_PAGES - 1) * PAGE_SIZE, false);
 		}
 		uint64_t now = buddy_now_ms();
 		lock_acquire(&z->lock);

@@ -69,6 +69,12 @@ COLD __attribute__((noreturn)) static void invalid_pointer(const void *p, const 
 	bsl_fatal("aborting on an invalid pointer", NULL);
 }
 
+COLD __attribute__((noreturn)) static void double_free(const void *p)
+{
+	bsl_printf(2, "buddyslab: double free %p\n", p);
+	bsl_fatal("aborting on a double free", NULL);
+}
+
 /* ------------------------------------------------------------ allocation */
 
 static void *slab_alloc(unsigned c)
@@ -156,6 +162,8 @@ static NOINLINE void free_slow(void *p, const char *api)
 		invalid_pointer(p, api);
 	switch (b.tier) {
 	case TIER_SLAB:
+		if (*obj_tag(p) == free_tag)
+			double_free(p);
 		if (opt.tcache)
 			tcache_free_slow(p, b.class_idx);
 		else
@@ -176,13 +184,14 @@ EXPORT void free(void *p)
 	struct arena *a = &arenas[0];
 	size_t off = (size_t)((char *)p - a->base);
 	if (likely(off < a->limit)) {
-		/* class 0 (not a slab page) has nobjs 0, so it fails the index test */
+		/* a page that is not a slab has obj_nobjs 0, so it fails the test */
 		struct page_desc *d = &a->desc[off >> PAGE_SHIFT];
-		unsigned c = d->class_idx;
-		const struct class_info *ci = &class_info[c];
 		size_t obj_off = (uintptr_t)p - d->slab_base;
-		struct tcache_bin *b = &tc_self.bins[c];
-		if (likely(class_obj_index(ci, obj_off) < ci->nobjs && b->room)) {
+		struct tcache_bin *b = &tc_self.bins[(size_t)d->class_idx];
+		if (likely(obj_index(d->obj_inv, d->obj_shift, obj_off) < d->obj_nobjs &&
+			   b->room > 0)) {
+			if (unlikely(*obj_tag(p) == free_tag))
+				double_free(p);
 			tcache_push(b, p);
 			return;
 		}

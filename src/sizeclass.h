@@ -55,12 +55,17 @@ static inline unsigned size_to_class(size_t n)
 	return 9 + 4 * (k - 7) + (unsigned)((n - 1 - ((size_t)1 << k)) >> (k - 2));
 }
 
-/* Object index of byte offset off in a slab of class c, or >= nobjs when off
- * is not the start of an object. */
+/* Object index of byte offset off in a slab whose class has the given
+ * inverse and shift; >= nobjs when off is not the start of an object. */
+static inline size_t obj_index(uint64_t inv, unsigned shift, size_t off)
+{
+	uint64_t x = off * inv;
+	return shift ? (x >> shift) | (x << (64 - shift)) : x;
+}
+
 static inline size_t class_obj_index(const struct class_info *ci, size_t off)
 {
-	uint64_t x = off * ci->inv;
-	return ci->shift ? (x >> ci->shift) | (x << (64 - ci->shift)) : x;
+	return obj_index(ci->inv, ci->shift, off);
 }
 
 /* Mimic the kernel's names: kmalloc-16, kmalloc-192, kmalloc-8k. */

@@ -20,9 +20,18 @@
  */
 #include "slab.h"
 #include "buddy.h"
+#include <sys/auxv.h>
 #include <sched.h>
 
 struct slab_cpu slab_cpus[MAX_CPUS];
+uint64_t free_tag;
+
+void slab_tag_init(void)
+{
+	const uint64_t *rnd = (const uint64_t *)getauxval(AT_RANDOM);   /* 16 bytes from the kernel */
+	uint64_t seed = rnd ? rnd[0] ^ rnd[1] : 0;
+	free_tag = (seed ^ (uintptr_t)&free_tag ^ 0x9E3779B97F4A7C15ull) | 1;   /* never 0 */
+}
 
 /* Empty slabs a CPU keeps per class, so that a class bouncing between one and
  * zero slabs does not go to the buddy layer every time: one, for slabs of up
@@ -65,6 +74,9 @@ static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 		s[i].kind = PD_SLAB;
 		s[i].class_idx = (uint8_t)c;
 		s[i].slab_base = base;
+		s[i].obj_inv = ci->inv;
+		s[i].obj_shift = ci->shift;
+		s[i].obj_nobjs = ci->nobjs;
 	}
 	s->order = ci->order;
 	s->nobjs = ci->nobjs;
@@ -89,6 +101,7 @@ static void slab_release_locked(struct slab_cpu *sc, struct page_desc *s, unsign
 		s[i].kind = PD_NONE;
 		s[i].class_idx = 0;
 		s[i].slab_base = 0;
+		s[i].obj_nobjs = 0;
 	}
 	s->inuse = s->nobjs = s->fresh = s->slab_cpu = 0;
 	buddy_free(s, order);
@@ -111,11 +124,14 @@ unsigned slab_alloc_bulk(unsigned c, void **objs, unsigned n)
 		while (got < n && s->freelist) {
 			void *p = s->freelist;
 			s->freelist = *(void **)p;
+			*obj_tag(p) = 0;
 			objs[got++] = p;
 			s->inuse++;
 		}
 		while (got < n && s->fresh < s->nobjs) {
-			objs[got++] = base + (size_t)s->fresh++ * ci->size;
+			void *p = base + (size_t)s->fresh++ * ci->size;
+			*obj_tag(p) = 0;
+			objs[got++] = p;
 			s->inuse++;
 		}
 		if (s->inuse == s->nobjs)
@@ -144,6 +160,7 @@ void slab_free_bulk(void *const *objs, unsigned n)
 		}
 		unsigned c = s->class_idx;
 		ASSERT(s->kind == PD_SLAB && s->inuse > 0);
+		*obj_tag(p) = free_tag;
 		*(void **)p = s->freelist;
 		s->freelist = p;
 		sc->nobjs_out[c]--;

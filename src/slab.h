@@ -33,6 +33,15 @@ unsigned slab_alloc_bulk(unsigned class_idx, void **objs, unsigned n);
  * (checked by the caller); a double free is detected here. */
 void slab_free_bulk(void *const *objs, unsigned n);
 
+/* Double-free tag: every free object (in a thread cache or a slab) holds
+ * this random per-process value in its second word, and handing an object
+ * out clears it. Finding it in a block being freed means the block is
+ * already free: no program writes a secret it never saw (short of copying
+ * freed memory). Set once by slab_tag_init. */
+extern uint64_t free_tag;
+static inline uint64_t *obj_tag(void *p) { return (uint64_t *)p + 1; }
+void slab_tag_init(void);
+
 /* The head descriptor of the slab holding p, whose page is described by d. */
 static inline struct page_desc *slab_head(struct page_desc *d, const void *p)
 {

@@ -12,6 +12,7 @@
 #include "os.h"
 
 __thread struct tcache tc_self __attribute__((tls_model("initial-exec")));
+_Static_assert(sizeof(struct tcache_bin) == 16, "bins are 16 bytes");
 
 /* Lives in memory of our own (never freed), so it outlives its thread. */
 struct tcache_record {
@@ -88,6 +89,7 @@ static void tcache_thread_exit(void *arg)
 
 void tcache_global_init(void)
 {
+	slab_tag_init();
 	pthread_key_create(&exit_key, tcache_thread_exit);
 }
 
@@ -105,7 +107,7 @@ static bool tcache_ready(struct tcache *tc)
 	if (!tc->rec)
 		return false;
 	for (unsigned c = 1; c <= NCLASSES; c++)
-		tc->bins[c].max = tc->bins[c].room = class_tcache_max[c];
+		tc->bins[c].max = tc->bins[c].room = (int32_t)class_tcache_max[c];
 	tc->state = TC_LIVE;
 	pthread_setspecific(exit_key, tc);
 	return true;
@@ -117,7 +119,7 @@ void *tcache_alloc_slow(unsigned c)
 	void *objs[BATCH_MAX];
 	if (!tcache_ready(tc))
 		return slab_alloc_bulk(c, objs, 1) ? objs[0] : NULL;
-	unsigned got = slab_alloc_bulk(c, objs, (tc->bins[c].max + 1) / 2);
+	unsigned got = slab_alloc_bulk(c, objs, (unsigned)(tc->bins[c].max + 1) / 2);
 	if (!got)
 		return NULL;
 	struct tcache_bin *b = &tc->bins[c];
@@ -139,7 +141,7 @@ static void bin_flush(struct tcache_bin *b, unsigned n)
 		}
 		if (!k)
 			break;
-		b->room += k;
+		b->room += (int32_t)k;
 		n -= k;
 		slab_free_bulk(objs, k);
 	}
@@ -153,8 +155,8 @@ void tcache_free_slow(void *p, unsigned c)
 		return;
 	}
 	struct tcache_bin *b = &tc->bins[c];
-	if (b->room == 0)
-		bin_flush(b, (b->max + 1) / 2);
+	if (b->room <= 0)
+		bin_flush(b, (unsigned)(b->max + 1) / 2);
 	tcache_push(b, p);
 	publish(tc);
 }
@@ -162,7 +164,7 @@ void tcache_free_slow(void *p, unsigned c)
 void tcache_flush(struct tcache *tc)
 {
 	for (unsigned c = 1; c <= NCLASSES; c++)
-		bin_flush(&tc->bins[c], tc->bins[c].max - tc->bins[c].room);
+		bin_flush(&tc->bins[c], (unsigned)(tc->bins[c].max - tc->bins[c].room));
 	if (tc->rec)
 		publish(tc);
 }

@@ -24,12 +24,13 @@
 #ifndef BSL_TCACHE_H
 #define BSL_TCACHE_H
 #include "sizeclass.h"
+#include "slab.h"
 #pragma GCC visibility push(hidden)
 
 struct tcache_bin {
 	void    *head;
-	uint32_t room;     /* objects the bin may still take; 0 while not live */
-	uint32_t max;      /* objects held + room; 0 while the cache is not live */
+	int32_t  room;     /* objects the bin may still take; 0 while not live */
+	int32_t  max;      /* objects held + room; 0 while the cache is not live */
 };
 
 enum tcache_state { TC_NEW = 0, TC_LIVE, TC_DEAD };
@@ -47,13 +48,14 @@ struct tcache {
 extern __thread struct tcache tc_self __attribute__((tls_model("initial-exec")));
 
 /* The two fast-path operations. pop: NULL when the bin is empty. push: the
- * caller has checked b->room. */
+ * caller has checked the tag and that b->room > 0. */
 static inline void *tcache_pop(struct tcache_bin *b)
 {
 	void *p = b->head;
 	if (likely(p)) {
 		b->head = *(void **)p;
 		b->room++;
+		*obj_tag(p) = 0;
 	}
 	return p;
 }
@@ -61,6 +63,7 @@ static inline void *tcache_pop(struct tcache_bin *b)
 static inline void tcache_push(struct tcache_bin *b, void *p)
 {
 	*(void **)p = b->head;
+	*obj_tag(p) = free_tag;
 	b->head = p;
 	b->room--;
 }
