@@ -10,8 +10,9 @@
  *    bsl_stats().allocated and .nthreads are exactly what they were before.
  *  thread_churn: 2,000 short-lived threads in batches of 50; each allocates ~100
  *    blocks, frees them all; one in five also leaves 10 blocks behind when it exits,
- *    freed by a thread of the next batch. Afterwards allocated/nthreads are exactly
- *    back (thread exit must hand the thread cache back).
+ *    freed by a thread of the next batch; the observer thread reads the statistics
+ *    (which walk every thread cache) and purges meanwhile. Afterwards allocated/
+ *    nthreads are exactly back (thread exit must hand the thread cache back).
  *  key_destructors: pthread_key destructors (one key created before the thread's
  *    first malloc, one after) free the thread's blocks and allocate new ones after
  *    buddyslab's own per-thread teardown may have run; allocated/nthreads come back.
@@ -369,9 +370,13 @@ static void *churn_thread(void *arg)
 static void thread_churn(void)
 {
 	current_case = "thread_churn";
-	warm_up(BATCH);
+	warm_up(BATCH + 1);      /* + the observer */
 	struct bsl_stats before;
 	bsl_stats(&before);
+	/* the observer walks the thread caches (bsl_stats) while threads come and go */
+	pthread_t obs;
+	__atomic_store_n(&observer_stop, 0, __ATOMIC_RELAXED);
+	REQUIRE(start(&obs, observer, NULL));
 	pthread_t t[BATCH];
 	int failed_create = 0;
 	for (int b = 0; b < NBATCH; b++) {
@@ -381,6 +386,8 @@ static void thread_churn(void)
 		}
 		for (int i = 0; i < BATCH; i++) if (t[i]) pthread_join(t[i], NULL);
 	}
+	__atomic_store_n(&observer_stop, 1, __ATOMIC_RELAXED);
+	pthread_join(obs, NULL);
 	/* the last batch's leftovers, freed by the main thread */
 	for (int i = 0; i < BATCH; i++) free_held(&handoff[(NBATCH - 1) & 1][i], &churn_bad);
 	CHECK(failed_create == 0);
