@@ -66,7 +66,9 @@ struct page_desc {
 	uint8_t  obj_shift;
 	uint8_t  ready;       /* 1 once zone and arena are set; 0 again when the page of
 	                         descriptors holding it was given back (buddy.c) */
-	uint8_t  spare[4];
+	uint8_t  freed;       /* 1 when the page was last part of a slab or run that was
+	                         freed (names a double free in messages) */
+	uint8_t  spare[3];
 };
 _Static_assert(sizeof(struct page_desc) == 64, "a page descriptor is 64 bytes");
 

@@ -17,11 +17,10 @@
 #include <string.h>
 
 #define LARGE_SHARDS 16
-#define TOMBSTONE ((uintptr_t)1)
-
 struct large_slot {
-	uintptr_t addr;      /* 0 empty, TOMBSTONE removed */
-	size_t    nbytes;
+	uintptr_t addr;      /* 0: empty */
+	size_t    nbytes;    /* 0: removed (a tombstone that remembers the address,
+	                        so a second free of it can be named a double free) */
 };
 
 struct large_shard {
@@ -46,22 +45,28 @@ static struct large_shard *shard_of(uintptr_t a)
 	return &shards[hash_addr(a) >> 60];
 }
 
-static struct large_slot *find_locked(struct large_shard *sh, uintptr_t a)
+/* The live slot of a, or NULL; *was_freed tells whether a tombstone of a
+ * was seen on the way. */
+static struct large_slot *find_locked(struct large_shard *sh, uintptr_t a, bool *was_freed)
 {
-	if (!sh->cap || a <= TOMBSTONE)
+	*was_freed = false;
+	if (!sh->cap || a == 0)
 		return NULL;
 	for (size_t i = hash_addr(a) & (sh->cap - 1);; i = (i + 1) & (sh->cap - 1)) {
-		if (sh->slots[i].addr == a)
-			return &sh->slots[i];
 		if (sh->slots[i].addr == 0)
 			return NULL;
+		if (sh->slots[i].addr == a) {
+			if (sh->slots[i].nbytes)
+				return &sh->slots[i];
+			*was_freed = true;
+		}
 	}
 }
 
 static void put_locked(struct large_slot *slots, size_t cap, uintptr_t a, size_t nbytes)
 {
 	size_t i = hash_addr(a) & (cap - 1);
-	while (slots[i].addr > TOMBSTONE)
+	while (slots[i].addr && slots[i].nbytes)
 		i = (i + 1) & (cap - 1);
 	slots[i].addr = a;
 	slots[i].nbytes = nbytes;
@@ -76,7 +81,7 @@ static bool grow_locked(struct large_shard *sh)
 	if (!slots)
 		return false;
 	for (size_t i = 0; i < sh->cap; i++)
-		if (sh->slots[i].addr > TOMBSTONE)
+		if (sh->slots[i].addr && sh->slots[i].nbytes)
 			put_locked(slots, cap, sh->slots[i].addr, sh->slots[i].nbytes);
 	if (sh->slots)
 		os_unmap(sh->slots, sh->cap * sizeof *slots);
@@ -110,11 +115,12 @@ static size_t unrecord(const void *p)
 {
 	struct large_shard *sh = shard_of((uintptr_t)p);
 	lock_acquire(&sh->lock);
-	struct large_slot *s = find_locked(sh, (uintptr_t)p);
+	bool was_freed;
+	struct large_slot *s = find_locked(sh, (uintptr_t)p, &was_freed);
 	size_t nbytes = 0;
 	if (s) {
 		nbytes = s->nbytes;
-		s->addr = TOMBSTONE;
+		s->nbytes = 0;
 		sh->live--;
 		sh->live_bytes -= nbytes;
 	}
@@ -242,11 +248,11 @@ nomem:
 	return NULL;
 }
 
-size_t large_usable_size(const void *p)
+size_t large_usable_size(const void *p, bool *was_freed)
 {
 	struct large_shard *sh = shard_of((uintptr_t)p);
 	lock_acquire(&sh->lock);
-	struct large_slot *s = find_locked(sh, (uintptr_t)p);
+	struct large_slot *s = find_locked(sh, (uintptr_t)p, was_freed);
 	size_t nbytes = s ? s->nbytes : 0;
 	lock_release(&sh->lock);
 	return nbytes;

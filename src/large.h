@@ -20,8 +20,9 @@
 void *large_alloc(size_t nbytes, size_t align_bytes, bool *dirty);
 /* Unmap cached mappings freed before `before_ms` (UINT64_MAX: all). Returns bytes. */
 size_t large_cache_release(uint64_t before_ms);
-/* Size of the mapping when p is a live large block, else 0. */
-size_t large_usable_size(const void *p);
+/* Size of the mapping when p is a live large block, else 0; then *was_freed
+ * tells whether p was a large block that has been freed. */
+size_t large_usable_size(const void *p, bool *was_freed);
 /* Unmap p; false when p is not a live large block. */
 bool large_free(void *p);
 /* Resize with mremap; NULL (errno ENOMEM) when that fails; p stays valid. */

@@ -33,13 +33,16 @@ struct block {
 	size_t usable;            /* bytes the program may use */
 	struct page_desc *desc;   /* slab page or run head */
 	unsigned class_idx;
+	bool was_freed;           /* lookup failed: p lies in a block already freed */
 };
 
 /* ---------------------------------------------------------------- lookup */
 
-/* Classify p; false when p is not the start of a live block. */
+/* Classify p; false when p is not the start of a live block, and then
+ * b->tier says nothing and b->was_freed whether p lies in a freed block. */
 static bool block_lookup(const void *p, struct block *b)
 {
+	b->was_freed = false;
 	struct page_desc *d = arena_desc_of(p);
 	if (d) {
 		unsigned c = d->class_idx;
@@ -47,25 +50,31 @@ static bool block_lookup(const void *p, struct block *b)
 			size_t off = (uintptr_t)p - d->slab_base;
 			if (class_obj_index(&class_info[c], off) >= class_info[c].nobjs)
 				return false;
-			*b = (struct block){ TIER_SLAB, class_info[c].size, d, c };
+			*b = (struct block){ TIER_SLAB, class_info[c].size, d, c, false };
 			return true;
 		}
 		if (d->kind == PD_RUN && ((uintptr_t)p & (PAGE_SIZE - 1)) == 0) {
-			*b = (struct block){ TIER_RUN, run_usable(d), d, 0 };
+			*b = (struct block){ TIER_RUN, run_usable(d), d, 0, false };
 			return true;
 		}
+		b->was_freed = d->freed && d->kind != PD_SLAB && d->kind != PD_RUN;
 		return false;
 	}
-	size_t n = large_usable_size(p);
+	size_t n = large_usable_size(p, &b->was_freed);
 	if (!n)
 		return false;
-	*b = (struct block){ TIER_LARGE, n, NULL, 0 };
+	*b = (struct block){ TIER_LARGE, n, NULL, 0, false };
 	return true;
 }
 
-COLD __attribute__((noreturn)) static void invalid_pointer(const void *p, const char *api)
+COLD __attribute__((noreturn)) static void invalid_pointer(const void *p, const char *api,
+							  const struct block *b)
 {
-	bsl_printf(2, "buddyslab: free(): invalid pointer %p (passed to %s)\n", p, api);
+	if (b->was_freed)   /* in a slab, run or mapping that was freed: most likely a double free */
+		bsl_printf(2, "buddyslab: double free %p (free(): invalid pointer %p, passed to %s:"
+			   " its memory was already freed)\n", p, p, api);
+	else
+		bsl_printf(2, "buddyslab: free(): invalid pointer %p (passed to %s)\n", p, api);
 	bsl_fatal("aborting on an invalid pointer", NULL);
 }
 
@@ -159,7 +168,7 @@ static NOINLINE void free_slow(void *p, const char *api)
 	bsl_maintenance();
 	struct block b;
 	if (!block_lookup(p, &b))
-		invalid_pointer(p, api);
+		invalid_pointer(p, api, &b);
 	switch (b.tier) {
 	case TIER_SLAB:
 		if (*obj_tag(p) == free_tag)
@@ -237,7 +246,7 @@ EXPORT void *realloc(void *p, size_t n)
 	bsl_ensure_init();
 	struct block b;
 	if (!block_lookup(p, &b))
-		invalid_pointer(p, "realloc");
+		invalid_pointer(p, "realloc", &b);
 	if (unlikely(n > PTRDIFF_MAX)) {
 		errno = ENOMEM;
 		return NULL;
@@ -327,7 +336,7 @@ EXPORT size_t malloc_usable_size(void *p)
 		return 0;
 	struct block b;
 	if (!block_lookup(p, &b))
-		invalid_pointer(p, "malloc_usable_size");
+		invalid_pointer(p, "malloc_usable_size", &b);
 	return b.usable;
 }
 

@@ -16,6 +16,8 @@ void *run_alloc(size_t nbytes, size_t align_bytes, bool *dirty)
 		return NULL;
 	d->kind = PD_RUN;
 	d->npages = (uint32_t)npages;
+	for (size_t i = 0; i < npages; i++)
+		d[i].freed = 0;
 	__atomic_fetch_add(&zones[d->zone].run_pages, npages, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&zones[d->zone].nrun_alloc, 1, __ATOMIC_RELAXED);
 	return desc_addr(d);
@@ -27,6 +29,8 @@ void run_free(struct page_desc *head)
 	ASSERT(head->kind == PD_RUN);
 	head->kind = PD_NONE;
 	head->npages = 0;
+	for (size_t i = 0; i < npages; i++)
+		head[i].freed = 1;
 	__atomic_fetch_sub(&zones[head->zone].run_pages, npages, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&zones[head->zone].nrun_free, 1, __ATOMIC_RELAXED);
 	buddy_free_pages(head, npages);

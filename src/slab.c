@@ -74,6 +74,7 @@ static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 		s[i].kind = PD_SLAB;
 		s[i].class_idx = (uint8_t)c;
 		s[i].slab_base = base;
+		s[i].freed = 0;
 		s[i].obj_inv = ci->inv;
 		s[i].obj_shift = ci->shift;
 		s[i].obj_nobjs = ci->nobjs;
@@ -102,6 +103,7 @@ static void slab_release_locked(struct slab_cpu *sc, struct page_desc *s, unsign
 		s[i].class_idx = 0;
 		s[i].slab_base = 0;
 		s[i].obj_nobjs = 0;
+		s[i].freed = 1;
 	}
 	s->inuse = s->nobjs = s->fresh = s->slab_cpu = 0;
 	buddy_free(s, order);

@@ -1,0 +1,148 @@
+/*
+ * test_misuse.c - what buddyslab does with a program's memory bugs: each case
+ * runs in a child and must die by SIGABRT with the exact message.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include "t.h"
+
+static void df_immediate(void *arg)
+{
+	size_t n = (size_t)(uintptr_t)arg;
+	void *p = malloc(n);
+	free(p);
+	free(p);
+}
+
+static void df_delayed(void *arg)
+{
+	size_t n = (size_t)(uintptr_t)arg;
+	void *p = malloc(n), *q = malloc(n);
+	free(p);
+	free(q);
+	free(p);
+}
+
+/* p goes back to the slab (many frees flush the thread cache), then again */
+static void df_after_flush(void *arg)
+{
+	size_t n = (size_t)(uintptr_t)arg;
+	void *p = malloc(n);
+	static void *many[4096];
+	for (int i = 0; i < 4096; i++)
+		many[i] = malloc(n);
+	free(p);
+	for (int i = 0; i < 4096; i++)
+		free(many[i]);
+	free(p);
+}
+
+/* the slot is reused: the stale free releases the new block (undetectable),
+ * the owner's later free of that block is the double free */
+static void df_after_reuse(void *arg)
+{
+	size_t n = (size_t)(uintptr_t)arg;
+	char *p = malloc(n);
+	free(p);
+	char *p2 = malloc(n);
+	if (p2 != p)
+		abort();      /* LIFO reuse expected; abort without the message */
+	free(p);
+	free(p2);
+}
+
+static void *free_in_thread(void *p)
+{
+	free(p);
+	return NULL;
+}
+
+static void df_cross_thread(void *arg)
+{
+	size_t n = (size_t)(uintptr_t)arg;
+	void *p = malloc(n);
+	free(p);
+	pthread_t t;
+	pthread_create(&t, NULL, free_in_thread, p);
+	pthread_join(t, NULL);
+}
+
+static const size_t small_sizes[] = { 1, 16, 24, 100, 1000, 5000, 16384 };
+#define NSMALL (sizeof small_sizes / sizeof small_sizes[0])
+
+static void check_all(void (*fn)(void *), const char *msg)
+{
+	for (size_t i = 0; i < NSMALL; i++)
+		if (!t_expect_abort(fn, (void *)(uintptr_t)small_sizes[i], msg))
+			CHECK(!"expected abort");
+}
+
+static void double_free_immediate(void) { check_all(df_immediate, "buddyslab: double free 0x"); }
+static void double_free_delayed(void) { check_all(df_delayed, "buddyslab: double free 0x"); }
+static void double_free_after_flush(void) { check_all(df_after_flush, "buddyslab: double free 0x"); }
+static void double_free_after_reuse(void) { check_all(df_after_reuse, "buddyslab: double free 0x"); }
+static void double_free_cross_thread(void) { check_all(df_cross_thread, "buddyslab: double free 0x"); }
+
+static void df_run_large(void *arg)
+{
+	void *p = malloc((size_t)(uintptr_t)arg);
+	free(p);
+	free(p);
+}
+
+static void double_free_run_and_large(void)
+{
+	CHECK(t_expect_abort(df_run_large, (void *)(uintptr_t)40000, "invalid pointer 0x"));
+	CHECK(t_expect_abort(df_run_large, (void *)(uintptr_t)(4u << 20), "invalid pointer 0x"));
+}
+
+static void bad_interior(void *arg)
+{
+	char *p = malloc(64);
+	free(p + (uintptr_t)arg);
+}
+
+static void bad_foreign(void *arg)
+{
+	free(arg);
+}
+
+static void invalid_pointers(void)
+{
+	CHECK(t_expect_abort(bad_interior, (void *)16, "buddyslab: free(): invalid pointer 0x"));
+	CHECK(t_expect_abort(bad_interior, (void *)1, "buddyslab: free(): invalid pointer 0x"));
+	CHECK(t_expect_abort(bad_interior, (void *)32, "buddyslab: free(): invalid pointer 0x"));
+	int local;
+	CHECK(t_expect_abort(bad_foreign, &local, "buddyslab: free(): invalid pointer 0x"));
+	CHECK(t_expect_abort(bad_foreign, (void *)1, "buddyslab: free(): invalid pointer 0x"));
+	void *m = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(t_expect_abort(bad_foreign, m, "buddyslab: free(): invalid pointer 0x"));
+	munmap(m, 8192);
+}
+
+/* A block whose second word happens to hold the value of another block's
+ * word is not a double free: only the process's secret tag counts. */
+static void no_false_positive(void)
+{
+	for (int round = 0; round < 1000; round++) {
+		uint64_t *a = malloc(32), *b = malloc(32);
+		b[1] = a[1];
+		a[0] = b[0] = (uint64_t)round;
+		free(a);
+		free(b);
+	}
+}
+
+int main(void)
+{
+	T_RUN(double_free_immediate);
+	T_RUN(double_free_delayed);
+	T_RUN(double_free_after_flush);
+	T_RUN(double_free_after_reuse);
+	T_RUN(double_free_cross_thread);
+	T_RUN(double_free_run_and_large);
+	T_RUN(invalid_pointers);
+	T_RUN(no_false_positive);
+	return t_done();
+}
