@@ -42,8 +42,12 @@ static void program_malloc_is_buddyslab(void)
 }
 
 /* The dynamic linker's view: the malloc libc.so binds to is the executable's. */
+extern char _DYNAMIC[] __attribute__((weak));
+
 static void libc_binds_to_buddyslab(void)
 {
+	if (!_DYNAMIC)
+		SKIP("a fully static program (-static) has no dynamic symbols; the link itself binds libc to buddyslab");
 	void *dm = dlsym(RTLD_DEFAULT, "malloc");
 	void *df = dlsym(RTLD_DEFAULT, "free");
 	if (dm != (void *)malloc || df != (void *)free) {
