@@ -4,13 +4,16 @@
  * Linked against libbuddyslab.a, so every malloc/free here is buddyslab's.
  * Covers: malloc(0) and alignment of every block; sizes above PTRDIFF_MAX and
  * overflowing products (NULL + ENOMEM); bad alignments (EINVAL); every power-of-two
- * alignment up to 2^27 in the slab, page-run and mmap tiers; calloc zeroing of
- * reused dirty memory; realloc keeping contents across every tier; realloc(NULL)/
- * realloc(p, 0); free(NULL); free preserving errno; C23 free_sized/free_aligned_sized
- * (when the library has them); mallinfo2/malloc_trim/mallopt/malloc_stats/malloc_info;
- * bsl_owns/bsl_stats contracts; random operations; running out of memory under
- * RLIMIT_AS (ENOMEM, no crash, memory comes back);
- * and the buddyslab-specific abort on invalid pointers passed to free/realloc.
+ * alignment up to 2^27 in the slab, page-run and mmap tiers (and 2^28..2^63: aligned
+ * or ENOMEM); calloc zeroing of reused dirty memory, also after purges and under
+ * BUDDYSLAB_CONF=purge:free etc. (re-executed copies of this program); realloc
+ * keeping contents across every tier; realloc(NULL)/realloc(p, 0); free(NULL); free
+ * preserving errno; C23 free_sized/free_aligned_sized (when the library has them);
+ * mallinfo2/malloc_trim/mallopt/malloc_stats/malloc_info, malloc_trim giving memory
+ * back; bsl_owns/bsl_stats contracts; random operations; running out of memory
+ * under RLIMIT_AS (ENOMEM, no crash, memory comes back); the buddyslab-specific
+ * abort on invalid pointers passed to free/realloc and on run/large double frees;
+ * no threads of its own.
  *
  * The behaviours asserted are glibc's (2.36, and 2.38+ for aligned_alloc; see the
  * comments at each case). The invalid-pointer aborts are buddyslab's messages.
