@@ -33,6 +33,7 @@ enum page_kind {
 };
 
 #define PDF_PARTIAL  0x02  /* slab head: on its cpu's partial list */
+#define PDF_CACHED   0x04  /* PD_RUN head: freed, parked in a thread's run cache */
 
 /* One per page. Who writes each field is stated beside it. */
 struct page_desc {

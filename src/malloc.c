@@ -53,11 +53,13 @@ static bool block_lookup(const void *p, struct block *b)
 			*b = (struct block){ TIER_SLAB, class_info[c].size, d, c, false };
 			return true;
 		}
-		if (d->kind == PD_RUN && ((uintptr_t)p & (PAGE_SIZE - 1)) == 0) {
+		if (d->kind == PD_RUN && ((uintptr_t)p & (PAGE_SIZE - 1)) == 0 &&
+		    !(d->flags & PDF_CACHED)) {
 			*b = (struct block){ TIER_RUN, run_usable(d), d, 0, false };
 			return true;
 		}
-		b->was_freed = d->freed && d->kind != PD_SLAB && d->kind != PD_RUN;
+		b->was_freed = (d->freed && d->kind != PD_SLAB && d->kind != PD_RUN) ||
+			       (d->kind == PD_RUN && (d->flags & PDF_CACHED));
 		return false;
 	}
 	size_t n = large_usable_size(p, &b->was_freed);
@@ -89,7 +91,10 @@ COLD __attribute__((noreturn)) static void double_free(const void *p)
 static void *slab_alloc(unsigned c)
 {
 	void *p = tcache_pop(&tc_self.bins[c]);
-	return likely(p) ? p : tcache_alloc_slow(c);
+	if (likely(p))
+		return p;
+	bsl_maintenance();
+	return tcache_alloc_slow(c);
 }
 
 /* Allocate n bytes aligned to align (a power of two), zeroed when asked.
@@ -97,7 +102,6 @@ static void *slab_alloc(unsigned c)
 static NOINLINE void *alloc_slow(size_t n, size_t align, bool zero)
 {
 	bsl_ensure_init();
-	bsl_maintenance();
 	if (unlikely(n > PTRDIFF_MAX))
 		goto nomem;
 	void *p;
@@ -114,10 +118,13 @@ static NOINLINE void *alloc_slow(size_t n, size_t align, bool zero)
 			return p;
 		}
 	}
+	bsl_maintenance();
 	size_t padded = align_up(n ? n : 1, PAGE_SIZE);
 	if (padded <= opt.mmap_threshold && align <= CHUNK_SIZE) {
-		bool dirty;
-		p = run_alloc(padded, align, &dirty);
+		bool dirty = true;
+		p = align <= PAGE_SIZE ? tcache_run_take(padded >> PAGE_SHIFT) : NULL;
+		if (!p)
+			p = run_alloc(padded, align, &dirty);
 		if (!p)
 			goto nomem;
 		if (zero && dirty)
@@ -140,11 +147,16 @@ nomem:
 
 EXPORT void *malloc(size_t n)
 {
-	if (likely(n <= SMALL_LOOKUP)) {
-		void *p = tcache_pop(&tc_self.bins[small_class[(n + 15) >> 4]]);
-		if (likely(p))
-			return p;
-	}
+	unsigned c;
+	if (likely(n <= SMALL_LOOKUP))
+		c = small_class[(n + 15) >> 4];
+	else if (n <= SLAB_MAX)
+		c = size_to_class(n);
+	else
+		return alloc_slow(n, MIN_ALIGN, false);
+	void *p = tcache_pop(&tc_self.bins[c]);
+	if (likely(p))
+		return p;
 	return alloc_slow(n, MIN_ALIGN, false);
 }
 
@@ -154,6 +166,11 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 	if (unlikely(__builtin_mul_overflow(nmemb, size, &n))) {
 		errno = ENOMEM;
 		return NULL;
+	}
+	if (likely(n <= SLAB_MAX)) {
+		void *p = tcache_pop(&tc_self.bins[size_to_class(n)]);
+		if (likely(p))
+			return memset(p, 0, n);
 	}
 	return alloc_slow(n, MIN_ALIGN, true);
 }
@@ -165,7 +182,6 @@ static NOINLINE void free_slow(void *p, const char *api)
 	if (!p)
 		return;
 	int saved_errno = errno;
-	bsl_maintenance();
 	struct block b;
 	if (!block_lookup(p, &b))
 		invalid_pointer(p, api, &b);
@@ -173,15 +189,20 @@ static NOINLINE void free_slow(void *p, const char *api)
 	case TIER_SLAB:
 		if (*obj_tag(p) == free_tag)
 			double_free(p);
+		bsl_maintenance();
 		if (opt.tcache)
 			tcache_free_slow(p, b.class_idx);
 		else
 			slab_free_bulk(&p, 1);
 		break;
 	case TIER_RUN:
+		if (tcache_run_park(b.desc))
+			break;
+		bsl_maintenance();
 		run_free(b.desc);
 		break;
 	case TIER_LARGE:
+		bsl_maintenance();
 		large_free(p);
 		break;
 	}

@@ -45,8 +45,8 @@ EXPORT int bsl_stats(struct bsl_stats *out)
 	tcache_totals(&tc_bytes, &ncaches);
 	size_t arena_bytes = arena_committed_bytes();
 	s.tcache = tc_bytes;
-	s.allocated = slab_obj_bytes - (tc_bytes < slab_obj_bytes ? tc_bytes : slab_obj_bytes) +
-		      (run_pages << PAGE_SHIFT) + large_bytes;
+	size_t held = slab_obj_bytes + (run_pages << PAGE_SHIFT) + large_bytes;
+	s.allocated = held > tc_bytes ? held - tc_bytes : 0;   /* racy readers may see more cached */
 	s.active = ((slab_pages + run_pages) << PAGE_SHIFT) + large_bytes;
 	size_t cached = large_cached_bytes();
 	s.mapped = arena_bytes + large_bytes + cached;

@@ -9,6 +9,8 @@
  */
 #include "tcache.h"
 #include "slab.h"
+#include "run.h"
+#include "buddy.h"
 #include "os.h"
 
 __thread struct tcache tc_self __attribute__((tls_model("initial-exec")));
@@ -71,6 +73,7 @@ static void publish(struct tcache *tc)
 	size_t bytes = 0;
 	for (unsigned c = 1; c <= NCLASSES; c++)
 		bytes += (size_t)(tc->bins[c].max - tc->bins[c].room) * class_info[c].size;
+	bytes += tc->run_bytes;
 	__atomic_store_n(&tc->rec->cached_bytes, bytes, __ATOMIC_RELAXED);
 }
 
@@ -161,8 +164,51 @@ void tcache_free_slow(void *p, unsigned c)
 	publish(tc);
 }
 
+void *tcache_run_take(size_t npages)
+{
+	struct tcache *tc = &tc_self;
+	if (npages > RUN_CACHE_MAX_PAGES || !tc->runs[npages])
+		return NULL;
+	void *p = tc->runs[npages];
+	tc->runs[npages] = *(void **)p;
+	tc->run_bytes -= npages << PAGE_SHIFT;
+	struct page_desc *d = arena_desc_of(p);
+	d->flags &= (uint8_t)~PDF_CACHED;
+	__atomic_fetch_add(&zones[d->zone].nrun_alloc, 1, __ATOMIC_RELAXED);
+	return p;
+}
+
+bool tcache_run_park(struct page_desc *head)
+{
+	struct tcache *tc = &tc_self;
+	size_t npages = head->npages, nbytes = npages << PAGE_SHIFT;
+	if (tc->state != TC_LIVE || npages < RUN_CACHE_MIN_PAGES || npages > RUN_CACHE_MAX_PAGES ||
+	    tc->run_bytes + nbytes > RUN_CACHE_BYTES)
+		return false;
+	void *p = desc_addr(head);
+	head->flags |= PDF_CACHED;
+	__atomic_fetch_add(&zones[head->zone].nrun_free, 1, __ATOMIC_RELAXED);
+	*(void **)p = tc->runs[npages];
+	tc->runs[npages] = p;
+	tc->run_bytes += nbytes;
+	return true;
+}
+
+/* Cached runs go back to the buddy layer; the counters saw their frees already. */
+static void runs_flush(struct tcache *tc)
+{
+	for (size_t n = RUN_CACHE_MIN_PAGES; n <= RUN_CACHE_MAX_PAGES; n++)
+		while (tc->runs[n]) {
+			struct page_desc *d = arena_desc_of(tcache_run_take(n));
+			__atomic_fetch_sub(&zones[d->zone].nrun_alloc, 1, __ATOMIC_RELAXED);
+			__atomic_fetch_sub(&zones[d->zone].nrun_free, 1, __ATOMIC_RELAXED);
+			run_free(d);
+		}
+}
+
 void tcache_flush(struct tcache *tc)
 {
+	runs_flush(tc);
 	for (unsigned c = 1; c <= NCLASSES; c++)
 		bin_flush(&tc->bins[c], (unsigned)(tc->bins[c].max - tc->bins[c].room));
 	if (tc->rec)

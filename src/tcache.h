@@ -38,8 +38,17 @@ enum tcache_state { TC_NEW = 0, TC_LIVE, TC_DEAD };
 
 struct tcache_record;
 
+/* Freed page runs of SLAB_MAX + 1 page .. RUN_CACHE_MAX_PAGES pages, kept per
+ * page count (at most RUN_CACHE_BYTES per thread) so that a program that
+ * allocates and frees 32 KiB buffers does not take its zone lock each time. */
+#define RUN_CACHE_MIN_PAGES (SLAB_MAX / PAGE_SIZE + 1)
+#define RUN_CACHE_MAX_PAGES 32
+#define RUN_CACHE_BYTES     (256 * 1024)
+
 struct tcache {
 	struct tcache_bin bins[NCLASSES + 1];
+	void *runs[RUN_CACHE_MAX_PAGES + 1];     /* by page count; linked by first word */
+	size_t run_bytes;                        /* bytes parked in runs[] */
 	int state;                       /* enum tcache_state */
 	uint32_t warmup;                 /* slow-path calls made while TC_NEW */
 	struct tcache_record *rec;       /* TC_LIVE: this cache's published totals */
@@ -72,6 +81,10 @@ void tcache_global_init(void);                   /* once, from bsl_init */
 void *tcache_alloc_slow(unsigned class_idx);     /* bin empty */
 void tcache_free_slow(void *p, unsigned class_idx);  /* bin full or cache not live */
 void tcache_flush(struct tcache *tc);            /* everything back to the slabs */
+/* Run cache: take a parked run of exactly npages (NULL if none); park a freed
+ * run (false when it does not fit: the caller frees it). */
+void *tcache_run_take(size_t npages);
+bool tcache_run_park(struct page_desc *head);
 /* Diagnostic: is p parked in the calling thread's bin for class c? */
 bool tcache_holds(const void *p, unsigned class_idx);
 /* Sum of cached objects' bytes and the number of live caches. */
