@@ -181,12 +181,21 @@ void slab_free_bulk(void *const *objs, unsigned n)
 
 bool slab_obj_is_free(struct page_desc *d, const void *p)
 {
+	/* Read without a lock first: the slab may be released under our feet (the
+	 * caller may be asking about a block another thread frees), so check that
+	 * the head is plausible, take its cpu's lock, and check again. */
 	struct page_desc *s = slab_head(d, p);
-	struct slab_cpu *sc = &slab_cpus[s->slab_cpu];
+	size_t back = (size_t)(d - s);
+	unsigned cpu = __atomic_load_n(&s->slab_cpu, __ATOMIC_RELAXED);
+	if (d->kind != PD_SLAB || back >= ((size_t)1 << SLAB_MAX_ORDER) ||
+	    back > desc_index(d) || cpu >= MAX_CPUS)
+		return true;
+	struct slab_cpu *sc = &slab_cpus[cpu];
 	const struct class_info *ci = &class_info[d->class_idx];
 	bool is_free = false;
 	lock_acquire(&sc->lock);
-	if (s->kind != PD_SLAB || class_obj_index(ci, (uintptr_t)p - s->slab_base) >= s->fresh)
+	if (d->kind != PD_SLAB || slab_head(d, p) != s || s->slab_cpu != cpu ||
+	    class_obj_index(ci, (uintptr_t)p - s->slab_base) >= s->fresh)
 		is_free = true;
 	for (void *q = s->freelist; q && !is_free; q = *(void **)q)
 		is_free = q == p;
