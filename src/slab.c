@@ -186,9 +186,10 @@ bool slab_obj_is_free(struct page_desc *d, const void *p)
 	 * the head is plausible, take its cpu's lock, and check again. */
 	struct page_desc *s = slab_head(d, p);
 	size_t back = (size_t)(d - s);
+	if (d->kind != PD_SLAB || back >= ((size_t)1 << SLAB_MAX_ORDER) || back > desc_index(d))
+		return true;
 	unsigned cpu = __atomic_load_n(&s->slab_cpu, __ATOMIC_RELAXED);
-	if (d->kind != PD_SLAB || back >= ((size_t)1 << SLAB_MAX_ORDER) ||
-	    back > desc_index(d) || cpu >= MAX_CPUS)
+	if (cpu >= MAX_CPUS)
 		return true;
 	struct slab_cpu *sc = &slab_cpus[cpu];
 	const struct class_info *ci = &class_info[d->class_idx];
