@@ -16,6 +16,7 @@ struct bsl_options opt = {
 	.purge_free = 0,
 	.background_thread = 0,
 	.large_cache = 64 << 20,
+	.stats_signal = 0,
 };
 
 struct enum_name { const char *name; long value; };
@@ -50,6 +51,8 @@ static const struct option_def defs[] = {
 	  "1: a background thread purges (else slow paths do)" },
 	{ "large_cache", &opt.large_cache, NULL, 0, 1L << 40, NULL,
 	  "bytes of freed large mappings kept for reuse (0: unmap at once)" },
+	{ "stats_signal", &opt.stats_signal, NULL, 0, 64, NULL,
+	  "signal number that prints the views to stderr (0: none)" },
 };
 #define NDEFS (sizeof defs / sizeof defs[0])
 

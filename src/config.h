@@ -19,6 +19,7 @@ struct bsl_options {
 	long   purge_free;      /* 1: MADV_FREE instead of MADV_DONTNEED */
 	long   background_thread;  /* 1: a thread does the decay purging */
 	long   large_cache;     /* bytes of freed large mappings kept for reuse */
+	long   stats_signal;    /* 0, or a signal that prints the views */
 };
 
 extern struct bsl_options opt;

@@ -28,6 +28,8 @@
 
 #include <time.h>
 #include <signal.h>
+#include <errno.h>
+#include <string.h>
 
 int bsl_ready;
 static lock_t init_lock = LOCK_INIT;
@@ -109,6 +111,28 @@ static void fork_child(void)
 	tcache_after_fork_child();
 }
 
+/* The views on a signal: they only read counters (no lock is waited for), and
+ * print with write(2), so the handler is safe wherever it interrupts. */
+static void stats_signal_handler(int sig)
+{
+	int saved_errno = errno;
+	stats_in_signal = 1;
+	stats_print_all(2);
+	stats_in_signal = 0;
+	errno = saved_errno;
+}
+
+static void stats_signal_install(int sig)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = stats_signal_handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(sig, &sa, NULL) != 0)
+		bsl_warn("BUDDYSLAB_CONF: cannot handle stats_signal", NULL);
+}
+
 void bsl_init_slow(void)
 {
 	lock_acquire(&init_lock);
@@ -118,6 +142,8 @@ void bsl_init_slow(void)
 		arena_thp_advise((int)opt.thp);
 		tcache_global_init();
 		pthread_atfork(fork_prepare, fork_parent, fork_child);
+		if (opt.stats_signal)
+			stats_signal_install((int)opt.stats_signal);
 		__atomic_store_n(&bsl_ready, 1, __ATOMIC_RELEASE);
 	}
 	lock_release(&init_lock);

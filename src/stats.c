@@ -67,13 +67,16 @@ EXPORT void bsl_buddyinfo(int fd)
 		struct zone *z = &zones[i];
 		if (!z->chunks)
 			continue;
-		lock_acquire(&z->lock);
+		/* no lock: a view may be asked for from a signal handler; the figures
+		 * of a zone in use are a moment's snapshot either way */
 		bsl_printf(fd, "buddyslab zone %3u ", i);
 		for (unsigned o = 0; o <= MAX_ORDER; o++)
-			bsl_printf(fd, "%6zu ", z->nfree[o]);
-		bsl_printf(fd, " pcp %u dirty %zu clean %zu\n", z->pcp_count, z->dirty_pages,
-			   z->free_pages - z->dirty_pages);
-		lock_release(&z->lock);
+			bsl_printf(fd, "%6zu ", __atomic_load_n(&z->nfree[o], __ATOMIC_RELAXED));
+		size_t free_pages = __atomic_load_n(&z->free_pages, __ATOMIC_RELAXED);
+		size_t dirty = __atomic_load_n(&z->dirty_pages, __ATOMIC_RELAXED);
+		bsl_printf(fd, " pcp %u dirty %zu clean %zu\n",
+			   __atomic_load_n(&z->pcp_count, __ATOMIC_RELAXED), dirty,
+			   free_pages > dirty ? free_pages - dirty : 0);
 	}
 }
 

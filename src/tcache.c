@@ -14,6 +14,7 @@
 #include "os.h"
 
 __thread struct tcache tc_self __attribute__((tls_model("initial-exec")));
+__thread int stats_in_signal __attribute__((tls_model("initial-exec")));
 _Static_assert(sizeof(struct tcache_bin) == 16, "bins are 16 bytes");
 
 /* Lives in memory of our own (never freed), so it outlives its thread. */
@@ -226,13 +227,20 @@ bool tcache_holds(const void *p, unsigned c)
 void tcache_totals(size_t *nbytes, size_t *ncaches)
 {
 	size_t bytes = 0;
+	*ncaches = 0;
 	if (tc_self.state == TC_LIVE)
 		publish(&tc_self);
-	lock_acquire(&registry_lock);
+	if (stats_in_signal) {   /* the interrupted code may hold the lock: do not wait */
+		if (pthread_mutex_trylock(&registry_lock.m) != 0)
+			goto out;
+	} else {
+		lock_acquire(&registry_lock);
+	}
 	for (struct tcache_record *r = registry; r; r = r->next)
 		bytes += __atomic_load_n(&r->cached_bytes, __ATOMIC_RELAXED);
 	*ncaches = nlive;
 	lock_release(&registry_lock);
+out:
 	*nbytes = bytes;
 }
 

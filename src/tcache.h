@@ -89,6 +89,9 @@ bool tcache_run_park(struct page_desc *head);
 bool tcache_holds(const void *p, unsigned class_idx);
 /* Sum of cached objects' bytes and the number of live caches. */
 void tcache_totals(size_t *nbytes, size_t *ncaches);
+/* Set while a stats signal handler runs on this thread: totals then skip a
+ * busy lock instead of waiting for it. */
+extern __thread int stats_in_signal __attribute__((tls_model("initial-exec")));
 void tcache_lock_all(void);
 void tcache_unlock_all(void);
 void tcache_after_fork_child(void);
