@@ -253,6 +253,12 @@ static struct page_desc *alloc_any_zone(struct zone *z, zone_alloc_fn fn, size_t
 		if (d)
 			note_zone_used(z);
 	}
+	if (!d && !z->chunk_source) {   /* out of memory: unpark the pcp pages, merge, retry */
+		for (unsigned i = 0; i < n && !d; i++) {
+			buddy_drain_pcp(&zones[i]);
+			d = try_zone(&zones[i], fn, a1, a2, false, dirty);
+		}
+	}
 	return d;
 }
 
@@ -287,8 +293,9 @@ void buddy_free(struct page_desc *head, unsigned order)
 }
 
 /* Free [head, head + npages) as the largest aligned blocks that tile it.
- * Dirty order-0 pieces go to the pcp, unless to_tail asks for the lists'
- * cold end (the leftover of a run: keep it free so it can merge back). */
+ * Every piece goes to the free lists, never to the pcp: a page parked there
+ * would keep the rest of the run from merging back. to_tail puts them at
+ * the lists' cold end (the leftover of a run: keep it free to merge back). */
 static void free_range_locked(struct zone *z, struct page_desc *head, size_t npages, uint64_t dirty_ms,
 			      bool to_tail)
 {
@@ -298,10 +305,7 @@ static void free_range_locked(struct zone *z, struct page_desc *head, size_t npa
 		while (((size_t)1 << order) > npages)
 			order--;
 		struct page_desc *d = page_at(head, idx);
-		if (order == 0 && dirty_ms && !to_tail)
-			free_order0_locked(z, d);
-		else
-			free_block_locked(z, d, order, dirty_ms, to_tail);
+		free_block_locked(z, d, order, dirty_ms, to_tail);
 		idx += (size_t)1 << order;
 		npages -= (size_t)1 << order;
 	}

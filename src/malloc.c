@@ -97,13 +97,27 @@ static void *slab_alloc(unsigned c)
 	return tcache_alloc_slow(c);
 }
 
+static void *alloc_tiers(size_t n, size_t align, bool zero);
+
 /* Allocate n bytes aligned to align (a power of two), zeroed when asked.
- * Sets errno on failure. */
+ * Sets errno on failure. When the OS refuses memory, the cached large
+ * mappings (which hold address space under ulimit -v) are given back and
+ * the allocation is tried once more. */
 static NOINLINE void *alloc_slow(size_t n, size_t align, bool zero)
 {
 	bsl_ensure_init();
-	if (unlikely(n > PTRDIFF_MAX))
-		goto nomem;
+	if (unlikely(n > PTRDIFF_MAX)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	void *p = alloc_tiers(n, align, zero);
+	if (unlikely(!p) && large_cache_release(UINT64_MAX))
+		p = alloc_tiers(n, align, zero);
+	return p;
+}
+
+static void *alloc_tiers(size_t n, size_t align, bool zero)
+{
 	void *p;
 	if (n <= SLAB_MAX && align <= PAGE_SIZE) {
 		unsigned c = size_to_class(n > align ? n : align);
@@ -318,7 +332,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n)
 
 EXPORT void *aligned_alloc(size_t align, size_t n)
 {
-	if (!is_pow2(align)) {      /* glibc 2.36 rejects these too */
+	if (!is_pow2(align)) {      /* C17 (DR 460) and glibc >= 2.38; 2.36 rounds up */
 		errno = EINVAL;
 		return NULL;
 	}
