@@ -221,9 +221,13 @@ static void note_zone_used(struct zone *z)
 		;
 }
 
-/* Where a block comes from: z's free lists; else another zone's free lists
- * (so that one CPU's zone does not grow while another's holds free memory;
- * the pages still go back to their owner); else a new chunk for z. */
+/* Where a block comes from, in order:
+ *  1. z's own free lists;
+ *  2. a whole free chunk of another zone, which changes owner (so that one
+ *     CPU's zone does not grow while another's holds idle chunks, and no
+ *     zone keeps allocating from another's lists under its lock);
+ *  3. a new chunk for z from the arena;
+ *  4. out of memory: any zone's free lists, after draining the pcps. */
 typedef struct page_desc *(*zone_alloc_fn)(struct zone *, size_t, size_t, bool, bool *);
 
 static struct page_desc *try_zone(struct zone *z, zone_alloc_fn fn, size_t a1, size_t a2,
@@ -235,6 +239,34 @@ static struct page_desc *try_zone(struct zone *z, zone_alloc_fn fn, size_t a1, s
 	return d;
 }
 
+/* Move one whole free chunk from another zone to z; false if none has one. */
+static bool adopt_chunk(struct zone *z, unsigned nzones)
+{
+	for (unsigned i = 0; i < nzones; i++) {
+		struct zone *o = &zones[i];
+		if (o == z || !__atomic_load_n(&o->nfree[MAX_ORDER], __ATOMIC_RELAXED))
+			continue;
+		lock_acquire(&o->lock);
+		struct page_desc *c = o->free_list[MAX_ORDER];
+		uint64_t stamp = 0;
+		if (c) {
+			stamp = c->dirty_ms;
+			list_del_locked(o, c);
+			o->chunks--;
+		}
+		lock_release(&o->lock);
+		if (!c)
+			continue;
+		arena_desc_init(c, 0, c->arena, z->id);   /* the new owner, in every page */
+		lock_acquire(&z->lock);
+		z->chunks++;
+		list_add_locked(z, c, MAX_ORDER, stamp, false);
+		lock_release(&z->lock);
+		return true;
+	}
+	return false;
+}
+
 static struct page_desc *alloc_any_zone(struct zone *z, zone_alloc_fn fn, size_t a1, size_t a2,
 					bool *dirty)
 {
@@ -243,21 +275,16 @@ static struct page_desc *alloc_any_zone(struct zone *z, zone_alloc_fn fn, size_t
 	if (likely(d))
 		return d;
 	unsigned n = z->chunk_source ? 0 : buddy_nzones();   /* test zones stay alone */
-	for (unsigned i = 0; i < n && !d; i++) {
-		struct zone *o = &zones[i];
-		if (o != z && __atomic_load_n(&o->free_pages, __ATOMIC_RELAXED))
-			d = try_zone(o, fn, a1, a2, false, dirty);
+	if (adopt_chunk(z, n) && (d = try_zone(z, fn, a1, a2, false, dirty)))
+		return d;
+	d = try_zone(z, fn, a1, a2, true, dirty);
+	if (d) {
+		note_zone_used(z);
+		return d;
 	}
-	if (!d) {
-		d = try_zone(z, fn, a1, a2, true, dirty);
-		if (d)
-			note_zone_used(z);
-	}
-	if (!d && !z->chunk_source) {   /* out of memory: unpark the pcp pages, merge, retry */
-		for (unsigned i = 0; i < n && !d; i++) {
-			buddy_drain_pcp(&zones[i]);
-			d = try_zone(&zones[i], fn, a1, a2, false, dirty);
-		}
+	for (unsigned i = 0; i < n && !d; i++) {   /* out of memory: whatever is free */
+		buddy_drain_pcp(&zones[i]);
+		d = try_zone(&zones[i], fn, a1, a2, false, dirty);
 	}
 	return d;
 }

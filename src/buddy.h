@@ -33,7 +33,7 @@ struct zone {
 	struct page_desc *pcp[PCP_HIGH];            /* order-0 pages, PD_PCP */
 	/* Where new chunks come from; NULL means arena_chunk_alloc. Tests set it. */
 	struct page_desc *(*chunk_source)(uint16_t zone_id);
-};
+} __attribute__((aligned(64)));   /* one cache line apart: no false sharing between CPUs */
 
 extern struct zone zones[MAX_CPUS];
 

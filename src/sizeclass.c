@@ -26,7 +26,7 @@ static uint32_t nth_class_size(unsigned idx)
 static uint32_t tcache_max_for(uint32_t size)
 {
 	uint32_t n = 16384 / size;
-	return n < 4 ? 4 : n > 128 ? 128 : n;
+	return n < 4 ? 4 : n > 256 ? 256 : n;
 }
 
 static unsigned size_to_class_slow(size_t n)

@@ -150,9 +150,14 @@ unsigned slab_alloc_bulk(unsigned c, void **objs, unsigned n)
 void slab_free_bulk(void *const *objs, unsigned n)
 {
 	struct slab_cpu *held = NULL;
+	struct page_desc *s = NULL;
+	uintptr_t last_page = 0;     /* objects of one page often come in a row */
 	for (unsigned i = 0; i < n; i++) {
 		void *p = objs[i];
-		struct page_desc *s = slab_head(arena_desc_of(p), p);
+		if ((uintptr_t)p >> PAGE_SHIFT != last_page) {
+			s = slab_head(arena_desc_of(p), p);
+			last_page = (uintptr_t)p >> PAGE_SHIFT;
+		}
 		struct slab_cpu *sc = &slab_cpus[s->slab_cpu];
 		if (sc != held) {
 			if (held)
@@ -169,8 +174,10 @@ void slab_free_bulk(void *const *objs, unsigned n)
 		sc->nfree[c]++;
 		if (!(s->flags & PDF_PARTIAL))
 			partial_add_locked(sc, s, c);
-		if (--s->inuse == 0 && ++sc->nempty[c] > SLAB_RESERVE(c))
+		if (--s->inuse == 0 && ++sc->nempty[c] > SLAB_RESERVE(c)) {
 			slab_release_locked(sc, s, c);
+			last_page = 0;
+		}
 	}
 	if (held) {
 		if (BSL_DEBUG && (++held->ndebug_checks & 63) == 0)

@@ -22,7 +22,7 @@ struct slab_cpu {
 	uint64_t nalloc[NCLASSES + 1];              /* objects handed out, ever */
 	uint64_t nfree[NCLASSES + 1];               /* objects given back */
 	uint64_t ndebug_checks;                     /* debug builds: full check every 64 calls */
-};
+} __attribute__((aligned(64)));   /* one cache line apart: no false sharing between CPUs */
 
 extern struct slab_cpu slab_cpus[MAX_CPUS];
 

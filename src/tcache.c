@@ -31,7 +31,7 @@ static struct tcache_record *spare;        /* free records, linked by next */
 static size_t nlive;
 static pthread_key_t exit_key;
 
-#define BATCH_MAX 128
+#define BATCH_MAX 256
 
 static struct tcache_record *record_get_locked(void)
 {
@@ -129,7 +129,8 @@ void *tcache_alloc_slow(unsigned c)
 	struct tcache_bin *b = &tc->bins[c];
 	for (unsigned i = 1; i < got; i++)
 		tcache_push(b, objs[i]);
-	publish(tc);
+	if ((++tc->nslow & 15) == 0)
+		publish(tc);
 	return objs[0];
 }
 
@@ -162,7 +163,8 @@ void tcache_free_slow(void *p, unsigned c)
 	if (b->room <= 0)
 		bin_flush(b, (unsigned)(b->max + 1) / 2);
 	tcache_push(b, p);
-	publish(tc);
+	if ((++tc->nslow & 15) == 0)
+		publish(tc);
 }
 
 void *tcache_run_take(size_t npages)

@@ -18,7 +18,7 @@
  * nothing and so can leave nothing behind.
  *
  * Statistics never read another thread's TLS (it may be gone): each live
- * cache owns a record in memory of our own, where its slow paths publish the
+ * cache owns a record in memory of our own, where every 16th slow path publishes the
  * bytes it holds; a reader refreshes its own record first.
  */
 #ifndef BSL_TCACHE_H
@@ -51,6 +51,7 @@ struct tcache {
 	size_t run_bytes;                        /* bytes parked in runs[] */
 	int state;                       /* enum tcache_state */
 	uint32_t warmup;                 /* slow-path calls made while TC_NEW */
+	uint32_t nslow;                  /* slow-path calls; publish every 16th */
 	struct tcache_record *rec;       /* TC_LIVE: this cache's published totals */
 };
 

@@ -3,6 +3,7 @@
  * runs in a child and must die by SIGABRT with the exact message.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include "t.h"
@@ -52,8 +53,14 @@ static void df_after_reuse(void *arg)
 	free(p2);
 }
 
-static void *free_in_thread(void *p)
+/* The thread exists before the block does, so that pthread_create's own
+ * allocations cannot take the freed slot in between. */
+static void *volatile handoff;
+static void *free_in_thread(void *unused)
 {
+	void *p;
+	while (!(p = __atomic_load_n(&handoff, __ATOMIC_ACQUIRE)))
+		sched_yield();
 	free(p);
 	return NULL;
 }
@@ -61,11 +68,14 @@ static void *free_in_thread(void *p)
 static void df_cross_thread(void *arg)
 {
 	size_t n = (size_t)(uintptr_t)arg;
+	pthread_t t;
+	pthread_create(&t, NULL, free_in_thread, NULL);
+	void *keep = malloc(n);    /* keeps the slab alive */
 	void *p = malloc(n);
 	free(p);
-	pthread_t t;
-	pthread_create(&t, NULL, free_in_thread, p);
+	__atomic_store_n(&handoff, p, __ATOMIC_RELEASE);
 	pthread_join(t, NULL);
+	free(keep);
 }
 
 static const size_t small_sizes[] = { 1, 16, 24, 100, 1000, 5000, 16384 };
