@@ -87,6 +87,19 @@ static int intact(const void *p, size_t n, unsigned seed)
 	return 1;
 }
 
+/* The probed bytes of fill(p, n, seed) that lie below keep are still there. */
+static int intact_prefix(const void *p, size_t n, size_t keep, unsigned seed)
+{
+	const unsigned char *c = p;
+	for (size_t i = 0; i < n && i < keep; i = step(i, n))
+		if (c[i] != pat(i, seed)) {
+			fprintf(stderr, "  block %p (first %zu of %zu bytes, seed %u): byte %zu is %#x, "
+				"expected %#x\n", p, keep, n, seed, i, c[i], pat(i, seed));
+			return 0;
+		}
+	return 1;
+}
+
 static int all_zero(const void *p, size_t n)
 {
 	const unsigned char *c = p;
@@ -187,14 +200,10 @@ static void stress(unsigned seed)
 				size_t keep = m < n[i] ? m : n[i];
 				unsigned s2 = sd[i];
 				/* the old pattern must survive in the prefix */
-				const unsigned char *c = q;
-				for (size_t j = 0; j < keep; j += (keep > 64 * KiB ? 509 : 1))
-					if (c[j] != pat(j, s2)) {
-						fprintf(stderr, "  stress: realloc %zu -> %zu lost byte %zu\n",
-							n[i], m, j);
-						bad++;
-						break;
-					}
+				if (!intact_prefix(q, n[i], keep, s2)) {
+					fprintf(stderr, "  stress: realloc %zu -> %zu lost data\n", n[i], m);
+					bad++;
+				}
 				p[i] = q; n[i] = m; sd[i] = op;
 				fill(q, m, sd[i]);
 			} else {
@@ -879,13 +888,14 @@ static void madvise_persistent_body(void)
 	/* a new chunk's huge-page advice failing does not stop growth */
 	arena_thp_advise(1);
 	size_t committed = arena_committed_bytes();
-	void **v = map_array(200000 * sizeof(void *));
+	size_t nv = (committed + 16 * MiB) / 128;   /* more than all free arena memory */
+	void **v = map_array(nv * sizeof(void *));
 	REQUIRE(v);
-	for (int i = 0; i < 200000; i++) { v[i] = malloc(128); REQUIRE(v[i]); fill(v[i], 128, i); }
+	for (size_t i = 0; i < nv; i++) { v[i] = malloc(128); REQUIRE(v[i]); fill(v[i], 128, (unsigned)i); }
 	CHECK(arena_committed_bytes() > committed);
-	for (int i = 0; i < 200000; i++) { if (!intact(v[i], 128, i)) { CHECK(0); break; } }
-	for (int i = 0; i < 200000; i++) free(v[i]);
-	munmap(v, 200000 * sizeof(void *));
+	for (size_t i = 0; i < nv; i++) { if (!intact(v[i], 128, (unsigned)i)) { CHECK(0); break; } }
+	for (size_t i = 0; i < nv; i++) free(v[i]);
+	munmap(v, nv * sizeof(void *));
 	arena_thp_advise(-1);
 
 	/* the fault stops: purging works, calloc still zero */
@@ -957,7 +967,7 @@ static void mremap_persistent_body(void)
 	q = realloc_v(l, MiB - 100);
 	CHECK(q == l);
 	if (q) l = q;
-	CHECK(intact(l, MiB - 100, 60));
+	CHECK(intact_prefix(l, MiB, MiB - 100, 60));
 	fill(l, MiB, 60);
 	/* shrink within the large tier: the block, or NULL with the block intact */
 	errno = 0;
@@ -965,7 +975,7 @@ static void mremap_persistent_body(void)
 	if (q) {
 		fprintf(stderr, "  note: shrinking realloc with mremap refused succeeded\n");
 		l = q;
-		CHECK(intact(l, 512 * KiB, 60));
+		CHECK(intact_prefix(l, MiB, 512 * KiB, 60));
 		fill(l, MiB / 2, 61);
 	} else {
 		fprintf(stderr, "  note: shrinking realloc 1 MiB -> 512 KiB with mremap refused "
@@ -979,13 +989,13 @@ static void mremap_persistent_body(void)
 	CHECK(q != NULL);
 	if (q) {
 		CHECK(arena_desc_of(q) != NULL);
-		CHECK(intact(q, 64 * KiB, 61));
+		CHECK(intact_prefix(q, MiB / 2, 64 * KiB, 61));
 		l = q;
 	}
 	/* from the page-run tier to large: a fresh mapping, no mremap */
 	q = realloc_v(l, 3 * MiB);
 	CHECK(q != NULL);
-	if (q) { CHECK(intact(q, 64 * KiB, 61)); l = q; }
+	if (q) { CHECK(intact_prefix(q, MiB / 2, 64 * KiB, 61)); l = q; }
 	free(l);
 
 	/* many failed reallocs of one block: each NULL, the block stays live */
@@ -1074,7 +1084,7 @@ static void all_ops_fail_body(void)
 	size_t nsmall = 0;
 	void **v = map_array(EXHAUST_CAP / 4 * sizeof(void *));
 	REQUIRE(v);
-	static const size_t sizes[] = { 16, 64, 1000, 16384, 20 * KiB, 128 * KiB, MiB, 4 * MiB };
+	static const size_t sizes[] = { 16, 64, 1000, 4096, 16384, 20 * KiB, 128 * KiB, MiB, 4 * MiB };
 	for (unsigned k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
 		for (;;) {
 			if (nsmall >= EXHAUST_CAP / 4) { CHECK(0); break; }
