@@ -10,6 +10,7 @@
  * runs a 10k-operation random malloc/free/realloc stress with pattern checks.
  * A few scenarios need a process whose heap is still empty (the arena
  * reservation itself failing): this program re-executes itself for those.
+ * T_ONLY=<case> runs a single case.
  *
  * What is asserted where the API leaves a choice:
  *  - malloc/calloc of 128 KiB < n <= 4 MiB with mmap refused: either a block
@@ -1211,6 +1212,10 @@ static void fresh_mprotect_second(void) { in_fresh_process("mprotect-second"); }
 
 /* ====================================================================== main */
 
+/* T_ONLY=name runs one case (to reproduce it, or to debug it under gdb). */
+#define RUN(fn) do { const char *only_ = getenv("T_ONLY"); \
+	if (!only_ || strcmp(only_, #fn) == 0) T_RUN(fn); } while (0)
+
 int main(int argc, char **argv)
 {
 	if (argc > 2 && strcmp(argv[1], "--fresh") == 0)
@@ -1221,21 +1226,21 @@ int main(int argc, char **argv)
 		void *p = malloc((size_t)16 << (i % 11));
 		free(p);
 	}
-	T_RUN(mmap_persistent);
-	T_RUN(mmap_fail_large_realloc);
-	T_RUN(mmap_nth_once);
-	T_RUN(mprotect_persistent);
-	T_RUN(mprotect_nth_once);
-	T_RUN(mprotect_nth_runs);
-	T_RUN(madvise_persistent);
-	T_RUN(madvise_nth_once);
-	T_RUN(mremap_persistent);
-	T_RUN(mremap_and_mmap_fail);
-	T_RUN(all_ops_fail);
-	T_RUN(fresh_mmap_persistent);
-	T_RUN(fresh_mmap_first_reserve);
-	T_RUN(fresh_mprotect_persistent);
-	T_RUN(fresh_mprotect_first);
-	T_RUN(fresh_mprotect_second);
+	RUN(mmap_persistent);
+	RUN(mmap_fail_large_realloc);
+	RUN(mmap_nth_once);
+	RUN(mprotect_persistent);
+	RUN(mprotect_nth_once);
+	RUN(mprotect_nth_runs);
+	RUN(madvise_persistent);
+	RUN(madvise_nth_once);
+	RUN(mremap_persistent);
+	RUN(mremap_and_mmap_fail);
+	RUN(all_ops_fail);
+	RUN(fresh_mmap_persistent);
+	RUN(fresh_mmap_first_reserve);
+	RUN(fresh_mprotect_persistent);
+	RUN(fresh_mprotect_first);
+	RUN(fresh_mprotect_second);
 	return t_done();
 }
