@@ -1,13 +1,18 @@
 # buddyslab - see README.md.
 #   make            build/libbuddyslab.so and build/libbuddyslab.a (optimised)
 #   make DEBUG=1    the same with assertions and invariant checkers, in build/debug
-#   make test       both builds, every test, summary "N passed, N failed, N skipped"
+#   make SAN=ubsan  the same built with UBSan (abort on undefined behaviour), in build/ubsan
+#   make test       all three builds, every test, summary "N passed, N failed, N skipped"
 #   make bench      the side-by-side comparison with glibc and jemalloc
 CC      ?= cc
 CXX     ?= c++
 ifeq ($(DEBUG),1)
 B       := build/debug
 OPT     := -O1 -g -DBSL_DEBUG=1
+else ifeq ($(SAN),ubsan)
+B       := build/ubsan
+OPT     := -O1 -g -DBSL_DEBUG=0
+SANFLAGS := -fsanitize=undefined -fno-sanitize-recover=undefined
 else
 B       := build
 OPT     := -O2 -g -DBSL_DEBUG=0
@@ -15,7 +20,7 @@ endif
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS_LIB := -std=gnu11 $(OPT) $(WARN) -Wno-missing-attributes -fPIC -fvisibility=hidden -ftls-model=initial-exec \
 	-fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc \
-	-fno-stack-protector -fno-plt -Iinclude -Isrc $(EXTRA_CFLAGS)
+	-fno-stack-protector -fno-plt -Iinclude -Isrc $(SANFLAGS) $(EXTRA_CFLAGS)
 CFLAGS_TEST := -std=gnu11 -O1 -g $(WARN) -Wno-unused-function -fno-builtin -Iinclude -Isrc -Itest
 LDLIBS_TEST := -lpthread -ldl -lm
 
@@ -33,28 +38,30 @@ $(B)/obj/%.o: src/%.c $(wildcard src/*.h) include/buddyslab.h Makefile
 	$(CC) $(CFLAGS_LIB) -c $< -o $@
 
 $(B)/libbuddyslab.so: $(OBJS)
-	$(CC) -shared -o $@ $(OBJS) -Wl,-z,now -Wl,--version-script=src/exports.map -lpthread
+	$(CC) -shared $(SANFLAGS) -o $@ $(OBJS) -Wl,-z,now -Wl,--version-script=src/exports.map -lpthread
 
 $(B)/libbuddyslab.a: $(OBJS)
 	rm -f $@; ar rcs $@ $(OBJS)
 
 $(B)/test/%: test/%.c test/t.h $(B)/libbuddyslab.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_TEST) $(TEST_CFLAGS_$*) -o $@ $< $(B)/libbuddyslab.a $(LDLIBS_TEST)
+	$(CC) $(CFLAGS_TEST) $(SANFLAGS) $(TEST_CFLAGS_$*) -o $@ $< $(B)/libbuddyslab.a $(LDLIBS_TEST)
 
 $(B)/test/%: test/%.cc test/t.h $(B)/libbuddyslab.a
 	@mkdir -p $(dir $@)
-	$(CXX) -std=gnu++17 -O1 -g -Wall -Iinclude -Itest -fno-builtin -o $@ $< $(B)/libbuddyslab.a $(LDLIBS_TEST)
+	$(CXX) -std=gnu++17 -O1 -g -Wall -Iinclude -Itest -fno-builtin $(SANFLAGS) -o $@ $< $(B)/libbuddyslab.a $(LDLIBS_TEST)
 
 tests: lib $(TESTS_C) $(TESTS_CC)
 
 -include bench/bench.mk
 
-# make test: the optimised and the debug build, then every test against both.
+# make test: the optimised, debug and UBSan builds, then every test against
+# them (shell tests against the first two; the C tests against all three).
 test: deps-test
 	$(MAKE) tests
 	$(MAKE) DEBUG=1 tests
-	scripts/run-tests build build/debug
+	$(MAKE) SAN=ubsan tests
+	scripts/run-tests build build/debug build/ubsan
 
 deps-test:
 	@scripts/install-deps test

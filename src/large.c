@@ -33,7 +33,19 @@ struct large_shard {
 	uint64_t nalloc, nfree;     /* blocks made and freed (realloc moves not counted) */
 } __attribute__((aligned(64)));
 
+/* Each shard starts with a small table of its own, so recording a block never
+ * needs a mapping until the shard holds many. */
+#define LARGE_SLOTS0 64
+static struct large_slot slots0[LARGE_SHARDS][LARGE_SLOTS0];
 static struct large_shard shards[LARGE_SHARDS];
+
+static void shard_init_locked(struct large_shard *sh)
+{
+	if (!sh->cap) {
+		sh->slots = slots0[sh - shards];
+		sh->cap = LARGE_SLOTS0;
+	}
+}
 
 static size_t hash_addr(uintptr_t a)
 {
@@ -83,7 +95,7 @@ static bool grow_locked(struct large_shard *sh)
 	for (size_t i = 0; i < sh->cap; i++)
 		if (sh->slots[i].addr && sh->slots[i].nbytes)
 			put_locked(slots, cap, sh->slots[i].addr, sh->slots[i].nbytes);
-	if (sh->slots)
+	if (sh->slots && sh->slots != slots0[sh - shards])
 		os_unmap(sh->slots, sh->cap * sizeof *slots);
 	sh->slots = slots;
 	sh->cap = cap;
@@ -98,6 +110,7 @@ static bool record(void *p, size_t nbytes, bool force)
 {
 	struct large_shard *sh = shard_of((uintptr_t)p);
 	lock_acquire(&sh->lock);
+	shard_init_locked(sh);
 	bool ok = (sh->used + 1) * 2 <= sh->cap || grow_locked(sh) ||
 		  (force && sh->used + 1 < sh->cap);
 	if (ok) {
@@ -269,19 +282,30 @@ bool large_free(void *p)
 	return true;
 }
 
+/* The record of p stays until the mapping has moved, so a refused mremap
+ * changes nothing. If the new address cannot be recorded (its shard is full
+ * and cannot grow), the mapping is moved back where it was. */
 void *large_realloc(void *p, size_t nbytes)
 {
 	size_t len = align_up(nbytes, PAGE_SIZE);
-	size_t old = unrecord(p);
+	bool was_freed;
+	size_t old = large_usable_size(p, &was_freed);
 	ASSERT(old);
-	void *q = len == old ? p : os_remap(p, old, len);
-	if (!q) {
-		record(p, old, true);
-		errno = ENOMEM;
-		return NULL;
-	}
-	VERIFY(record(q, len, true));
-	return q;
+	if (len == old)
+		return p;
+	void *q = os_remap(p, old, len);
+	if (!q && len < old)
+		return p;         /* a shrink that the OS refused: the block still fits */
+	if (!q)
+		goto nomem;
+	unrecord(p);
+	if (record(q, len, true))
+		return q;
+	VERIFY(os_remap_to(q, len, old, p));   /* p's range is free: it was just moved away */
+	VERIFY(record(p, old, true));          /* the slot p left is there again */
+nomem:
+	errno = ENOMEM;
+	return NULL;
 }
 
 void large_counts(uint64_t *nalloc, uint64_t *nfree)

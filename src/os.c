@@ -88,6 +88,11 @@ void *os_remap(void *addr, size_t old_nbytes, size_t new_nbytes)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+bool os_remap_to(void *addr, size_t old_nbytes, size_t new_nbytes, void *to)
+{
+	return mremap(addr, old_nbytes, new_nbytes, MREMAP_MAYMOVE | MREMAP_FIXED, to) == to;
+}
+
 bool os_purge(void *addr, size_t nbytes, bool use_madv_free)
 {
 	if (injected_failure(OS_MADVISE))

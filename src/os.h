@@ -25,6 +25,8 @@ void *os_map(size_t nbytes, size_t align_bytes);
 void os_unmap(void *addr, size_t nbytes);
 /* Resize a mapping, moving it if needed. NULL on failure (old mapping intact). */
 void *os_remap(void *addr, size_t old_nbytes, size_t new_nbytes);
+/* Move a mapping to exactly `to` (a range the caller owns and has freed). */
+bool os_remap_to(void *addr, size_t old_nbytes, size_t new_nbytes, void *to);
 /* Give pages back: their contents become zero (DONTNEED) or undefined until
  * written (FREE). The range stays mapped. */
 bool os_purge(void *addr, size_t nbytes, bool use_madv_free);

@@ -21,6 +21,7 @@
 #include "slab.h"
 #include "buddy.h"
 #include <sys/auxv.h>
+#include <string.h>
 #include <sched.h>
 
 struct slab_cpu slab_cpus[MAX_CPUS];
@@ -28,8 +29,11 @@ uint64_t free_tag;
 
 void slab_tag_init(void)
 {
-	const uint64_t *rnd = (const uint64_t *)getauxval(AT_RANDOM);   /* 16 bytes from the kernel */
-	uint64_t seed = rnd ? rnd[0] ^ rnd[1] : 0;
+	const void *rnd = (const void *)getauxval(AT_RANDOM);   /* 16 bytes, not aligned */
+	uint64_t r[2] = { 0, 0 };
+	if (rnd)
+		memcpy(r, rnd, sizeof r);
+	uint64_t seed = r[0] ^ r[1];
 	free_tag = (seed ^ (uintptr_t)&free_tag ^ 0x9E3779B97F4A7C15ull) | 1;   /* never 0 */
 }
 
