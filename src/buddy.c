@@ -405,11 +405,12 @@ static size_t purge_zone(struct zone *z, uint64_t before)
 		if (!n)
 			break;
 		bool ok[PURGE_BATCH];
+		size_t pass_bytes = 0;
 		for (unsigned i = 0; i < n; i++) {
 			size_t len = PAGE_SIZE << orders[i];
 			ok[i] = os_purge(desc_addr(batch[i]), len, opt.purge_free);
 			if (ok[i])
-				nbytes += len;
+				pass_bytes += len;
 			if (ok[i] && orders[i] == MAX_ORDER)   /* all but the head's page */
 				os_purge(batch[i] + DESCS_PER_PAGE,
 					 (CHUNK_DESC_PAGES - 1) * PAGE_SIZE, false);
@@ -417,7 +418,8 @@ static size_t purge_zone(struct zone *z, uint64_t before)
 		uint64_t now = buddy_now_ms();
 		lock_acquire(&z->lock);
 		z->npurge += n;
-		z->purged_bytes += nbytes;
+		z->purged_bytes += pass_bytes;
+		nbytes += pass_bytes;
 		for (unsigned i = 0; i < n; i++)
 			free_block_locked(z, batch[i], orders[i], ok[i] ? 0 : now, false);
 		lock_release(&z->lock);
