@@ -25,6 +25,7 @@
 #include "buddy.h"
 #include "large.h"
 #include "stats.h"
+#include "vg.h"
 
 #include <time.h>
 #include <signal.h>
@@ -32,6 +33,7 @@
 #include <string.h>
 
 int bsl_ready;
+int vg_active;
 static lock_t init_lock = LOCK_INIT;
 static int bg_state;          /* 0 none, 1 starting or running; atomic */
 
@@ -139,6 +141,9 @@ void bsl_init_slow(void)
 	if (!bsl_ready) {
 		sizeclass_init();
 		config_init();
+		vg_active = vg_memcheck_running();
+		if (vg_active)
+			opt.tcache = 0;     /* every call takes a slow path, where memcheck is told */
 		arena_thp_advise((int)opt.thp);
 		tcache_global_init();
 		pthread_atfork(fork_prepare, fork_parent, fork_child);

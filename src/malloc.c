@@ -25,6 +25,7 @@
 #include "run.h"
 #include "large.h"
 #include "buddy.h"
+#include "vg.h"
 
 enum tier { TIER_SLAB, TIER_RUN, TIER_LARGE };
 
@@ -99,6 +100,13 @@ static void *slab_alloc(unsigned c)
 
 static void *alloc_tiers(size_t n, size_t align, bool zero);
 
+/* Zero a block before it is handed out (memcheck may still see it as freed). */
+static void zero_block(void *p, size_t n)
+{
+	vg_open(p, n);
+	memset(p, 0, n);
+}
+
 /* Allocate n bytes aligned to align (a power of two), zeroed when asked.
  * Sets errno on failure. When the OS refuses memory, the cached large
  * mappings (which hold address space under ulimit -v) are given back and
@@ -113,6 +121,8 @@ static NOINLINE void *alloc_slow(size_t n, size_t align, bool zero)
 	void *p = alloc_tiers(n, align, zero);
 	if (unlikely(!p) && large_cache_release(UINT64_MAX))
 		p = alloc_tiers(n, align, zero);
+	if (p)
+		vg_malloclike(p, n, zero);
 	return p;
 }
 
@@ -128,7 +138,7 @@ static void *alloc_tiers(size_t n, size_t align, bool zero)
 			if (!p)
 				goto nomem;
 			if (zero)
-				memset(p, 0, n);
+				zero_block(p, n);
 			return p;
 		}
 	}
@@ -142,7 +152,7 @@ static void *alloc_tiers(size_t n, size_t align, bool zero)
 		if (!p)
 			goto nomem;
 		if (zero && dirty)
-			memset(p, 0, n);
+			zero_block(p, n);
 		return p;
 	}
 	bool dirty;
@@ -152,7 +162,7 @@ static void *alloc_tiers(size_t n, size_t align, bool zero)
 	if (!p)
 		goto nomem;
 	if (zero && dirty)
-		memset(p, 0, n);
+		zero_block(p, n);
 	return p;
 nomem:
 	errno = ENOMEM;
@@ -199,9 +209,10 @@ static NOINLINE void free_slow(void *p, const char *api)
 	struct block b;
 	if (!block_lookup(p, &b))
 		invalid_pointer(p, api, &b);
+	vg_freelike(p);    /* memcheck reports its own double frees: no tag read then */
 	switch (b.tier) {
 	case TIER_SLAB:
-		if (*obj_tag(p) == free_tag)
+		if (!vg_active && *obj_tag(p) == free_tag)
 			double_free(p);
 		bsl_maintenance();
 		if (opt.tcache)
@@ -286,13 +297,16 @@ EXPORT void *realloc(void *p, size_t n)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (resize_in_place(p, &b, n))
-		return p;
-	if (b.tier == TIER_LARGE && n > opt.mmap_threshold)
-		return large_realloc(p, n);
+	if (!vg_active) {   /* under memcheck every realloc moves, so it sees each size */
+		if (resize_in_place(p, &b, n))
+			return p;
+		if (b.tier == TIER_LARGE && n > opt.mmap_threshold)
+			return large_realloc(p, n);
+	}
 	void *q = alloc_slow(n, MIN_ALIGN, false);
 	if (!q)
 		return NULL;
+	vg_open(p, b.usable);   /* the copy may read past the old request; p is freed next */
 	memcpy(q, p, n < b.usable ? n : b.usable);
 	free_slow(p, "realloc");
 	return q;

@@ -20,6 +20,7 @@
  */
 #include "slab.h"
 #include "buddy.h"
+#include "vg.h"
 #include <sys/auxv.h>
 #include <string.h>
 #include <sched.h>
@@ -41,6 +42,15 @@ void slab_tag_init(void)
  * zero slabs does not go to the buddy layer every time: one, for slabs of up
  * to two pages; bigger empty slabs go straight back. */
 #define SLAB_RESERVE(c) (class_info[c].order <= 1 ? 1u : 0u)
+
+/* The next object on a slab's free list (read under memcheck's eyes). */
+static void *slab_next_free(void *p)
+{
+	vg_open(p, sizeof(void *));
+	void *next = *(void **)p;
+	vg_close(p, sizeof(void *));
+	return next;
+}
 
 static void partial_add_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c)
 {
@@ -129,6 +139,7 @@ unsigned slab_alloc_bulk(unsigned c, void **objs, unsigned n)
 		char *base = desc_addr(s);
 		while (got < n && s->freelist) {
 			void *p = s->freelist;
+			vg_open(p, 2 * sizeof(void *));
 			s->freelist = *(void **)p;
 			*obj_tag(p) = 0;
 			objs[got++] = p;
@@ -136,6 +147,7 @@ unsigned slab_alloc_bulk(unsigned c, void **objs, unsigned n)
 		}
 		while (got < n && s->fresh < s->nobjs) {
 			void *p = base + (size_t)s->fresh++ * ci->size;
+			vg_open(p, 2 * sizeof(void *));   /* may be pages memcheck saw freed */
 			*obj_tag(p) = 0;
 			objs[got++] = p;
 			s->inuse++;
@@ -171,8 +183,10 @@ void slab_free_bulk(void *const *objs, unsigned n)
 		}
 		unsigned c = s->class_idx;
 		ASSERT(s->kind == PD_SLAB && s->inuse > 0);
+		vg_open(p, 2 * sizeof(void *));
 		*obj_tag(p) = free_tag;
 		*(void **)p = s->freelist;
+		vg_close(p, 2 * sizeof(void *));
 		s->freelist = p;
 		sc->nobjs_out[c]--;
 		sc->nfree[c]++;
@@ -209,7 +223,7 @@ bool slab_obj_is_free(struct page_desc *d, const void *p)
 	if (d->kind != PD_SLAB || slab_head(d, p) != s || s->slab_cpu != cpu ||
 	    class_obj_index(ci, (uintptr_t)p - s->slab_base) >= s->fresh)
 		is_free = true;
-	for (void *q = s->freelist; q && !is_free; q = *(void **)q)
+	for (void *q = s->freelist; q && !is_free; q = slab_next_free(q))
 		is_free = q == p;
 	lock_release(&sc->lock);
 	return is_free;
@@ -224,7 +238,7 @@ void slab_check(struct slab_cpu *sc)
 			VERIFY(s->flags & PDF_PARTIAL);
 			VERIFY(s->inuse < s->nobjs);
 			size_t nfree = 0;
-			for (void *p = s->freelist; p; p = *(void **)p)
+			for (void *p = s->freelist; p; p = slab_next_free(p))
 				VERIFY(++nfree <= s->nobjs);
 			VERIFY(s->inuse + nfree + (size_t)(s->nobjs - s->fresh) == s->nobjs);
 			empty += s->inuse == 0;
