@@ -40,8 +40,9 @@ extern struct zone zones[MAX_CPUS];
 /* The zone of the calling CPU. */
 struct zone *buddy_zone_here(void);
 
-/* A free block of exactly 2^order pages, from z (growing it by a chunk when
- * needed) or, when memory is exhausted, from any other zone. Returns the head
+/* A free block of exactly 2^order pages, from z (taking over another zone's
+ * whole free chunk, or growing by a new one, when needed) or, when memory is
+ * exhausted, from any other zone's lists (buddy.c). Returns the head
  * descriptor (kind PD_NONE) or NULL. *dirty says whether it may hold old data. */
 struct page_desc *buddy_alloc(struct zone *z, unsigned order, bool *dirty);
 void buddy_free(struct page_desc *head, unsigned order);
