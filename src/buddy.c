@@ -38,7 +38,7 @@
 #include "config.h"
 
 struct zone zones[MAX_CPUS];
-static unsigned nzones_used;       /* highest zone index used + 1; atomic */
+static unsigned nzones_used;   /* 1 + highest index of a zone that ever held a chunk; atomic */
 
 unsigned buddy_nzones(void)
 {
@@ -262,6 +262,7 @@ static bool adopt_chunk(struct zone *z, unsigned nzones)
 		z->chunks++;
 		list_add_locked(z, c, MAX_ORDER, stamp, false);
 		lock_release(&z->lock);
+		note_zone_used(z);   /* stats, views and purge walk zones below nzones_used */
 		return true;
 	}
 	return false;

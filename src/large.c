@@ -228,6 +228,17 @@ size_t large_cache_release(uint64_t before_ms)
 	return nbytes;
 }
 
+bool large_cache_holds(const void *p)
+{
+	bool held = false;
+	lock_acquire(&cache_lock);
+	for (int i = 0; i < LARGE_CACHE_SLOTS; i++)
+		if (cache[i].addr && (uintptr_t)p - (uintptr_t)cache[i].addr < cache[i].nbytes)
+			held = true;
+	lock_release(&cache_lock);
+	return held;
+}
+
 size_t large_cached_bytes(void)
 {
 	return __atomic_load_n(&cache_bytes, __ATOMIC_RELAXED);

@@ -30,6 +30,8 @@ void *large_realloc(void *p, size_t nbytes);
 void large_totals(size_t *nbytes, size_t *nblocks);
 void large_counts(uint64_t *nalloc, uint64_t *nfree);
 size_t large_cached_bytes(void);
+/* Whether p lies in a freed mapping the cache keeps (error reports only). */
+bool large_cache_holds(const void *p);
 void large_lock_all(void);
 void large_unlock_all(void);
 #pragma GCC visibility pop

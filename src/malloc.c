@@ -28,6 +28,7 @@
 #include "run.h"
 #include "large.h"
 #include "buddy.h"
+#include "os.h"
 #include "vg.h"
 
 enum tier { TIER_SLAB, TIER_RUN, TIER_LARGE };
@@ -76,7 +77,11 @@ static bool block_lookup(const void *p, struct block *b)
 COLD __attribute__((noreturn)) static void invalid_pointer(const void *p, const char *api,
 							  const struct block *b)
 {
-	if (b->was_freed)   /* in a slab, run or mapping that was freed: most likely a double free */
+	/* A freed large block's address may since have been mapped by the program
+	 * itself: then p is a foreign pointer, not a double free. */
+	bool was_freed = b->was_freed &&
+			 (arena_desc_of(p) || large_cache_holds(p) || !os_is_mapped(p));
+	if (was_freed)   /* in a slab, run or mapping that was freed: most likely a double free */
 		bsl_printf(2, "buddyslab: double free %p (free(): invalid pointer %p, passed to %s:"
 			   " its memory was already freed)\n", p, p, api);
 	else

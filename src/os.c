@@ -80,6 +80,15 @@ void os_unmap(void *addr, size_t nbytes)
 	munmap(addr, nbytes);
 }
 
+bool os_is_mapped(const void *addr)
+{
+	void *page = (void *)((uintptr_t)addr & ~(uintptr_t)(PAGE_SIZE - 1));
+	int saved = errno;
+	bool mapped = msync(page, PAGE_SIZE, MS_ASYNC) == 0 || errno != ENOMEM;
+	errno = saved;
+	return mapped;
+}
+
 void *os_remap(void *addr, size_t old_nbytes, size_t new_nbytes)
 {
 	if (injected_failure(OS_MREMAP))

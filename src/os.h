@@ -23,6 +23,8 @@ bool os_commit(void *addr, size_t nbytes);
  * >= PAGE_SIZE); the excess is trimmed off. */
 void *os_map(size_t nbytes, size_t align_bytes);
 void os_unmap(void *addr, size_t nbytes);
+/* Whether any mapping covers addr's page (only for error reports: a syscall). */
+bool os_is_mapped(const void *addr);
 /* Resize a mapping, moving it if needed. NULL on failure (old mapping intact). */
 void *os_remap(void *addr, size_t old_nbytes, size_t new_nbytes);
 /* Move a mapping to exactly `to` (a range the caller owns and has freed). */

@@ -1186,6 +1186,18 @@ static void *bad_pointer(int which)
 	case 13:        /* a small odd address, same */
 		large_churn();
 		return (void *)(uintptr_t)0x1011;
+	case 14: {      /* the program maps the address of a freed large block */
+		char *p = malloc(1 << 20);
+		free(p);
+		malloc_trim(0);         /* the mapping cache lets go of it too */
+		mapped = mmap(p, 1 << 16, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		if (mapped != p) {
+			fprintf(stderr, "  could not map the freed block's address %p\n", (void *)p);
+			abort();
+		}
+		return mapped;
+	}
 	}
 	return NULL;
 }
@@ -1195,6 +1207,7 @@ static const char *const bad_names[] = {
 	"middle of live 1 MiB block", "p+4096 of live 1 MiB block", "p+8192 of live 50000 B block",
 	"p+16 of live 50000 B block", "(void *)1 after large blocks were freed",
 	"(void *)0x1011 after large blocks were freed",
+	"a test mmap at a freed large block's address",
 };
 #define NBAD ((int)(sizeof bad_names / sizeof bad_names[0]))
 

@@ -334,6 +334,94 @@ static void buddyinfo_second_zone(void)
 	sched_setaffinity(0, sizeof old, &old);
 }
 
+/*
+ * A zone that first gets a chunk by adopting another zone's whole free chunk
+ * (not by growing) must still be seen by bsl_stats, bsl_buddyinfo and purge.
+ * Runs in a fresh process (--adopt-child): pinned to CPU 0, fill two chunks'
+ * worth of runs and free them, so zone 0 holds a whole free chunk; then pinned
+ * to CPU 1, whose zone never grew, allocate runs (they adopt that chunk).
+ */
+static int adopt_child(void)
+{
+	pin_to_cpu(0);
+	if (sched_getcpu() != 0)
+		return 3;
+	enum { N = 160 };     /* 10 MiB of 64 KiB runs: more than two chunks */
+	static void *v[N];
+	for (int i = 0; i < N; i++)
+		if (!(v[i] = malloc(65536)))
+			return 1;
+	for (int i = 0; i < N; i++)
+		free(v[i]);
+	if (zones[1].chunks)
+		return 3;
+	pin_to_cpu(1);
+	if (sched_getcpu() != 1)
+		return 3;
+	struct bsl_stats a, b;
+	bsl_stats(&a);
+	for (int i = 0; i < 8; i++)
+		if (!(v[i] = malloc(65536)))
+			return 1;
+	bsl_stats(&b);
+	int ok = 1;
+	if (!zones[1].chunks) {
+		printf("zone 1 has no chunk: nothing was adopted\n");
+		return 3;
+	}
+	if (b.allocated < a.allocated + 8 * 65536) {
+		printf("allocated %zu -> %zu after 512 KiB of runs on CPU 1\n", a.allocated, b.allocated);
+		ok = 0;
+	}
+	char *out = capture(bsl_buddyinfo);
+	if (!out || !strstr(out, "buddyslab zone   1 ")) {
+		printf("buddyinfo has no zone 1:\n%s", out ? out : "(none)\n");
+		ok = 0;
+	}
+	for (int i = 0; i < 8; i++)
+		free(v[i]);
+	malloc_trim(0);
+	bsl_stats(&b);
+	if (b.dirty > (1 << 20)) {     /* zone 1's free pages were purged too */
+		printf("dirty %zu bytes after malloc_trim(0)\n", b.dirty);
+		ok = 0;
+	}
+	return ok ? 0 : 1;
+}
+
+static void adopted_zone_is_seen(void)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	if (ncpu < 2)
+		SKIP("one CPU online");
+	cpu_set_t old;
+	REQUIRE(sched_getaffinity(0, sizeof old, &old) == 0);
+	if (!CPU_ISSET(0, &old) || !CPU_ISSET(1, &old))
+		SKIP("CPUs 0 and 1 not both allowed");
+	fflush(NULL);
+	int fo = memfd_create("out", 0);
+	REQUIRE(fo >= 0);
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		dup2(fo, 1);
+		setenv("BUDDYSLAB_CONF", "decay_ms:-1", 1);   /* nothing purged behind the test's back */
+		alarm(60);
+		execl(self_exe, self_exe, "--adopt-child", (char *)NULL);
+		_exit(127);
+	}
+	int st = -1;
+	waitpid(pid, &st, 0);
+	ssize_t n = pread(fo, child_out, sizeof child_out - 1, 0);
+	child_out[n > 0 ? n : 0] = 0;
+	close(fo);
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 3)
+		SKIP("could not set up the adoption (scheduler or zone state)");
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+		fprintf(stderr, "  child status %d:\n%s", st, child_out);
+}
+
 /* ----------------------------------------------------------------- slabinfo */
 
 static void slabinfo_format(void)
@@ -744,8 +832,11 @@ int main(int argc, char **argv)
 	self_exe = argv[0];
 	if (argc > 1 && strcmp(argv[1], "--child") == 0)
 		return child_main();
+	if (argc > 1 && strcmp(argv[1], "--adopt-child") == 0)
+		return adopt_child();
 	T_RUN(buddyinfo_format);
 	T_RUN(buddyinfo_second_zone);
+	T_RUN(adopted_zone_is_seen);
 	T_RUN(slabinfo_format);
 	T_RUN(slabinfo_active_tracks);
 	T_RUN(stats_consistency);
