@@ -4,6 +4,7 @@
 #   make SAN=ubsan  the same built with UBSan (abort on undefined behaviour), in build/ubsan
 #   make test       all three builds, every test, summary "N passed, N failed, N skipped"
 #   make bench      the side-by-side comparison with glibc and jemalloc
+#   make fuzz       the libFuzzer harness (clang), run for FUZZ_SECONDS
 CC      ?= cc
 CXX     ?= c++
 ifeq ($(DEBUG),1)
@@ -54,6 +55,7 @@ $(B)/test/%: test/%.cc test/t.h $(B)/libbuddyslab.a
 tests: lib $(TESTS_C) $(TESTS_CC)
 
 -include bench/bench.mk
+-include test/fuzz/fuzz.mk
 
 # make test: the optimised, debug and UBSan builds, then every test against
 # them (shell tests against the first two; the C tests against all three).
