@@ -220,7 +220,7 @@ static NOINLINE void free_slow(void *p, const char *api)
 	vg_freelike(p);    /* memcheck reports its own double frees: no tag read then */
 	switch (b.tier) {
 	case TIER_SLAB:
-		if (!vg_active && *obj_tag(p) == free_tag)
+		if (!vg_active && obj_is_free(p))
 			double_free(p);
 		bsl_maintenance();
 		if (opt.tcache)
@@ -253,7 +253,7 @@ EXPORT void free(void *p)
 		struct tcache_bin *b = &tc_self.bins[(size_t)d->class_idx];
 		if (likely(obj_index(d->obj_inv, d->obj_shift, obj_off) < d->obj_nobjs &&
 			   b->room > 0)) {
-			if (unlikely(*obj_tag(p) == free_tag))
+			if (unlikely(obj_is_free(p)))
 				double_free(p);
 			tcache_push(b, p);
 			return;

@@ -26,16 +26,25 @@
 #include <sched.h>
 
 struct slab_cpu slab_cpus[MAX_CPUS];
-uint64_t free_tag;
+struct obj_keys obj_keys;
 
-void slab_tag_init(void)
+void slab_keys_init(void)
 {
 	const void *rnd = (const void *)getauxval(AT_RANDOM);   /* 16 bytes, not aligned */
 	uint64_t r[2] = { 0, 0 };
 	if (rnd)
 		memcpy(r, rnd, sizeof r);
-	uint64_t seed = r[0] ^ r[1];
-	free_tag = (seed ^ (uintptr_t)&free_tag ^ 0x9E3779B97F4A7C15ull) | 1;   /* never 0 */
+	/* mixed with an address so that a missing AT_RANDOM still varies with ASLR */
+	uint64_t a = (uintptr_t)&obj_keys * 0x9E3779B97F4A7C15ull;
+	obj_keys.link = r[0] ^ a;
+	obj_keys.check = (r[1] ^ (a >> 29) ^ 0xD6E8FEB86659FD93ull) | 1;   /* never 0 */
+}
+
+void obj_link_corrupt(const void *p)
+{
+	bsl_printf(2, "buddyslab: corrupted free list: the free object %p was overwritten "
+		   "(a write after free, or an overflow from the block before it)\n", p);
+	bsl_fatal("aborting on heap corruption", NULL);
 }
 
 /* Empty slabs a CPU keeps per class, so that a class bouncing between one and
@@ -46,9 +55,9 @@ void slab_tag_init(void)
 /* The next object on a slab's free list (read under memcheck's eyes). */
 static void *slab_next_free(void *p)
 {
-	vg_open(p, sizeof(void *));
-	void *next = *(void **)p;
-	vg_close(p, sizeof(void *));
+	vg_open(p, 2 * sizeof(void *));
+	void *next = obj_next(p);
+	vg_close(p, 2 * sizeof(void *));
 	return next;
 }
 
@@ -140,15 +149,15 @@ unsigned slab_alloc_bulk(unsigned c, void **objs, unsigned n)
 		while (got < n && s->freelist) {
 			void *p = s->freelist;
 			vg_open(p, 2 * sizeof(void *));
-			s->freelist = *(void **)p;
-			*obj_tag(p) = 0;
+			s->freelist = obj_next(p);
+			obj_mark_used(p);
 			objs[got++] = p;
 			s->inuse++;
 		}
 		while (got < n && s->fresh < s->nobjs) {
 			void *p = base + (size_t)s->fresh++ * ci->size;
 			vg_open(p, 2 * sizeof(void *));   /* may be pages memcheck saw freed */
-			*obj_tag(p) = 0;
+			obj_mark_used(p);
 			objs[got++] = p;
 			s->inuse++;
 		}
@@ -184,8 +193,7 @@ void slab_free_bulk(void *const *objs, unsigned n)
 		unsigned c = s->class_idx;
 		ASSERT(s->kind == PD_SLAB && s->inuse > 0);
 		vg_open(p, 2 * sizeof(void *));
-		*obj_tag(p) = free_tag;
-		*(void **)p = s->freelist;
+		obj_set_next(p, s->freelist);
 		vg_close(p, 2 * sizeof(void *));
 		s->freelist = p;
 		sc->nobjs_out[c]--;

@@ -33,14 +33,53 @@ unsigned slab_alloc_bulk(unsigned class_idx, void **objs, unsigned n);
  * (checked by the caller); a double free is detected here. */
 void slab_free_bulk(void *const *objs, unsigned n);
 
-/* Double-free tag: every free object (in a thread cache or a slab) holds
- * this random per-process value in its second word, and handing an object
- * out clears it. Finding it in a block being freed means the block is
- * already free: no program writes a secret it never saw (short of copying
- * freed memory). Set once by slab_tag_init. */
-extern uint64_t free_tag;
-static inline uint64_t *obj_tag(void *p) { return (uint64_t *)p + 1; }
-void slab_tag_init(void);
+/*
+ * Free-object links. Every free object (on a slab's free list, in a thread
+ * cache bin, or a parked run) starts with two words:
+ *   word 0  link = next ^ (its own address) ^ obj_keys.link
+ *   word 1  check = link ^ obj_keys.check
+ * with both keys random per process (AT_RANDOM). Handing an object out
+ * clears word 1. So:
+ *  - a free object is recognised by word1 == word0 ^ check key: freeing a
+ *    block that satisfies it is a double free (a live block satisfies it only
+ *    if the program stored a secret it never saw, short of copying freed memory);
+ *  - a use-after-free write of a chosen value over word 0 breaks the check and
+ *    is caught when the object is next taken from its list (obj_next aborts),
+ *    and even with the check forged the decoded pointer is not the value
+ *    written unless the program knows both keys and the slot's address.
+ * Set once by slab_keys_init.
+ */
+struct obj_keys { uint64_t link, check; };
+extern struct obj_keys obj_keys;
+void slab_keys_init(void);
+COLD __attribute__((noreturn)) void obj_link_corrupt(const void *p);
+
+static inline bool obj_is_free(const void *p)
+{
+	const uint64_t *w = p;
+	return (w[0] ^ w[1]) == obj_keys.check;
+}
+
+/* Make p a free object whose successor is next. */
+static inline void obj_set_next(void *p, void *next)
+{
+	uint64_t *w = p;
+	uint64_t link = (uintptr_t)next ^ (uintptr_t)p ^ obj_keys.link;
+	w[0] = link;
+	w[1] = link ^ obj_keys.check;
+}
+
+/* The successor of free object p, after checking its words. */
+static inline void *obj_next(const void *p)
+{
+	const uint64_t *w = p;
+	if (unlikely((w[0] ^ w[1]) != obj_keys.check))
+		obj_link_corrupt(p);
+	return (void *)(uintptr_t)(w[0] ^ (uintptr_t)p ^ obj_keys.link);
+}
+
+/* p leaves its list for the program: it no longer looks free. */
+static inline void obj_mark_used(void *p) { ((uint64_t *)p)[1] = 0; }
 
 /* The head descriptor of the slab holding p, whose page is described by d. */
 static inline struct page_desc *slab_head(struct page_desc *d, const void *p)

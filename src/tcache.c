@@ -93,7 +93,7 @@ static void tcache_thread_exit(void *arg)
 
 void tcache_global_init(void)
 {
-	slab_tag_init();
+	slab_keys_init();
 	pthread_key_create(&exit_key, tcache_thread_exit);
 }
 
@@ -142,7 +142,7 @@ static void bin_flush(struct tcache_bin *b, unsigned n)
 		unsigned k = 0;
 		while (k < n && k < BATCH_MAX && b->head) {
 			objs[k++] = b->head;
-			b->head = *(void **)b->head;
+			b->head = obj_next(b->head);
 		}
 		if (!k)
 			break;
@@ -173,7 +173,8 @@ void *tcache_run_take(size_t npages)
 	if (npages > RUN_CACHE_MAX_PAGES || !tc->runs[npages])
 		return NULL;
 	void *p = tc->runs[npages];
-	tc->runs[npages] = *(void **)p;
+	tc->runs[npages] = obj_next(p);
+	obj_mark_used(p);   /* a copy of this block must not look like a free object */
 	tc->run_bytes -= npages << PAGE_SHIFT;
 	struct page_desc *d = arena_desc_of(p);
 	d->flags &= (uint8_t)~PDF_CACHED;
@@ -191,7 +192,7 @@ bool tcache_run_park(struct page_desc *head)
 	void *p = desc_addr(head);
 	head->flags |= PDF_CACHED;
 	__atomic_fetch_add(&zones[head->zone].nrun_free, 1, __ATOMIC_RELAXED);
-	*(void **)p = tc->runs[npages];
+	obj_set_next(p, tc->runs[npages]);
 	tc->runs[npages] = p;
 	tc->run_bytes += nbytes;
 	return true;
@@ -220,7 +221,7 @@ void tcache_flush(struct tcache *tc)
 
 bool tcache_holds(const void *p, unsigned c)
 {
-	for (void *q = tc_self.bins[c].head; q; q = *(void **)q)
+	for (void *q = tc_self.bins[c].head; q; q = obj_next(q))
 		if (q == p)
 			return true;
 	return false;

@@ -58,22 +58,21 @@ struct tcache {
 extern __thread struct tcache tc_self __attribute__((tls_model("initial-exec")));
 
 /* The two fast-path operations. pop: NULL when the bin is empty. push: the
- * caller has checked the tag and that b->room > 0. */
+ * caller has checked that p is not free (obj_is_free) and that b->room > 0. */
 static inline void *tcache_pop(struct tcache_bin *b)
 {
 	void *p = b->head;
 	if (likely(p)) {
-		b->head = *(void **)p;
+		b->head = obj_next(p);
 		b->room++;
-		*obj_tag(p) = 0;
+		obj_mark_used(p);
 	}
 	return p;
 }
 
 static inline void tcache_push(struct tcache_bin *b, void *p)
 {
-	*(void **)p = b->head;
-	*obj_tag(p) = free_tag;
+	obj_set_next(p, b->head);
 	b->head = p;
 	b->room--;
 }

@@ -8,7 +8,7 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=${BUILD:-$top/build}
 LIB=${LIB:-$B/libbuddyslab.so}
-LIMIT=60
+LIMIT=72
 N1=1000 N2=101000
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 case "$B" in *debug*) echo "SKIP fastpath_instructions: counted on the optimised build only"; exit 0;; esac

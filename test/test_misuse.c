@@ -131,6 +131,89 @@ static void invalid_pointers(void)
 	munmap(m, 8192);
 }
 
+/*
+ * Use after free: the program writes a value of its choosing over the first
+ * word (or the first two words) of a freed block. The free-list link there is
+ * encoded and checked, so the next allocation that takes the block aborts
+ * instead of handing out the forged address.
+ */
+static long forged_target[64];
+#define CORRUPT_MSG "buddyslab: corrupted free list: the free object 0x"
+
+static void warm_up(size_t n)     /* past the thread cache's warm-up */
+{
+	for (int i = 0; i < 64; i++)
+		free(malloc(n));
+}
+
+/* p on top of a thread-cache bin */
+static void uaf_bin(void *arg)
+{
+	size_t n = (size_t)(uintptr_t)arg;
+	warm_up(n);
+	void **p = malloc(n), *q = malloc(n);
+	free(q);
+	free(p);
+	p[0] = &forged_target[8];
+	void *r = malloc(n);
+	void *s = malloc(n);
+	fprintf(stderr, "not detected: malloc gave %p then %p (forged %p)\n", r, s, (void *)&forged_target[8]);
+}
+
+/* both words written (the check word too) */
+static void uaf_bin_two_words(void *arg)
+{
+	size_t n = (size_t)(uintptr_t)arg;
+	warm_up(n);
+	void **p = malloc(n), *q = malloc(n);
+	free(q);
+	free(p);
+	p[0] = p[1] = &forged_target[8];
+	void *r = malloc(n);
+	void *s = malloc(n);
+	fprintf(stderr, "not detected: malloc gave %p then %p\n", r, s);
+}
+
+/* p on a slab's own free list (the thread cache overflowed past it) */
+static void uaf_slab(void *arg)
+{
+	size_t n = (size_t)(uintptr_t)arg;
+	enum { K = 4096 };
+	static void *many[K];
+	void **p = malloc(n);
+	for (int i = 0; i < K; i++)
+		many[i] = malloc(n);
+	free(p);
+	for (int i = 0; i < K; i++)
+		free(many[i]);
+	p[0] = &forged_target[8];
+	for (int i = 0; i < K + 1; i++)
+		many[i < K ? i : 0] = malloc(n);
+	fprintf(stderr, "not detected after %d allocations\n", K + 1);
+}
+
+/* a freed page run parked in the thread's run cache */
+static void uaf_run_cache(void *arg)
+{
+	size_t n = (size_t)(uintptr_t)arg;
+	warm_up(16);
+	warm_up(n);
+	void **p = malloc(n);
+	free(p);
+	p[0] = &forged_target[8];
+	void *r = malloc(n);
+	fprintf(stderr, "not detected: malloc gave %p\n", r);
+}
+
+static void use_after_free_write_bin(void) { check_all(uaf_bin, CORRUPT_MSG); }
+static void use_after_free_write_two_words(void) { check_all(uaf_bin_two_words, CORRUPT_MSG); }
+static void use_after_free_write_slab(void) { check_all(uaf_slab, CORRUPT_MSG); }
+static void use_after_free_write_run(void)
+{
+	CHECK(t_expect_abort(uaf_run_cache, (void *)(uintptr_t)40000, CORRUPT_MSG));
+	CHECK(t_expect_abort(uaf_run_cache, (void *)(uintptr_t)(100 << 10), CORRUPT_MSG));
+}
+
 /* A block whose second word happens to hold the value of another block's
  * word is not a double free: only the process's secret tag counts. */
 static void no_false_positive(void)
@@ -154,5 +237,9 @@ int main(void)
 	T_RUN(double_free_run_and_large);
 	T_RUN(invalid_pointers);
 	T_RUN(no_false_positive);
+	T_RUN(use_after_free_write_bin);
+	T_RUN(use_after_free_write_two_words);
+	T_RUN(use_after_free_write_slab);
+	T_RUN(use_after_free_write_run);
 	return t_done();
 }
