@@ -3,6 +3,7 @@
  */
 #include "config.h"
 #include "sizeclass.h"
+#include "secure.h"
 #include <stdlib.h>
 #include <string.h>
 #include <limits.h>
@@ -17,12 +18,19 @@ struct bsl_options opt = {
 	.background_thread = 0,
 	.large_cache = 64 << 20,
 	.stats_signal = 0,
+	.secure = 0,
 };
 
 struct enum_name { const char *name; long value; };
 
 static const struct enum_name purge_names[] = {
 	{ "dontneed", 0 }, { "free", 1 }, { NULL, 0 },
+};
+
+/* secure: a '+'-separated set of these (secure.h); 1 = all */
+static const struct enum_name secure_names[] = {
+	{ "0", 0 }, { "1", SEC_ALL }, { "all", SEC_ALL }, { "guard", SEC_GUARD },
+	{ "canary", SEC_CANARY }, { "fill", SEC_FILL }, { "shuffle", SEC_SHUFFLE }, { NULL, 0 },
 };
 
 static const struct enum_name thp_names[] = {
@@ -53,8 +61,13 @@ static const struct option_def defs[] = {
 	  "bytes of freed large mappings kept for reuse (0: unmap at once)" },
 	{ "stats_signal", &opt.stats_signal, NULL, 0, 64, NULL,
 	  "signal number that prints the views to stderr (0: none)" },
+	{ "secure", &opt.secure, NULL, 0, SEC_ALL, secure_names,
+	  "0 | 1 (all) | guard+canary+fill+shuffle: hardening checks" },
 };
 #define NDEFS (sizeof defs / sizeof defs[0])
+
+/* The option whose value is a set: names joined with '+', values or'ed. */
+static bool is_set(const struct option_def *d) { return d->names == secure_names; }
 
 /* Parse [len] chars of s as a number with an optional k/m/g suffix. */
 static bool parse_number(const char *s, size_t len, long *out)
@@ -91,11 +104,23 @@ static bool parse_number(const char *s, size_t len, long *out)
 static bool parse_value(const struct option_def *d, const char *v, size_t len, long *out)
 {
 	if (d->names) {
-		for (const struct enum_name *n = d->names; n->name; n++)
-			if (strlen(n->name) == len && memcmp(n->name, v, len) == 0) {
-				*out = n->value;
+		*out = 0;
+		while (len) {
+			const char *plus = is_set(d) ? memchr(v, '+', len) : NULL;
+			size_t wlen = plus ? (size_t)(plus - v) : len;
+			const struct enum_name *n = d->names;
+			while (n->name && (strlen(n->name) != wlen || memcmp(n->name, v, wlen) != 0))
+				n++;
+			if (!n->name)
+				return false;
+			*out |= n->value;
+			if (!plus)
 				return true;
-			}
+			len -= wlen + 1;
+			v = plus + 1;
+			if (!len)
+				return false;   /* a trailing '+' */
+		}
 		return false;
 	}
 	return parse_number(v, len, out) && *out >= d->min && *out <= d->max;
@@ -152,7 +177,16 @@ void config_print(int fd)
 		for (const struct enum_name *n = d->names; n && n->name; n++)
 			if (n->value == v)
 				word = n->name;
-		if (word)
+		if (!word && is_set(d)) {     /* a set: its names joined with '+' */
+			bsl_printf(fd, "%s:", d->key);
+			const char *sep = "";
+			for (const struct enum_name *n = d->names; n->name; n++)
+				if (n->value && (n->value & (n->value - 1)) == 0 && (v & n->value)) {
+					bsl_printf(fd, "%s%s", sep, n->name);
+					sep = "+";
+				}
+			bsl_printf(fd, "\t# %s\n", d->doc);
+		} else if (word)
 			bsl_printf(fd, "%s:%s\t# %s\n", d->key, word, d->doc);
 		else
 			bsl_printf(fd, "%s:%ld\t# %s\n", d->key, v, d->doc);

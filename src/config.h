@@ -20,6 +20,7 @@ struct bsl_options {
 	long   background_thread;  /* 1: a thread does the decay purging */
 	long   large_cache;     /* bytes of freed large mappings kept for reuse */
 	long   stats_signal;    /* 0, or a signal that prints the views */
+	long   secure;          /* SEC_* hardening features (secure.h) */
 };
 
 extern struct bsl_options opt;

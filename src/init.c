@@ -26,6 +26,7 @@
 #include "large.h"
 #include "stats.h"
 #include "vg.h"
+#include "secure.h"
 
 #include <time.h>
 #include <signal.h>
@@ -141,6 +142,7 @@ void bsl_init_slow(void)
 	if (!bsl_ready) {
 		sizeclass_init();
 		config_init();
+		secure_init();
 		vg_active = vg_memcheck_running();
 		if (vg_active)
 			opt.tcache = 0;     /* every call takes a slow path, where memcheck is told */

@@ -10,6 +10,7 @@
  * of evicted mappings happens after it is released.
  */
 #include "large.h"
+#include "secure.h"
 #include "os.h"
 #include "config.h"
 #include "buddy.h"
@@ -246,6 +247,14 @@ size_t large_cached_bytes(void)
 
 /* ------------------------------------------------------------ the tier */
 
+static void unmap_block(void *p, size_t len)
+{
+	if (opt.secure & SEC_GUARD)
+		secure_large_unmap(p, len);
+	else
+		os_unmap(p, len);
+}
+
 void *large_alloc(size_t nbytes, size_t align_bytes, bool *dirty)
 {
 	size_t len = align_up(nbytes, PAGE_SIZE);
@@ -258,11 +267,11 @@ void *large_alloc(size_t nbytes, size_t align_bytes, bool *dirty)
 	if (opt.large_cache && (p = cache_take(len, align_bytes)))
 		*dirty = true;
 	if (!p)
-		p = os_map(len, align_bytes);
+		p = opt.secure & SEC_GUARD ? secure_large_map(len, align_bytes) : os_map(len, align_bytes);
 	if (!p)
 		goto nomem;
 	if (!record(p, len, false)) {
-		os_unmap(p, len);
+		unmap_block(p, len);
 		goto nomem;
 	}
 	__atomic_fetch_add(&shard_of((uintptr_t)p)->nalloc, 1, __ATOMIC_RELAXED);
@@ -289,7 +298,7 @@ bool large_free(void *p)
 		return false;
 	__atomic_fetch_add(&shard_of((uintptr_t)p)->nfree, 1, __ATOMIC_RELAXED);
 	if (!opt.large_cache || opt.decay_ms == 0 || !cache_put(p, nbytes))
-		os_unmap(p, nbytes);
+		unmap_block(p, nbytes);
 	return true;
 }
 

@@ -29,6 +29,7 @@
 #include "large.h"
 #include "buddy.h"
 #include "os.h"
+#include "secure.h"
 #include "vg.h"
 
 enum tier { TIER_SLAB, TIER_RUN, TIER_LARGE };
@@ -55,7 +56,7 @@ static bool block_lookup(const void *p, struct block *b)
 			size_t off = (uintptr_t)p - d->slab_base;
 			if (class_obj_index(&class_info[c], off) >= class_info[c].nobjs)
 				return false;
-			*b = (struct block){ TIER_SLAB, class_info[c].size, d, c, false };
+			*b = (struct block){ TIER_SLAB, class_info[c].size - sec_canary_bytes, d, c, false };
 			return true;
 		}
 		if (d->kind == PD_RUN && ((uintptr_t)p & (PAGE_SIZE - 1)) == 0 &&
@@ -137,14 +138,17 @@ static NOINLINE void *alloc_slow(size_t n, size_t align, bool zero)
 static void *alloc_tiers(size_t n, size_t align, bool zero)
 {
 	void *p;
-	if (n <= SLAB_MAX && align <= PAGE_SIZE) {
-		unsigned c = size_to_class(n > align ? n : align);
+	size_t need = n + sec_canary_bytes;      /* secure canary: 8 more bytes */
+	if (need <= SLAB_MAX && align <= PAGE_SIZE) {
+		unsigned c = size_to_class(need > align ? need : align);
 		while (c <= NCLASSES && class_info[c].size % align)
 			c++;     /* a class whose objects are all aligned */
 		if (c <= NCLASSES) {
 			p = opt.tcache ? slab_alloc(c) : (slab_alloc_bulk(c, &p, 1) ? p : NULL);
 			if (!p)
 				goto nomem;
+			if (opt.secure)
+				secure_on_alloc(p, c);
 			if (zero)
 				zero_block(p, n);
 			return p;
@@ -222,6 +226,8 @@ static NOINLINE void free_slow(void *p, const char *api)
 	case TIER_SLAB:
 		if (!vg_active && obj_is_free(p))
 			double_free(p);
+		if (opt.secure)
+			secure_on_free(p, b.class_idx);
 		bsl_maintenance();
 		if (opt.tcache)
 			tcache_free_slow(p, b.class_idx);
@@ -273,7 +279,8 @@ static bool resize_in_place(void *p, struct block *b, size_t n)
 {
 	switch (b->tier) {
 	case TIER_SLAB:
-		return n <= SLAB_MAX && size_to_class(n) == b->class_idx;
+		return n + sec_canary_bytes <= SLAB_MAX &&
+		       size_to_class(n + sec_canary_bytes) == b->class_idx;
 	case TIER_RUN: {
 		size_t npages = (n + PAGE_SIZE - 1) >> PAGE_SHIFT;
 		if (n <= SLAB_MAX || (npages << PAGE_SHIFT) > opt.mmap_threshold ||
@@ -308,7 +315,7 @@ EXPORT void *realloc(void *p, size_t n)
 	if (!vg_active) {   /* under memcheck every realloc moves, so it sees each size */
 		if (resize_in_place(p, &b, n))
 			return p;
-		if (b.tier == TIER_LARGE && n > opt.mmap_threshold)
+		if (b.tier == TIER_LARGE && n > opt.mmap_threshold && !(opt.secure & SEC_GUARD))
 			return large_realloc(p, n);
 	}
 	void *q = alloc_slow(n, MIN_ALIGN, false);

@@ -10,6 +10,8 @@
 #include "os.h"
 #include <sys/mman.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 static long fail_countdown[OS_NOPS];  /* 0 = disarmed; atomic */
 static bool fail_persist[OS_NOPS];
@@ -50,6 +52,27 @@ bool os_commit(void *addr, size_t nbytes)
 	if (injected_failure(OS_MPROTECT))
 		return false;
 	return mprotect(addr, nbytes, PROT_READ | PROT_WRITE) == 0;
+}
+
+long os_max_map_count(void)
+{
+	char buf[32];
+	long v = 0;
+	int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 65530;           /* the kernel's default */
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+		v = v * 10 + (buf[i] - '0');
+	return v > 0 ? v : 65530;
+}
+
+bool os_guard(void *addr, size_t nbytes)
+{
+	if (injected_failure(OS_MPROTECT))
+		return false;
+	return mprotect(addr, nbytes, PROT_NONE) == 0;
 }
 
 void *os_map(size_t nbytes, size_t align_bytes)

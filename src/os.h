@@ -19,6 +19,10 @@ enum os_op { OS_MMAP, OS_MPROTECT, OS_MADVISE, OS_MREMAP, OS_NOPS };
 void *os_reserve(size_t nbytes);
 /* Make reserved pages readable and writable. */
 bool os_commit(void *addr, size_t nbytes);
+/* The most mappings a process may have (vm.max_map_count). */
+long os_max_map_count(void);
+/* Make pages inaccessible (guard pages); os_commit undoes it. */
+bool os_guard(void *addr, size_t nbytes);
 /* Map fresh zeroed read-write memory, aligned to align_bytes (a power of two
  * >= PAGE_SIZE); the excess is trimmed off. */
 void *os_map(size_t nbytes, size_t align_bytes);

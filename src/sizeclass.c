@@ -37,6 +37,31 @@ static unsigned size_to_class_slow(size_t n)
 	return 9 + 4 * (k - 7) + (unsigned)((n - 1 - ((size_t)1 << k)) >> (k - 2));
 }
 
+/* The smallest slab order whose objects fill all but under 1/8 of the slab
+ * (at most 1/8 when the slab's last guard_pages pages are guards, secure
+ * mode: the guard counts as waste, so guarded slabs are 8 pages or more). */
+static void slab_geometry(struct class_info *ci, unsigned guard_pages)
+{
+	unsigned order = 0;
+	for (;; order++) {
+		size_t slab = PAGE_SIZE << order, guard = (size_t)guard_pages << PAGE_SHIFT;
+		if (slab <= guard)
+			continue;
+		size_t waste = (slab - guard) % ci->size + guard;
+		if (order == SLAB_MAX_ORDER ||
+		    (slab - guard >= ci->size && (guard ? waste * 8 <= slab : waste * 8 < slab)))
+			break;
+	}
+	ci->order = (uint8_t)order;
+	ci->nobjs = (uint16_t)(((PAGE_SIZE << order) - ((size_t)guard_pages << PAGE_SHIFT)) / ci->size);
+}
+
+void sizeclass_reserve_guard_page(void)
+{
+	for (unsigned c = 1; c <= NCLASSES; c++)
+		slab_geometry(&class_info[c], 1);
+}
+
 void sizeclass_init(void)
 {
 	for (unsigned c = 1; c <= NCLASSES; c++) {
@@ -44,15 +69,7 @@ void sizeclass_init(void)
 		ci->size = nth_class_size(c);
 		ci->shift = (uint8_t)__builtin_ctz(ci->size);
 		ci->inv = inverse_mod_2_64(ci->size >> ci->shift);
-		unsigned order = 0;
-		for (;; order++) {
-			size_t slab = PAGE_SIZE << order;
-			if (order == SLAB_MAX_ORDER ||
-			    (slab >= ci->size && (slab % ci->size) * 8 < slab))
-				break;
-		}
-		ci->order = (uint8_t)order;
-		ci->nobjs = (uint16_t)((PAGE_SIZE << order) / ci->size);
+		slab_geometry(ci, 0);
 		class_tcache_max[c] = tcache_max_for(ci->size);
 	}
 	small_class[0] = 1;

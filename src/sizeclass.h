@@ -12,7 +12,8 @@
  * aligned to their size (slabs start on a page boundary).
  *
  * Slab order: the smallest order (<= SLAB_MAX_ORDER) whose tail waste, the
- * bytes left after the last whole object, is under 1/8 of the slab.
+ * bytes left after the last whole object, is under 1/8 of the slab. With
+ * secure guard pages the slab's last page holds no object (so order >= 1).
  *
  * Free-time check without division: with size = odd << shift, inv the inverse
  * of odd modulo 2^64, an offset off is a multiple of size exactly when
@@ -46,6 +47,8 @@ extern uint32_t class_tcache_max[NCLASSES + 1];   /* objects a thread may cache 
 extern uint8_t small_class[SMALL_LOOKUP / 16 + 1];   /* by (n + 15) >> 4 */
 
 void sizeclass_init(void);
+/* Secure mode, before the first slab: every slab's last page becomes a guard. */
+void sizeclass_reserve_guard_page(void);
 
 static inline unsigned size_to_class(size_t n)
 {

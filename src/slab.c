@@ -21,6 +21,8 @@
 #include "slab.h"
 #include "buddy.h"
 #include "vg.h"
+#include "secure.h"
+#include "config.h"
 #include <sys/auxv.h>
 #include <string.h>
 #include <sched.h>
@@ -108,6 +110,8 @@ static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 	s->inuse = 0;
 	s->freelist = NULL;
 	s->slab_cpu = (uint16_t)(sc - slab_cpus);
+	if (opt.secure)
+		secure_slab_new(s, c);
 	sc->nslabs[c]++;
 	sc->nempty[c]++;
 	partial_add_locked(sc, s, c);
@@ -117,6 +121,8 @@ static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 static void slab_release_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c)
 {
 	lock_assert_held(&sc->lock);
+	if (!secure_slab_release(s))
+		return;
 	partial_del_locked(sc, s, c);
 	sc->nslabs[c]--;
 	sc->nempty[c]--;

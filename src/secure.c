@@ -1,0 +1,177 @@
+/*
+ * secure.c - the hardening features of BUDDYSLAB_CONF=secure (see secure.h).
+ *
+ * Every function here runs on a slow path, and only when its feature is on:
+ * the callers test opt.secure (or a slab's PDF_GUARD flag) first.
+ */
+#include "secure.h"
+#include "config.h"
+#include "sizeclass.h"
+#include "slab.h"
+#include "os.h"
+#include <sys/auxv.h>
+#include <string.h>
+
+unsigned sec_canary_bytes;
+static uint64_t canary_key;
+static uint64_t shuffle_state;     /* splitmix64 counter; atomic */
+static long guard_budget;         /* slab guard pages that may still be made; atomic */
+
+#define FILL_WORD (0x0101010101010101ull * SEC_FILL_BYTE)
+
+void secure_init(void)
+{
+	if (!opt.secure)
+		return;
+	const void *rnd = (const void *)getauxval(AT_RANDOM);
+	uint64_t r[2] = { 0, 0 };
+	if (rnd)
+		memcpy(r, rnd, sizeof r);
+	canary_key = (r[0] * 0xBF58476D1CE4E5B9ull) ^ (r[1] >> 7) ^ (uintptr_t)&canary_key;
+	shuffle_state = r[1] ^ (r[0] << 17) ^ (uintptr_t)&shuffle_state;
+	if (opt.secure & (SEC_CANARY | SEC_FILL))
+		opt.tcache = 0;            /* their checks live on the slow paths */
+	if (opt.secure & SEC_CANARY)
+		sec_canary_bytes = sizeof(uint64_t);
+	if (opt.secure & SEC_GUARD) {
+		sizeclass_reserve_guard_page();
+		/* each guard page inside the heap splits a mapping in three: keep
+		 * them to a quarter of vm.max_map_count, leaving the rest to the
+		 * program and to the heap's own growth */
+		guard_budget = os_max_map_count() / 4;
+		opt.large_cache = 0;       /* a cached mapping would carry its guards around */
+	}
+}
+
+static uint64_t random_u64(void)
+{
+	uint64_t z = __atomic_add_fetch(&shuffle_state, 0x9E3779B97F4A7C15ull, __ATOMIC_RELAXED);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+/* ------------------------------------------------------------------ slabs */
+
+void secure_slab_new(struct page_desc *s, unsigned c)
+{
+	const struct class_info *ci = &class_info[c];
+	char *base = desc_addr(s);
+	if (opt.secure & SEC_GUARD) {
+		char *last = base + ((((size_t)1 << s->order) - 1) << PAGE_SHIFT);
+		if (__atomic_sub_fetch(&guard_budget, 1, __ATOMIC_RELAXED) >= 0 &&
+		    os_guard(last, PAGE_SIZE))
+			s->flags |= PDF_GUARD;
+		else      /* out of budget (or mprotect refused): this slab goes without */
+			__atomic_add_fetch(&guard_budget, 1, __ATOMIC_RELAXED);
+	}
+	if (opt.secure & SEC_FILL)
+		memset(base, SEC_FILL_BYTE, (size_t)s->nobjs * ci->size);
+	if (opt.secure & SEC_SHUFFLE) {
+		/* every object on the free list at once, in random order */
+		uint16_t perm[2048];
+		unsigned n = s->nobjs;
+		VERIFY(n <= sizeof perm / sizeof perm[0]);
+		for (unsigned i = 0; i < n; i++)
+			perm[i] = (uint16_t)i;
+		for (unsigned i = n - 1; i > 0; i--) {
+			unsigned j = (unsigned)(random_u64() % (i + 1));
+			uint16_t t = perm[i];
+			perm[i] = perm[j];
+			perm[j] = t;
+		}
+		void *next = NULL;
+		for (unsigned i = n; i-- > 0;) {
+			void *p = base + (size_t)perm[i] * ci->size;
+			obj_set_next(p, next);
+			next = p;
+		}
+		s->freelist = next;
+		s->fresh = s->nobjs;
+	}
+}
+
+bool secure_slab_release(struct page_desc *s)
+{
+	if (!(s->flags & PDF_GUARD))
+		return true;
+	char *last = (char *)desc_addr(s) + ((((size_t)1 << s->order) - 1) << PAGE_SHIFT);
+	if (!os_commit(last, PAGE_SIZE))
+		return false;             /* the slab stays, empty, rather than a trap page going free */
+	s->flags &= (uint8_t)~PDF_GUARD;
+	__atomic_add_fetch(&guard_budget, 1, __ATOMIC_RELAXED);
+	return true;
+}
+
+/* ---------------------------------------------------------------- objects */
+
+static uint64_t *canary_of(void *p, unsigned c)
+{
+	return (uint64_t *)((char *)p + class_info[c].size - sizeof(uint64_t));
+}
+
+static uint64_t canary_value(const uint64_t *where)
+{
+	return canary_key ^ ((uintptr_t)where * 0x9E3779B97F4A7C15ull);
+}
+
+void secure_on_alloc(void *p, unsigned c)
+{
+	if (opt.secure & SEC_FILL) {
+		/* words 0 and 1 held the free-list link; the rest must be untouched */
+		const uint64_t *w = p;
+		for (size_t i = 2, n = class_info[c].size / sizeof *w; i < n; i++)
+			if (unlikely(w[i] != FILL_WORD)) {
+				bsl_printf(2, "buddyslab: write after free: the free object %p was "
+					   "modified at offset %zu\n", p, i * sizeof *w);
+				bsl_fatal("aborting on heap corruption", NULL);
+			}
+	}
+	if (opt.secure & SEC_CANARY) {
+		uint64_t *k = canary_of(p, c);
+		*k = canary_value(k);
+	}
+}
+
+void secure_on_free(void *p, unsigned c)
+{
+	if (opt.secure & SEC_CANARY) {
+		uint64_t *k = canary_of(p, c);
+		if (unlikely(*k != canary_value(k))) {
+			bsl_printf(2, "buddyslab: heap overflow: the canary after the %zu usable bytes "
+				   "of %p was overwritten\n", (size_t)class_info[c].size - sec_canary_bytes, p);
+			bsl_fatal("aborting on heap corruption", NULL);
+		}
+	}
+	if (opt.secure & SEC_FILL)
+		memset((char *)p + 2 * sizeof(uint64_t), SEC_FILL_BYTE,
+		       class_info[c].size - 2 * sizeof(uint64_t));
+}
+
+/* ----------------------------------------------------------- large blocks */
+
+void *secure_large_map(size_t len, size_t align_bytes)
+{
+	size_t span = len + 2 * PAGE_SIZE + (align_bytes > PAGE_SIZE ? align_bytes - PAGE_SIZE : 0);
+	if (span < len)
+		return NULL;
+	char *m = os_reserve(span);    /* PROT_NONE: the guards are what stays so */
+	if (!m)
+		return NULL;
+	char *p = (char *)align_up((uintptr_t)m + PAGE_SIZE, align_bytes);
+	char *lo = p - PAGE_SIZE, *hi = p + len + PAGE_SIZE;
+	if (lo > m)
+		os_unmap(m, (size_t)(lo - m));
+	if (m + span > hi)
+		os_unmap(hi, (size_t)(m + span - hi));
+	if (!os_commit(p, len)) {
+		os_unmap(lo, len + 2 * PAGE_SIZE);
+		return NULL;
+	}
+	return p;
+}
+
+void secure_large_unmap(void *p, size_t len)
+{
+	os_unmap((char *)p - PAGE_SIZE, len + 2 * PAGE_SIZE);
+}

@@ -1,0 +1,322 @@
+/*
+ * test_secure.c - BUDDYSLAB_CONF=secure: each hardening feature catches the
+ * bug it is for, with the exact outcome (signal, message), and leaves correct
+ * programs alone.
+ *
+ * The options are read once at start-up, so the program re-executes itself
+ * with BUDDYSLAB_CONF=secure:1 unless the variable is already set (run it by
+ * hand with secure:canary etc. to try one feature; cases that need a feature
+ * that is off report SKIP). Misuse cases run in forked children.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <sched.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include "t.h"
+#include "buddyslab.h"
+#include "config.h"
+#include "secure.h"
+#include "slab.h"
+
+static void pin_cpu0(void)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	sched_setaffinity(0, sizeof set, &set);
+}
+
+/* Run fn in a child; 1 when it died of signal sig (and, for SIGABRT, its
+ * stderr holds msg). */
+static int expect_signal(void (*fn)(void *), void *arg, int sig, const char *msg)
+{
+	if (sig == SIGABRT)
+		return t_expect_abort(fn, arg, msg);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		signal(sig, SIG_DFL);
+		fn(arg);
+		_exit(0);
+	}
+	int st = 0;
+	waitpid(pid, &st, 0);
+	int ok = WIFSIGNALED(st) && WTERMSIG(st) == sig;
+	if (!ok)
+		fprintf(stderr, "  expected signal %d; status 0x%x\n", sig, st);
+	return ok;
+}
+
+#define NEED(feature) do { if (!(opt.secure & (feature))) SKIP("secure feature " #feature " is off"); } while (0)
+
+/* ------------------------------------------------------------- correctness */
+
+/* Every size and alignment: usable bytes are writable in full (canaries sit
+ * past them), contents survive realloc, calloc is zero, nothing aborts. */
+static void correct_programs_run(void)
+{
+	static const size_t sz[] = { 0, 1, 8, 9, 15, 16, 17, 24, 100, 1000, 4088, 4096, 8184,
+		16376, 16377, 16384, 20000, 100000, 131072, 200000, 3 << 20 };
+	enum { N = sizeof sz / sizeof sz[0] };
+	for (int round = 0; round < 50; round++) {
+		unsigned char *p[N];
+		for (int i = 0; i < N; i++) {
+			p[i] = round & 1 ? calloc(1, sz[i]) : malloc(sz[i]);
+			REQUIRE(p[i]);
+			size_t u = malloc_usable_size(p[i]);
+			CHECK(u >= sz[i]);
+			if (round & 1)
+				for (size_t k = 0; k < sz[i]; k++)
+					if (p[i][k]) { CHECK(!"calloc memory is zero"); break; }
+			memset(p[i], (int)(i + round), u);
+		}
+		for (int i = 0; i < N; i++) {
+			size_t u = malloc_usable_size(p[i]);
+			p[i] = realloc(p[i], sz[(i + round) % N] + 1);
+			REQUIRE(p[i]);
+			size_t keep = u < sz[(i + round) % N] + 1 ? u : sz[(i + round) % N] + 1;
+			for (size_t k = 0; k < keep; k += 61)
+				if (p[i][k] != (unsigned char)(i + round)) { CHECK(!"realloc kept the bytes"); break; }
+			memset(p[i], 1, malloc_usable_size(p[i]));
+		}
+		for (int i = 0; i < N; i++)
+			free(p[i]);
+	}
+	for (size_t align = 16; align <= (1 << 22); align <<= 1)
+		for (size_t n = 1; n < (1 << 20); n = n * 7 + 3) {
+			void *q = NULL;
+			REQUIRE(posix_memalign(&q, align, n) == 0);
+			CHECK(((uintptr_t)q & (align - 1)) == 0);
+			memset(q, 3, malloc_usable_size(q));
+			free(q);
+		}
+	errno = 0;
+	volatile size_t huge = SIZE_MAX;
+	CHECK(malloc(huge) == NULL && errno == ENOMEM);
+}
+
+static void *thread_churn(void *arg)
+{
+	void *v[256] = { 0 };
+	unsigned x = (unsigned)(uintptr_t)arg;
+	for (int i = 0; i < 100000; i++) {
+		x = x * 1103515245 + 12345;
+		int k = (int)(x >> 8) % 256;
+		if (v[k]) {
+			free(v[k]);
+			v[k] = NULL;
+		} else {
+			size_t n = (x >> 16) % 3000;
+			v[k] = malloc(n);
+			if (v[k])
+				memset(v[k], 7, malloc_usable_size(v[k]));
+		}
+	}
+	for (int k = 0; k < 256; k++)
+		free(v[k]);
+	return NULL;
+}
+
+static void threads_run(void)
+{
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		REQUIRE(pthread_create(&t[i], NULL, thread_churn, (void *)(uintptr_t)(i + 1)) == 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+}
+
+static void config_is_shown(void)
+{
+	char path[] = "/tmp/bsl_secure_XXXXXX";
+	int fd = mkstemp(path);
+	REQUIRE(fd >= 0);
+	unlink(path);
+	bsl_config_print(fd);
+	char buf[4096] = { 0 };
+	pread(fd, buf, sizeof buf - 1, 0);
+	close(fd);
+	CHECK(strstr(buf, "secure:") != NULL);
+	if (opt.secure == SEC_ALL)
+		CHECK(strstr(buf, "secure:all") != NULL);
+	CHECK(opt.secure != 0);
+}
+
+/* ------------------------------------------------------------------ guards */
+
+/* A linear overflow out of a slab's last object runs into its guard page. */
+static void overflow_last_slab_object(void *arg)
+{
+	size_t n = (size_t)(uintptr_t)arg;
+	pin_cpu0();
+	char *p = NULL;
+	for (int i = 0; i < 100000; i++) {   /* until an object is the last of its slab */
+		p = malloc(n);
+		struct page_desc *d = arena_desc_of(p);
+		struct page_desc *s = slab_head(d, p);
+		if ((uintptr_t)p - s->slab_base == (size_t)(s->nobjs - 1) * class_info[s->class_idx].size)
+			break;
+	}
+	memset(p, 'x', 64 << 10);    /* past its end: the guard faults */
+	fprintf(stderr, "overflow not stopped\n");
+}
+
+static void slab_guard_pages(void)
+{
+	NEED(SEC_GUARD);
+	static const size_t sz[] = { 16, 100, 1000, 5000, 16000 };
+	for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++)
+		if (!expect_signal(overflow_last_slab_object, (void *)(uintptr_t)sz[i], SIGSEGV, NULL)) {
+			fprintf(stderr, "  size %zu: no fault\n", sz[i]);
+			t_failed_case = 1;
+		}
+}
+
+/* (volatile: a store into a block that is then leaked may be optimised away) */
+static void large_before(void *arg) { volatile char *p = malloc((size_t)(uintptr_t)arg); p[-1] = 1; }
+static void large_after(void *arg)
+{
+	size_t n = (size_t)(uintptr_t)arg;
+	volatile char *p = malloc(n);
+	p[(n + 4095) & ~(size_t)4095] = 1;
+}
+
+static void large_guard_pages(void)
+{
+	NEED(SEC_GUARD);
+	static const size_t sz[] = { 200000, 1 << 20, (3 << 20) + 5 };
+	for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) {
+		CHECK(expect_signal(large_before, (void *)(uintptr_t)sz[i], SIGSEGV, NULL));
+		CHECK(expect_signal(large_after, (void *)(uintptr_t)sz[i], SIGSEGV, NULL));
+	}
+	/* aligned large blocks keep their guards and their alignment */
+	void *q = NULL;
+	REQUIRE(posix_memalign(&q, 1 << 21, 1 << 20) == 0);
+	CHECK(((uintptr_t)q & ((1 << 21) - 1)) == 0);
+	free(q);
+}
+
+/* ----------------------------------------------------------------- canary */
+
+static void overflow_one_byte(void *arg)
+{
+	size_t n = (size_t)(uintptr_t)arg;
+	char *p = malloc(n);
+	p[malloc_usable_size(p)] = 'x';     /* one byte past what the program may use */
+	free(p);
+}
+
+static void canaries(void)
+{
+	NEED(SEC_CANARY);
+	static const size_t sz[] = { 1, 8, 16, 24, 100, 1000, 4000, 16000 };
+	for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) {
+		void *p = malloc(sz[i]);
+		REQUIRE(p);
+		CHECK(malloc_usable_size(p) >= sz[i]);
+		free(p);
+		if (!t_expect_abort(overflow_one_byte, (void *)(uintptr_t)sz[i],
+				    "buddyslab: heap overflow: the canary after the ")) {
+			fprintf(stderr, "  size %zu: not caught\n", sz[i]);
+			t_failed_case = 1;
+		}
+	}
+}
+
+/* ------------------------------------------------------------------- fill */
+
+static void write_after_free(void *arg)
+{
+	size_t n = (size_t)(uintptr_t)arg;
+	pin_cpu0();
+	volatile char *p = malloc(n);
+	void *keep = malloc(n);            /* the slab stays, not given back to the pages */
+	free((void *)p);
+	p[n - 1] = 'x';                    /* past the two link words */
+	for (int i = 0; i < 100000; i++)
+		if (malloc(n) == p)
+			break;
+	fprintf(stderr, "write after free not caught\n");
+	free(keep);
+}
+
+static void fill_checks(void)
+{
+	NEED(SEC_FILL);
+	/* sizes whose slabs hold several objects: a slab left empty goes back to
+	 * the page allocator and is filled afresh, so a write into it is not seen */
+	static const size_t sz[] = { 24, 100, 1000, 5000 };
+	for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++)
+		if (!t_expect_abort(write_after_free, (void *)(uintptr_t)sz[i],
+				    "buddyslab: write after free: the free object 0x")) {
+			fprintf(stderr, "  size %zu: not caught\n", sz[i]);
+			t_failed_case = 1;
+		}
+}
+
+/* The link words are checked in secure mode too. */
+static void link_overwrite(void *arg)
+{
+	size_t n = (size_t)(uintptr_t)arg;
+	pin_cpu0();
+	void *volatile *p = malloc(n);
+	void *keep = malloc(n);            /* the slab stays, not given back to the pages */
+	free((void *)p);
+	p[0] = &keep;
+	for (int i = 0; i < 100000; i++)
+		malloc(n);
+}
+
+static void double_free(void *arg) { void *p = malloc((size_t)(uintptr_t)arg); free(p); free(p); }
+
+static void default_checks_stay(void)
+{
+	CHECK(t_expect_abort(link_overwrite, (void *)100, "buddyslab: corrupted free list"));
+	CHECK(t_expect_abort(double_free, (void *)100, "buddyslab: double free 0x"));
+	CHECK(t_expect_abort(double_free, (void *)40000, "buddyslab: double free 0x"));
+	CHECK(t_expect_abort(double_free, (void *)(1 << 20), "buddyslab: double free 0x"));
+}
+
+/* ---------------------------------------------------------------- shuffle */
+
+/* In fresh slabs, how often is the next object the neighbour of the last? */
+static void shuffled_order(void)
+{
+	NEED(SEC_SHUFFLE);
+	pin_cpu0();
+	enum { K = 4000 };
+	static char *v[K];
+	int neighbours = 0;
+	for (int i = 0; i < K; i++) {
+		v[i] = malloc(48);
+		REQUIRE(v[i]);
+		if (i && (v[i] - v[i - 1] == 48 || v[i - 1] - v[i] == 48))
+			neighbours++;
+	}
+	fprintf(stderr, "  info: %d of %d consecutive 48-byte objects are neighbours\n", neighbours, K - 1);
+	CHECK(neighbours < K / 10);     /* bump allocation would make nearly all neighbours */
+	for (int i = 0; i < K; i++)
+		free(v[i]);
+}
+
+int main(int argc, char **argv)
+{
+	if (!getenv("BUDDYSLAB_CONF")) {
+		setenv("BUDDYSLAB_CONF", "secure:1", 1);
+		execv("/proc/self/exe", argv);
+		printf("FAIL re-exec\n");
+		return 1;
+	}
+	T_RUN(config_is_shown);
+	T_RUN(correct_programs_run);
+	T_RUN(threads_run);
+	T_RUN(slab_guard_pages);
+	T_RUN(large_guard_pages);
+	T_RUN(canaries);
+	T_RUN(fill_checks);
+	T_RUN(default_checks_stay);
+	T_RUN(shuffled_order);
+	return t_done();
+}
