@@ -353,8 +353,8 @@ static void *many_thread(void *arg)
 	struct hand h;
 	for (int i = 0; i < 3 && fifo_take(&h); i++) check_free(h.p, h.n, &bad);
 	/* leave two warm-up blocks for a later thread, free the rest */
-	fifo_put(w[0], wn[0], &bad);
-	fifo_put(w[1], wn[1], &bad);
+	if (w[0]) fifo_put(w[0], wn[0], &bad);
+	if (w[1]) fifo_put(w[1], wn[1], &bad);
 	for (int i = 2; i < NWARM; i++) if (w[i]) check_free(w[i], wn[i], &bad);
 	/* exit with objects in the bins: these sit in the cache, not in the slabs */
 	for (int i = 0; i < 8; i++) free(malloc(32 + (size_t)i * 48));
