@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # valgrind.sh - memcheck with buddyslab as the allocator
 # (--soname-synonyms=somalloc=nouserintercepts): a deliberate leak and a
-# deliberate use after free are reported; a clean program and python3 run
-# with no error. Optimised build only (the debug build's checkers read free
+# deliberate use after free are reported, and a write one byte past the
+# requested size of a slab object, a page run and a large block; a clean
+# program and python3 run with no error. valgrind_static.sh: the same with
+# libbuddyslab.a linked in. Optimised build only (the debug build's checkers read free
 # lists, which memcheck would rightly flag as slow-path noise).
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,6 +34,15 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "uaf") == 0) {
 		volatile char c = p[3];
 		(void)c;
+	}
+	if (argc > 1 && strcmp(argv[1], "overflow") == 0) {
+		/* one byte past the request of a slab object, a page run and a large
+		 * block; one statement each, so memcheck reports three contexts */
+		char *a = malloc(100), *b = malloc(20000), *c = malloc(200000);
+		((volatile char *)a)[100] = 1;
+		((volatile char *)b)[20000] = 1;
+		((volatile char *)c)[200000] = 1;
+		free(a); free(b); free(c);
 	}
 	char *r = realloc(NULL, 10);
 	r = realloc(r, 5000);
@@ -63,6 +74,18 @@ if grep -q "Invalid read of size 1" <<<"$out" && grep -q "free_slow" <<<"$out"; 
 	echo "PASS valgrind_reports_use_after_free"
 else
 	echo "FAIL valgrind_reports_use_after_free"; tail -20 <<<"$out" >&2
+fi
+out=$(vg "$tmp/prog" overflow)
+ok=1
+for n in 100 20,000 200,000; do
+	if ! grep -qE "is 0 bytes after a (recently re-allocated )?block of size $n alloc'd" <<<"$out"; then
+		ok=0; echo "  a write one byte past malloc($n) was not reported" >&2
+	fi
+done
+if [ $ok = 1 ]; then
+	echo "PASS valgrind_reports_overflow"
+else
+	echo "FAIL valgrind_reports_overflow"; grep -E "Invalid|ERROR SUMMARY" <<<"$out" >&2
 fi
 py=$(python3 -c 'import sys; print(sys.executable)')   # the real binary, not a shim script
 out=$(vg --error-exitcode=9 "$py" -c "import json; d={i: str(i) for i in range(20000)}; print(len(json.loads(json.dumps(d))))")
