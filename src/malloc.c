@@ -130,8 +130,11 @@ static NOINLINE void *alloc_slow(size_t n, size_t align, bool zero)
 	void *p = alloc_tiers(n, align, zero);
 	if (unlikely(!p) && large_cache_release(UINT64_MAX))
 		p = alloc_tiers(n, align, zero);
-	if (p)
-		vg_malloclike(p, n, zero);
+	if (unlikely(vg_active) && p) {
+		struct block b;
+		VERIFY(block_lookup(p, &b));
+		vg_malloclike(p, n, b.usable, zero);
+	}
 	return p;
 }
 
@@ -401,6 +404,8 @@ EXPORT size_t malloc_usable_size(void *p)
 	struct block b;
 	if (!block_lookup(p, &b))
 		invalid_pointer(p, "malloc_usable_size", &b);
+	if (unlikely(vg_active))
+		return vg_requested_size(p, b.usable);
 	return b.usable;
 }
 

@@ -27,10 +27,32 @@ static inline int vg_memcheck_running(void)
 	return RUNNING_ON_VALGRIND && VALGRIND_GET_VBITS(&byte, &vbits, 1) == 1;
 }
 
-static inline void vg_malloclike(const void *p, size_t n, bool zeroed)
+/* A new block of n bytes in a slot of usable bytes: the slot's tail past n
+ * is no-access, so a write past the request is reported. */
+static inline void vg_malloclike(void *p, size_t n, size_t usable, bool zeroed)
 {
-	if (unlikely(vg_active))
+	if (unlikely(vg_active)) {
 		VALGRIND_MALLOCLIKE_BLOCK(p, n, 0, zeroed);
+		if (usable > n)
+			VALGRIND_MAKE_MEM_NOACCESS((char *)p + n, usable - n);
+	}
+}
+/* Under memcheck, the size the program asked for (what memcheck's own
+ * malloc_usable_size answers): the addressable prefix of the slot, found by
+ * probing one byte at a time (GET_VBITS reports nothing, it answers 3 for a
+ * byte that is not addressable). */
+static inline size_t vg_requested_size(const void *p, size_t usable)
+{
+	size_t lo = 0, hi = usable;      /* [p, p+lo) addressable, [p+hi, ...) not */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		char vbits;
+		if (VALGRIND_GET_VBITS((const char *)p + mid, &vbits, 1) == 3)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
 }
 static inline void vg_freelike(const void *p)
 {
