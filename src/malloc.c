@@ -318,8 +318,15 @@ EXPORT void *realloc(void *p, size_t n)
 	if (!vg_active) {   /* under memcheck every realloc moves, so it sees each size */
 		if (resize_in_place(p, &b, n))
 			return p;
-		if (b.tier == TIER_LARGE && n > opt.mmap_threshold && !(opt.secure & SEC_GUARD))
-			return large_realloc(p, n);
+		if (b.tier == TIER_LARGE && n > opt.mmap_threshold) {
+			if (!(opt.secure & SEC_GUARD))
+				return large_realloc(p, n);
+			/* guarded mappings do not mremap: stay while the pages fit
+			 * (and are not more than twice what is needed), else copy */
+			size_t len = align_up(n, PAGE_SIZE);
+			if (len <= b.usable && len >= b.usable / 2)
+				return p;
+		}
 	}
 	void *q = alloc_slow(n, MIN_ALIGN, false);
 	if (!q)
