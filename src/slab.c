@@ -51,8 +51,9 @@ void obj_link_corrupt(const void *p)
 
 /* Empty slabs a CPU keeps per class, so that a class bouncing between one and
  * zero slabs does not go to the buddy layer every time: one, for slabs of up
- * to two pages; bigger empty slabs go straight back. */
-#define SLAB_RESERVE(c) (class_info[c].order <= 1 ? 1u : 0u)
+ * to two pages; bigger empty slabs go straight back. In secure guard mode
+ * every class keeps one (a new slab costs an mprotect there, and a fill). */
+#define SLAB_RESERVE(c) (class_info[c].order <= 1 || (opt.secure & SEC_GUARD) ? 1u : 0u)
 
 /* The next object on a slab's free list (read under memcheck's eyes). */
 static void *slab_next_free(void *p)
