@@ -142,6 +142,15 @@ static size_t unrecord(const void *p)
 	return nbytes;
 }
 
+/* A block's mapping goes away (with its guard pages in secure guard mode). */
+static void unmap_block(void *p, size_t len)
+{
+	if (opt.secure & SEC_GUARD)
+		secure_large_unmap(p, len);
+	else
+		os_unmap(p, len);
+}
+
 /* ------------------------------------------------------- mapping cache */
 
 #define LARGE_CACHE_SLOTS 16
@@ -171,8 +180,17 @@ static void *cache_take(size_t len, size_t align)
 		cache_bytes -= best.nbytes;
 	}
 	lock_release(&cache_lock);
-	if (best.addr && best.nbytes > len)
-		os_unmap((char *)best.addr + len, best.nbytes - len);
+	if (best.addr && best.nbytes > len) {
+		char *end = (char *)best.addr + len;
+		if (!(opt.secure & SEC_GUARD)) {
+			os_unmap(end, best.nbytes - len);
+		} else if (os_guard(end, PAGE_SIZE)) {   /* the new rear guard */
+			os_unmap(end + PAGE_SIZE, best.nbytes - len);   /* and the old one */
+		} else {
+			unmap_block(best.addr, best.nbytes);
+			return NULL;
+		}
+	}
 	return best.addr;
 }
 
@@ -205,7 +223,7 @@ static bool cache_put(void *addr, size_t nbytes)
 	}
 	lock_release(&cache_lock);
 	for (int i = 0; i < nev; i++)
-		os_unmap(evicted[i].addr, evicted[i].nbytes);
+		unmap_block(evicted[i].addr, evicted[i].nbytes);
 	return true;
 }
 
@@ -223,7 +241,7 @@ size_t large_cache_release(uint64_t before_ms)
 		}
 	lock_release(&cache_lock);
 	for (int i = 0; i < n; i++) {
-		os_unmap(out[i].addr, out[i].nbytes);
+		unmap_block(out[i].addr, out[i].nbytes);
 		nbytes += out[i].nbytes;
 	}
 	return nbytes;
@@ -246,14 +264,6 @@ size_t large_cached_bytes(void)
 }
 
 /* ------------------------------------------------------------ the tier */
-
-static void unmap_block(void *p, size_t len)
-{
-	if (opt.secure & SEC_GUARD)
-		secure_large_unmap(p, len);
-	else
-		os_unmap(p, len);
-}
 
 void *large_alloc(size_t nbytes, size_t align_bytes, bool *dirty)
 {

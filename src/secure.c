@@ -39,7 +39,6 @@ void secure_init(void)
 		 * them to a quarter of vm.max_map_count, leaving the rest to the
 		 * program and to the heap's own growth */
 		guard_budget = os_max_map_count() / 4;
-		opt.large_cache = 0;       /* a cached mapping would carry its guards around */
 	}
 }
 

@@ -3,8 +3,9 @@
  *
  *   guard    the last page of every slab and a page on each side of every
  *            large block are PROT_NONE: a linear overflow out of a slab or a
- *            large block faults. Slabs lose a page (order-0 classes take two
- *            pages); large blocks are never resized with mremap or cached.
+ *            large block faults. Slabs lose a page (and are 8 pages or more);
+ *            large blocks are never resized with mremap, and keep their guards
+ *            in the mapping cache (a reused one gets a new rear guard).
  *   canary   the last 8 bytes of every slab object hold a value derived from
  *            a per-process key and the object's address; the program sees
  *            8 bytes less (malloc_usable_size), and free checks the value:

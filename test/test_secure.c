@@ -183,6 +183,25 @@ static void large_after(void *arg)
 	p[(n + 4095) & ~(size_t)4095] = 1;
 }
 
+/* a block carved from a bigger cached mapping gets a new rear guard */
+static void large_after_reuse(void *arg)
+{
+	size_t n = (size_t)(uintptr_t)arg;
+	void *big = malloc(n + (n >> 1));
+	free(big);
+	volatile char *p = malloc(n);
+	if ((void *)p != big)
+		fprintf(stderr, "(not from the cache: %p, freed %p)\n", (void *)p, big);
+	p[-1] = 0;     /* the front guard */
+}
+static void large_after_reuse_rear(void *arg)
+{
+	size_t n = (size_t)(uintptr_t)arg;
+	free(malloc(n + (n >> 1)));
+	volatile char *p = malloc(n);
+	p[(n + 4095) & ~(size_t)4095] = 1;
+}
+
 static void large_guard_pages(void)
 {
 	NEED(SEC_GUARD);
@@ -190,6 +209,8 @@ static void large_guard_pages(void)
 	for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) {
 		CHECK(expect_signal(large_before, (void *)(uintptr_t)sz[i], SIGSEGV, NULL));
 		CHECK(expect_signal(large_after, (void *)(uintptr_t)sz[i], SIGSEGV, NULL));
+		CHECK(expect_signal(large_after_reuse, (void *)(uintptr_t)sz[i], SIGSEGV, NULL));
+		CHECK(expect_signal(large_after_reuse_rear, (void *)(uintptr_t)sz[i], SIGSEGV, NULL));
 	}
 	/* aligned large blocks keep their guards and their alignment */
 	void *q = NULL;
