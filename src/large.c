@@ -267,7 +267,7 @@ size_t large_cached_bytes(void)
 
 void *large_alloc(size_t nbytes, size_t align_bytes, bool *dirty)
 {
-	size_t len = align_up(nbytes, PAGE_SIZE);
+	size_t len = align_up(nbytes ? nbytes : 1, PAGE_SIZE);   /* 0 bytes (big alignment): a page */
 	if (len < nbytes)
 		goto nomem;
 	void *p = NULL;

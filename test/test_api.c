@@ -372,6 +372,33 @@ static void huge_alignments(void)
 	CHECK(bad == 0);
 }
 
+/* Size 0 with every alignment, up to beyond a chunk (the large tier): a real,
+ * writable, freeable block (found by the fuzzer: 0 bytes at 8 MiB alignment
+ * came back unmapped and recorded as already freed). */
+static void zero_size_every_alignment(void)
+{
+	int bad = 0;
+	for (int lg = 4; lg <= 26; lg++) {
+		size_t al = (size_t)1 << lg;
+		for (int how = 0; how < 3; how++) {
+			void *p = NULL;
+			if (how == 0) { if (posix_memalign(&p, hide(al), hide(0))) p = NULL; }
+			else p = how == 1 ? aligned_alloc(hide(al), hide(0)) : memalign(hide(al), hide(0));
+			if (!p || ((uintptr_t)p & (al - 1))) {
+				fprintf(stderr, "  way %d align 2^%d: %p\n", how, lg, p);
+				bad++;
+				continue;
+			}
+			size_t u = malloc_usable_size(p);
+			memset(p, 1, u);
+			p = realloc(p, hide(100));
+			if (!p) { bad++; continue; }
+			free(p);
+		}
+	}
+	CHECK(bad == 0);
+}
+
 static void valloc_pvalloc(void)
 {
 	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
@@ -1407,6 +1434,7 @@ int main(int argc, char **argv)
 	T_RUN(memalign_bad_alignment);
 	T_RUN(aligned_all_tiers);
 	T_RUN(huge_alignments);
+	T_RUN(zero_size_every_alignment);
 	T_RUN(valloc_pvalloc);
 	T_RUN(calloc_zero_after_dirty_reuse);
 	T_RUN(calloc_zero_after_purge);
