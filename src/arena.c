@@ -119,10 +119,10 @@ void arena_thp_advise(int mode)
 
 void arena_lock_all(void)
 {
-	lock_acquire(&arena_lock);
+	lock_fork_acquire(&arena_lock);
 }
 
 void arena_unlock_all(void)
 {
-	lock_release(&arena_lock);
+	lock_fork_release(&arena_lock);
 }

@@ -489,11 +489,11 @@ void buddy_check(struct zone *z)
 void buddy_lock_all(void)
 {
 	for (unsigned i = 0; i < MAX_CPUS; i++)
-		lock_acquire(&zones[i].lock);
+		lock_fork_acquire(&zones[i].lock);
 }
 
 void buddy_unlock_all(void)
 {
 	for (unsigned i = 0; i < MAX_CPUS; i++)
-		lock_release(&zones[i].lock);
+		lock_fork_release(&zones[i].lock);
 }

@@ -13,6 +13,11 @@
  *
  * ASSERT(x) is checked in debug builds (BSL_DEBUG=1) only; VERIFY(x) always.
  * Switches are 0/1 constants tested with `if`, so both branches compile.
+ *
+ * Locks (lock_t below) know their holder: a thread never takes a lock it
+ * already holds, except through the fork handlers, which skip the locks the
+ * forking thread holds (fork from a signal handler that interrupted the
+ * allocator) and release only the ones they took.
  */
 #ifndef BSL_COMMON_H
 #define BSL_COMMON_H
@@ -61,18 +66,87 @@ void bsl_warn(const char *msg, const char *detail);
 #define VERIFY(x) do { if (unlikely(!(x))) \
 	bsl_fatal("internal check failed: " #x " at " __FILE__, NULL); } while (0)
 
-/* Locks: pthread mutexes (futex based, fork-friendly, no allocation).
- * In debug builds lock_assert_held() checks ownership through the owner field. */
-typedef struct { pthread_mutex_t m; } lock_t;
-#define LOCK_INIT { PTHREAD_MUTEX_INITIALIZER }
-static inline void lock_acquire(lock_t *l) { pthread_mutex_lock(&l->m); }
-static inline void lock_release(lock_t *l) { pthread_mutex_unlock(&l->m); }
-static inline void lock_init(lock_t *l) { pthread_mutex_init(&l->m, NULL); }
+/* Locks: a futex word that names its holder (Drepper's "mutex 3" with the
+ * holder in it; no allocation, no errno, async-signal-safe).
+ *   word == 0                                  free
+ *   word == holder | LOCK_HELD [| LOCK_WAITERS] held; WAITERS: someone may sleep
+ * holder is the holding thread's thread pointer (%fs:0, its TCB address, 64-byte
+ * aligned so the low bits are free): unique among the live threads, and the
+ * same for the forking thread in a fork child. Taking a lock and naming its
+ * holder is one compare-and-swap, releasing it and clearing the holder one
+ * exchange, so "held by this thread" (lock_held_by_me) is exact at every
+ * instruction, even from a signal handler that interrupted lock_acquire or
+ * lock_release halfway. The futex waits on the word's low half, which holds
+ * the flags. Uncontended: one CAS to take, one XCHG to give back, no call.
+ *
+ * Invariants
+ *  - A thread never takes a lock it holds: lock_acquire aborts with a message
+ *    instead of deadlocking (e.g. malloc from a signal handler that
+ *    interrupted malloc while it held this lock).
+ *  - Only fork's handlers (init.c) take a lock that the calling thread may
+ *    already hold, through lock_fork_acquire: a lock the forking thread holds
+ *    (fork from a signal handler that interrupted the allocator) is skipped
+ *    and remembered, and lock_fork_release then leaves it alone, in the
+ *    parent and in the child: the interrupted code finishes its update and
+ *    releases it itself, in both processes. Never lock_init a lock in a fork
+ *    child: the interrupted code may still hold it.
+ */
+typedef struct { uint64_t word; } lock_t;
+#define LOCK_INIT     { 0 }
+#define LOCK_HELD     ((uint64_t)1)
+#define LOCK_WAITERS  ((uint64_t)2)
+#define LOCK_FLAGS    ((uint64_t)63)
+
+static inline uint64_t lock_self(void)
+{
+	return (uint64_t)(uintptr_t)__builtin_thread_pointer();
+}
+void lock_acquire_slow(lock_t *l);   /* lock.c: contended, or held by the caller */
+void lock_wake(lock_t *l);           /* lock.c: wake one sleeper */
+
+static inline void lock_acquire(lock_t *l)
+{
+	uint64_t expected = 0;
+	if (unlikely(!__atomic_compare_exchange_n(&l->word, &expected, lock_self() | LOCK_HELD, false,
+						  __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)))
+		lock_acquire_slow(l);
+}
+static inline bool lock_try(lock_t *l)
+{
+	uint64_t expected = 0;
+	return __atomic_compare_exchange_n(&l->word, &expected, lock_self() | LOCK_HELD, false,
+					   __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+static inline bool lock_held_by_me(lock_t *l)
+{
+	return (__atomic_load_n(&l->word, __ATOMIC_RELAXED) & ~LOCK_FLAGS) == lock_self();
+}
+static inline void lock_release(lock_t *l)
+{
+	uint64_t old = __atomic_exchange_n(&l->word, 0, __ATOMIC_RELEASE);
+	ASSERT((old & ~LOCK_FLAGS) == lock_self());
+	if (unlikely(old & LOCK_WAITERS))
+		lock_wake(l);
+}
+static inline void lock_init(lock_t *l) { __atomic_store_n(&l->word, 0, __ATOMIC_RELAXED); }
 static inline void lock_assert_held(lock_t *l)
 {
-	ASSERT(l->m.__data.__lock != 0);
+	ASSERT(lock_held_by_me(l));
 	(void)l;
 }
+
+/* Fork (init.c's handlers only; lock.c). lock_fork_begin() in prepare, then
+ * lock_fork_acquire() on every lock in the global order: takes l, or skips it
+ * when the calling thread already holds it. lock_fork_release() in the parent
+ * and child handlers releases l only if lock_fork_acquire took it;
+ * lock_fork_end() closes the fork. lock_fork_skipped(l): l was skipped (the
+ * interrupted code holds it and is halfway through an update under it). */
+void lock_fork_begin(void);
+void lock_fork_acquire(lock_t *l);
+void lock_fork_release(lock_t *l);
+bool lock_fork_skipped(const lock_t *l);
+unsigned lock_fork_nskipped(void);
+void lock_fork_end(void);
 
 #pragma GCC visibility pop
 #endif

@@ -16,6 +16,25 @@
  * Fork: prepare takes every allocator lock in the global order
  *   tcache registry -> slab cpu locks -> zone locks -> large shards -> arena
  * so the child inherits a consistent heap; parent and child release them.
+ * Every other path takes locks in that order too (a subset of it).
+ *
+ * Fork from a signal handler (the rule): a lock the forking thread already
+ * holds - the handler interrupted the allocator inside a critical section -
+ * is skipped by prepare, not taken twice (lock_fork_acquire, common.h); the
+ * parent and child handlers release only the locks prepare took. When the
+ * handler returns, the interrupted code finishes its half-done update and
+ * releases its locks itself, in the parent and in the child's copy, so both
+ * heaps are consistent. Child-side clean-up must therefore not touch what a
+ * skipped lock protects (tcache_after_fork_child leaves the registry alone
+ * then) and must not re-initialise a lock. Supported: a program whose only
+ * thread forks in a handler (buddyslab's background thread may run: it
+ * holds one lock at a time and waits for none while holding it). With other
+ * threads it can deadlock: prepare then takes locks that come earlier in the
+ * order than the held ones while holding them, e.g. the handler interrupted a
+ * zone or the arena lock while another thread, holding a slab cpu lock,
+ * waits for that lock; or another thread forks at the same time. Calling
+ * malloc from a handler that interrupted malloc stays unsupported; when it
+ * meets a lock its own thread holds it aborts with a message.
  */
 #include "init.h"
 #include "config.h"
@@ -35,8 +54,12 @@
 
 int bsl_ready;
 int vg_active;
+struct bsl_fork_stats bsl_fork_stats;
 static lock_t init_lock = LOCK_INIT;
-static int bg_state;          /* 0 none, 1 starting or running; atomic */
+/* The background thread: 0 none, BG_RUNNING once created (or given up on), else
+ * lock_self() of the thread creating it. Atomic. */
+#define BG_RUNNING 1
+static uint64_t bg_state;
 
 static void decay_all(void)
 {
@@ -59,8 +82,8 @@ static void *background_main(void *arg)
 
 static COLD void background_start(void)
 {
-	int expected = 0;
-	if (!__atomic_compare_exchange_n(&bg_state, &expected, 1, false,
+	uint64_t expected = 0;
+	if (!__atomic_compare_exchange_n(&bg_state, &expected, lock_self(), false,
 					 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
 		return;
 	sigset_t all, old;
@@ -74,6 +97,7 @@ static COLD void background_start(void)
 		opt.background_thread = 0;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	__atomic_store_n(&bg_state, BG_RUNNING, __ATOMIC_RELEASE);
 }
 
 void bsl_maintenance(void)
@@ -88,11 +112,25 @@ void bsl_maintenance(void)
 
 static void fork_prepare(void)
 {
+	unsigned n[6];
+	lock_fork_begin();
+	n[0] = lock_fork_nskipped();
 	tcache_lock_all();
+	n[1] = lock_fork_nskipped();
 	slab_lock_all();
+	n[2] = lock_fork_nskipped();
 	buddy_lock_all();
+	n[3] = lock_fork_nskipped();
 	large_lock_all();
+	n[4] = lock_fork_nskipped();
 	arena_lock_all();
+	n[5] = lock_fork_nskipped();
+	__atomic_fetch_add(&bsl_fork_stats.nfork, 1, __ATOMIC_RELAXED);
+	if (n[5]) {
+		__atomic_fetch_add(&bsl_fork_stats.nfork_held, 1, __ATOMIC_RELAXED);
+		for (int i = 0; i < FORK_LAYERS; i++)
+			__atomic_fetch_add(&bsl_fork_stats.held[i], n[i + 1] - n[i], __ATOMIC_RELAXED);
+	}
 }
 
 static void fork_parent(void)
@@ -102,16 +140,22 @@ static void fork_parent(void)
 	buddy_unlock_all();
 	slab_unlock_all();
 	tcache_unlock_all();
+	lock_fork_end();
 }
 
 static void fork_child(void)
 {
-	bg_state = 0;      /* the thread did not follow us; start another on demand */
+	/* The background thread did not follow us: start another on demand,
+	 * unless this very thread is creating it (a handler that interrupted
+	 * background_start), which it goes on to do in the child too. */
+	if (__atomic_load_n(&bg_state, __ATOMIC_RELAXED) != lock_self())
+		bg_state = 0;
 	arena_unlock_all();
 	large_unlock_all();
 	buddy_unlock_all();
 	slab_unlock_all();
 	tcache_after_fork_child();
+	lock_fork_end();
 }
 
 /* The views on a signal: they only read counters (no lock is waited for), and

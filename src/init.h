@@ -13,6 +13,19 @@ void bsl_init_slow(void);
  * it) and starting that thread when asked for. */
 void bsl_maintenance(void);
 
+/* Forks seen by the prepare handler; of those, the ones where the forking
+ * thread already held allocator locks (a signal handler that forks
+ * interrupted the allocator), and the locks skipped per layer: tcache
+ * registry, slab cpu, zone, large (shards and mapping cache), arena. For
+ * tests; not exported. */
+enum { FORK_LAYERS = 5 };
+struct bsl_fork_stats {
+	uint64_t nfork;
+	uint64_t nfork_held;
+	uint64_t held[FORK_LAYERS];
+};
+extern struct bsl_fork_stats bsl_fork_stats;
+
 static inline void bsl_ensure_init(void)
 {
 	if (unlikely(!__atomic_load_n(&bsl_ready, __ATOMIC_ACQUIRE)))

@@ -363,13 +363,13 @@ void large_totals(size_t *nbytes, size_t *nblocks)
 void large_lock_all(void)
 {
 	for (int i = 0; i < LARGE_SHARDS; i++)
-		lock_acquire(&shards[i].lock);
-	lock_acquire(&cache_lock);
+		lock_fork_acquire(&shards[i].lock);
+	lock_fork_acquire(&cache_lock);
 }
 
 void large_unlock_all(void)
 {
-	lock_release(&cache_lock);
+	lock_fork_release(&cache_lock);
 	for (int i = 0; i < LARGE_SHARDS; i++)
-		lock_release(&shards[i].lock);
+		lock_fork_release(&shards[i].lock);
 }

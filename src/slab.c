@@ -265,11 +265,11 @@ void slab_check(struct slab_cpu *sc)
 void slab_lock_all(void)
 {
 	for (unsigned i = 0; i < MAX_CPUS; i++)
-		lock_acquire(&slab_cpus[i].lock);
+		lock_fork_acquire(&slab_cpus[i].lock);
 }
 
 void slab_unlock_all(void)
 {
 	for (unsigned i = 0; i < MAX_CPUS; i++)
-		lock_release(&slab_cpus[i].lock);
+		lock_fork_release(&slab_cpus[i].lock);
 }

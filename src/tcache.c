@@ -234,7 +234,7 @@ void tcache_totals(size_t *nbytes, size_t *ncaches)
 	if (tc_self.state == TC_LIVE)
 		publish(&tc_self);
 	if (stats_in_signal) {   /* the interrupted code may hold the lock: do not wait */
-		if (pthread_mutex_trylock(&registry_lock.m) != 0)
+		if (!lock_try(&registry_lock))
 			goto out;
 	} else {
 		lock_acquire(&registry_lock);
@@ -249,19 +249,27 @@ out:
 
 void tcache_lock_all(void)
 {
-	lock_acquire(&registry_lock);
+	lock_fork_acquire(&registry_lock);
 }
 
 void tcache_unlock_all(void)
 {
-	lock_release(&registry_lock);
+	lock_fork_release(&registry_lock);
 }
 
 /* In the child only the forking thread lives: drop the other records (their
- * threads' cached objects stay allocated in the child). */
+ * threads' cached objects stay allocated in the child). Our own record is
+ * tc_self.rec even before the cache is live (a signal handler that forks may
+ * have interrupted tcache_ready between taking the record and going live).
+ * When the forking thread holds registry_lock itself (the handler interrupted
+ * an update of the registry), the list is half-changed: leave it and the lock
+ * to the interrupted code; in a single-threaded program there are no other
+ * records to drop anyway. */
 void tcache_after_fork_child(void)
 {
-	struct tcache_record *self = tc_self.state == TC_LIVE ? tc_self.rec : NULL;
+	if (lock_fork_skipped(&registry_lock))
+		return;
+	struct tcache_record *self = tc_self.rec;
 	struct tcache_record *r = registry;
 	while (r) {
 		struct tcache_record *next = r->next;
@@ -269,5 +277,5 @@ void tcache_after_fork_child(void)
 			record_put_locked(r);
 		r = next;
 	}
-	lock_init(&registry_lock);
+	lock_fork_release(&registry_lock);
 }

@@ -17,7 +17,7 @@ tmp=$(mktemp -d /tmp/bsl_static.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 failures=0
 for t in test_static test_api test_threads test_fork; do
-	if ! gcc -std=gnu11 -O1 -g -fno-builtin -I"$top/include" -I"$top/test" -static \
+	if ! gcc -std=gnu11 -O1 -g -fno-builtin -I"$top/include" -I"$top/src" -I"$top/test" -static \
 		-o "$tmp/$t" "$top/test/$t.c" "$lib" -lpthread -ldl -lm 2>"$tmp/$t.link"; then
 		echo "FAIL static/$t/link"
 		grep -v "warning: Using" "$tmp/$t.link" | head -n 20 >&2
