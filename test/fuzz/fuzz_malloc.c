@@ -6,8 +6,10 @@
  * buddyslab is linked in renamed (test/fuzz/prefix.h: fz_malloc, fz_free,
  * ...), so ASan's allocator stays the process's malloc; libFuzzer, ASan and
  * this file's own bookkeeping use it, and only the calls below reach
- * buddyslab. ASan does not poison buddyslab's memory (it never saw it being
- * allocated), so it checks nothing there; the checks are the harness's own:
+ * buddyslab. buddyslab's own files are built with ASan and UBSan too (its
+ * globals, stack and undefined behaviour are checked), but ASan never saw
+ * buddyslab's blocks being allocated and leaves them unpoisoned, so what
+ * happens inside them is for the harness to check:
  *   - every block is 16-byte aligned and aligned as asked;
  *   - malloc_usable_size >= the request, within the tier's rounding, and
  *     stable while the block lives;
@@ -35,7 +37,8 @@
  *   6 VALLOC    idx size              v&1: pvalloc; v&2: the __libc_ name
  *   7 FREE      idx                   v%5: free cfree free_sized free_aligned_sized __libc_free
  *   8 USABLE    idx                   check the pattern and the usable size, fill the slack
- *   9 REALLOC_BY idx delta            old size + (int8)delta bytes (v&1: pages)
+ *   9 REALLOC_BY idx delta            old size + (int8)delta bytes (v&1: pages);
+ *                                     v&2: __libc_realloc
  *  10 REALLOCARRAY idx nmemb size     nmemb = 1 + byte; v&1: an overflowing product
  *  11 BURST     start count size      count = 1 + u16 % 1024 blocks of one size in the
  *                                     slots from `start` on; v%4: malloc calloc
@@ -413,15 +416,32 @@ static void op_calloc(struct input *in, unsigned v)
 	slot_put(idx, p, nmemb * size, 16, true, "calloc");
 }
 
-/* Resize slot idx to n (the slot is not empty); realloc(p, 0) frees. */
-static void resize(unsigned idx, size_t n, unsigned v, const char *api)
+enum { RS_REALLOC, RS_LIBC_REALLOC, RS_REALLOCARRAY };
+
+/* Resize slot idx to nmemb * size bytes with realloc, __libc_realloc or
+ * reallocarray: an empty slot gets a new block, size 0 frees (buddyslab
+ * returns NULL then, as glibc does; a block, were it to return one, is
+ * checked like any other). The caller has applied the caps. */
+static void resize(unsigned idx, size_t nmemb, size_t size, int how)
 {
+	static const char *const names[] = { "realloc", "__libc_realloc", "reallocarray" };
+	const char *api = names[how];
 	struct slot *s = &slots[idx];
-	verify(idx, api);
-	unsigned char *old = s->p;
-	say("%s slot %u %p (%zu) to %zu", api, idx, (void *)old, s->req, n);
-	unsigned char *q = v & 1 ? fz___libc_realloc(old, n) : fz_realloc(old, n);
-	if (n == 0 && !q) {          /* glibc's choice, and buddyslab's: freed */
+	unsigned char *old = s->p, *q;
+	size_t n = nmemb * size;
+	if (old)
+		verify(idx, api);
+	say("%s slot %u %p (%zu) to %zu", api, idx, (void *)old, old ? s->req : 0, n);
+	switch (how) {
+	case RS_REALLOC:      q = fz_realloc(old, n); break;
+	case RS_LIBC_REALLOC: q = fz___libc_realloc(old, n); break;
+	default:              q = fz_reallocarray(old, nmemb, size); break;
+	}
+	if (!old) {
+		slot_put(idx, q, n, 16, false, api);
+		return;
+	}
+	if (n == 0 && !q) {
 		slot_release(idx);
 		return;
 	}
@@ -435,90 +455,56 @@ static void resize(unsigned idx, size_t n, unsigned v, const char *api)
 	say("%s slot %u = %p (usable %zu)", api, idx, (void *)q, u);
 	live_bytes += n - s->req;
 	live_usable += u - s->usable;
-	s->p = q;
-	s->req = n;
-	s->usable = u;
-	s->filled = n;
+	*s = (struct slot){ q, n, u, n, s->seed };
+}
+
+/* A new size for slot idx, with the growth over its current size capped. */
+static size_t capped_resize(unsigned idx, size_t n)
+{
+	const struct slot *s = &slots[idx];
+	size_t cur = s->p ? s->req : 0;
+	return n > cur ? cur + capped(n - cur) : n;
 }
 
 static void op_realloc(struct input *in, unsigned v)
 {
 	unsigned idx = u8(in);
-	size_t n = draw_size(in);
-	struct slot *s = &slots[idx];
-	if (s->p && n > s->req)
-		n = s->req + capped(n - s->req);
-	else if (!s->p)
-		n = capped(n);
-	if (!s->p) {
-		void *p = v & 1 ? fz___libc_realloc(NULL, n) : fz_realloc(NULL, n);
-		slot_put(idx, p, n, 16, false, "realloc(NULL)");
-		return;
-	}
-	resize(idx, n, v, "realloc");
+	size_t n = capped_resize(idx, draw_size(in));
+	resize(idx, 1, n, v & 1 ? RS_LIBC_REALLOC : RS_REALLOC);
 }
 
 static void op_realloc_by(struct input *in, unsigned v)
 {
 	unsigned idx = u8(in);
 	int delta = (int8_t)u8(in);
-	struct slot *s = &slots[idx];
+	const struct slot *s = &slots[idx];
 	if (!s->p)
 		return;
-	long step = v & 1 ? (long)PAGE : 1;
-	long n = (long)s->req + delta * step;
-	if (n < 0)
-		n = 0;
-	if ((size_t)n > s->req)
-		n = (long)(s->req + capped((size_t)n - s->req));
-	resize(idx, (size_t)n, v >> 1, "realloc_by");
+	long n = (long)s->req + delta * (v & 1 ? (long)PAGE : 1);
+	n = (long)capped_resize(idx, n < 0 ? 0 : (size_t)n);
+	resize(idx, 1, (size_t)n, v & 2 ? RS_LIBC_REALLOC : RS_REALLOC);
 }
 
 static void op_reallocarray(struct input *in, unsigned v)
 {
 	unsigned idx = u8(in);
-	size_t nmemb = 1 + u8(in), total = draw_size(in), size = total / nmemb;
+	size_t nmemb = 1 + u8(in), total = draw_size(in);
 	struct slot *s = &slots[idx];
 	if (v & 1) {               /* nmemb * size overflows: ENOMEM, the block stays */
 		if (nmemb == 1)
 			nmemb = 2;
-		size = SIZE_MAX / nmemb + 1 + (total & 0xFF);
+		size_t size = SIZE_MAX / nmemb + 1 + (total & 0xFF);
 		errno = 0;
 		void *q = fz_reallocarray(s->p, nmemb, size);
+		say("reallocarray(%p, %zu, %zu) = %p", (void *)s->p, nmemb, size, q);
 		if (q || errno != ENOMEM)
 			fail("reallocarray(%p, %zu, %zu) = %p, errno %d", (void *)s->p, nmemb,
 			     size, q, errno);
 		if (s->p)
-			verify(idx, "reallocarray overflow");
+			verify(idx, "after a failed reallocarray");
 		return;
 	}
-	if (!s->p || nmemb * size > s->req) {
-		size_t grow = nmemb * size - (s->p ? s->req : 0);
-		size = ((s->p ? s->req : 0) + capped(grow)) / nmemb;
-	}
-	if (!s->p) {
-		void *p = fz_reallocarray(NULL, nmemb, size);
-		slot_put(idx, p, nmemb * size, 16, false, "reallocarray(NULL)");
-		return;
-	}
-	verify(idx, "reallocarray");
-	/* resize() calls realloc; reallocarray is realloc after the product check */
-	unsigned char *old = s->p;
-	size_t n = nmemb * size;
-	unsigned char *q = fz_reallocarray(old, nmemb, size);
-	if (n == 0 && !q) {
-		slot_release(idx);
-		return;
-	}
-	size_t u = check_new(q, n, 16, "reallocarray", (int)idx);
-	size_t keep = s->filled < n ? s->filled : n;
-	size_t bad = pat_check(q, keep, s->seed);
-	if (bad != SIZE_MAX)
-		fail("reallocarray(%p, %zu) = %p: byte %zu not kept", (void *)old, n, (void *)q, bad);
-	pat_fill(q, keep, n, s->seed);
-	live_bytes += n - s->req;
-	live_usable += u - s->usable;
-	*s = (struct slot){ q, n, u, n, s->seed };
+	resize(idx, nmemb, capped_resize(idx, total) / nmemb, RS_REALLOCARRAY);
 }
 
 /* Known bugs of buddyslab that the fuzzer would otherwise find again and

@@ -148,8 +148,8 @@ def usable(slot):
     return op(USABLE) + bytes([slot])
 
 
-def realloc_by(slot, delta, pages=False):
-    return op(REALLOC_BY, int(pages)) + bytes([slot, delta & 0xFF])
+def realloc_by(slot, delta, pages=False, libc=False):
+    return op(REALLOC_BY, int(pages) | 2 * int(libc)) + bytes([slot, delta & 0xFF])
 
 
 def reallocarray(slot, nmemb, n, overflow=False):
@@ -291,7 +291,8 @@ def seeds():
                       op(MALLOC) + b'\x0a' + size_mode(12) + misc(STATS))
     s['libc-aliases'] = (malloc(0, 10, 1) + calloc(1, 100, 2, 2) + realloc(0, 2000, 1) +
                          aligned(MEMALIGN, 2, 256, 300, 1) + aligned(POSIX, 3, 512, 30, 1) +
-                         valloc(4, 10, 2) + valloc(5, 10, 3) + b''.join(free(i, 4) for i in range(6)))
+                         valloc(4, 10, 2) + valloc(5, 10, 3) + realloc_by(0, 100, False, True) +
+                         realloc_by(0, 5, True, True) + b''.join(free(i, 4) for i in range(6)))
     # fragmentation: slabs and runs of many sizes interleaved, half freed
     rng = random.Random(4)
     b = b''
@@ -330,7 +331,8 @@ def seeds():
             elif o == USABLE:
                 b += usable(slot)
             elif o == REALLOC_BY:
-                b += realloc_by(slot, rng.randrange(-128, 128), rng.random() < 0.5)
+                b += realloc_by(slot, rng.randrange(-128, 128), rng.random() < 0.5,
+                                rng.random() < 0.2)
             elif o == REALLOCARRAY:
                 b += reallocarray(slot, rng.randrange(1, 9), n, rng.random() < 0.1)
             elif o == BURST:
