@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# fuzz_smoke.sh - the libFuzzer harness (test/fuzz/) against this build's flavour:
+# build it (BSL_DEBUG=1 for a build dir named .../debug), check that buddyslab went
+# in renamed (no unprefixed allocation symbol defined), run the committed corpus
+# (also with the caches off and immediate purging), run the known crash reproducers
+# (SKIP while they still crash), then fuzz a fixed number of runs with -seed=1 from
+# a scratch copy of the corpus. Nothing here checks a time.
+# Env (from scripts/run-tests): BUILD = build dir (the fuzzer goes to BUILD/fuzz/).
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$top/build}
+case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+fz=$BUILD/fuzz
+RUNS=${FUZZ_SMOKE_RUNS:-2000}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+if ! command -v clang >/dev/null; then
+	echo "FAIL fuzz_build: clang missing (scripts/install-deps test installs clang)"; exit 1
+fi
+rt=$(clang --print-runtime-dir 2>/dev/null)/libclang_rt.fuzzer-x86_64.a
+if [ ! -f "$rt" ]; then
+	echo "FAIL fuzz_build: no libFuzzer runtime ($rt; package libclang-rt-14-dev)"; exit 1
+fi
+if make -s -j2 -C "$top" B="$BUILD" fuzz-build >"$tmp/build.log" 2>&1; then
+	echo "PASS fuzz_build"
+else
+	echo "FAIL fuzz_build"; tail -n 20 "$tmp/build.log" >&2; exit 1
+fi
+
+# Every standard name the library exports (src/exports.map, bsl_* aside) must be
+# defined only with the fz_ prefix in buddyslab's objects.
+names=$(sed -n '/global:/,/local:/p' "$top/src/exports.map" | tr ';' '\n' |
+	sed 's/global://; s/local:.*//; s/[[:space:]]//g' | grep -v -e '^$' -e '^bsl_')
+names="$names $(sed -n 's/.*EXPORT [^(]*[ *]\([A-Za-z_0-9]*\)(.*alias(.*/\1/p' "$top/src/malloc.c")"
+nm --defined-only "$fz"/obj/*.o 2>/dev/null | grep -v fuzz_malloc | awk 'NF == 3 { print $3 }' |
+	sort -u >"$tmp/defined"
+bad=""
+for n in $names; do
+	grep -qx "$n" "$tmp/defined" && bad="$bad $n(defined)"
+	grep -qx "fz_$n" "$tmp/defined" || bad="$bad fz_$n(missing)"
+done
+if [ -z "$bad" ] && [ "$(echo $names | wc -w)" -ge 28 ]; then
+	echo "PASS fuzz_prefix ($(echo $names | sort -u | wc -w) names, all fz_)"
+else
+	echo "FAIL fuzz_prefix:$bad"
+fi
+
+run_corpus() {   # name, env...
+	local name=$1; shift
+	if env "$@" "$fz/fuzzer" "$top"/test/fuzz/corpus/* >"$tmp/$name.log" 2>&1; then
+		echo "PASS $name ($(ls "$top/test/fuzz/corpus" | wc -l) inputs)"
+	else
+		echo "FAIL $name"; grep -E '^(fuzz_malloc|buddyslab|Running|==)' "$tmp/$name.log" | tail -n 15 >&2
+	fi
+}
+run_corpus fuzz_corpus
+run_corpus fuzz_corpus_slowpaths BUDDYSLAB_CONF=tcache:0,decay_ms:0,large_cache:0
+
+# Known bugs: each reproducer still crashing is a SKIP; once it runs clean, move
+# it into corpus/ (and drop its entry in avoid_known_bugs).
+for c in "$top"/test/fuzz/crashes/*; do
+	[ -f "$c" ] || continue
+	case $c in *.md) continue;; esac
+	if FUZZ_KNOWN_BUGS=1 "$fz/fuzzer" "$c" >"$tmp/crash.log" 2>&1; then
+		echo "PASS fuzz_crash_$(basename "$c"): runs clean now"
+	else
+		echo "SKIP fuzz_crash_$(basename "$c"): known bug, still crashes (test/fuzz/crashes/README.md)"
+	fi
+done
+
+mkdir -p "$tmp/corpus" "$fz/artifacts"
+cp "$top"/test/fuzz/corpus/* "$tmp/corpus/"
+if "$fz/fuzzer" -seed=1 -runs="$RUNS" -print_final_stats=1 -artifact_prefix="$fz/artifacts/" \
+	"$tmp/corpus" >"$tmp/run.log" 2>&1; then
+	echo "PASS fuzz_run ($(sed -n 's/^stat::number_of_executed_units: *//p' "$tmp/run.log") runs," \
+		"$(grep -o 'cov: [0-9]*' "$tmp/run.log" | tail -n 1))"
+else
+	echo "FAIL fuzz_run (-seed=1 -runs=$RUNS; the input is in $fz/artifacts/)"
+	grep -E '^(fuzz_malloc|buddyslab|==|SUMMARY|artifact_prefix)' "$tmp/run.log" | tail -n 15 >&2
+fi
