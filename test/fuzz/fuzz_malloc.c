@@ -368,8 +368,11 @@ static bool injected_nomem(const void *p, const char *api, size_t n)
 }
 
 /* The checks every block gets when it is handed out. skip: the slot whose
- * block this one replaces (realloc), not an overlap. */
-static size_t check_new(unsigned char *p, size_t n, size_t align, const char *api, int skip)
+ * block this one replaces (realloc), not an overlap; was_usable: its usable
+ * size when it stayed in place (a shrink the OS refused keeps the mapping
+ * whole, large.c), else 0. */
+static size_t check_new(unsigned char *p, size_t n, size_t align, const char *api, int skip,
+			size_t was_usable)
 {
 	if (!p)
 		fail("%s(%zu, align %zu) returned NULL (errno %d) with %zu bytes live",
@@ -377,7 +380,8 @@ static size_t check_new(unsigned char *p, size_t n, size_t align, const char *ap
 	if ((uintptr_t)p % 16 || (align && (uintptr_t)p % align))
 		fail("%s(%zu, align %zu) returned %p: misaligned", api, n, align, (void *)p);
 	size_t u = fz_malloc_usable_size(p);
-	if (u < n || u > usable_bound(n, align))
+	size_t bound = usable_bound(n, align);
+	if (u < n || u > (was_usable > bound ? was_usable : bound))
 		fail("%s(%zu, align %zu) returned %p: usable size %zu", api, n, align, (void *)p, u);
 	int i = overlap(p, u, skip);
 	if (i >= 0)
@@ -392,7 +396,7 @@ static void slot_put(unsigned idx, unsigned char *p, size_t n, size_t align, boo
 {
 	if (injected_nomem(p, api, n))
 		return;
-	size_t u = check_new(p, n, align, api, -1);
+	size_t u = check_new(p, n, align, api, -1, 0);
 	if (zeroed) {
 		size_t bad = zero_check(p, n);
 		if (bad != SIZE_MAX)
@@ -466,7 +470,7 @@ static void resize(unsigned idx, size_t nmemb, size_t size, int how)
 		verify(idx, "after a failed realloc");
 		return;
 	}
-	size_t u = check_new(q, n, 16, api, (int)idx);
+	size_t u = check_new(q, n, 16, api, (int)idx, q == old ? s->usable : 0);
 	size_t keep = s->filled < n ? s->filled : n;
 	size_t bad = pat_check(q, keep, s->seed);
 	if (bad != SIZE_MAX)

@@ -285,7 +285,8 @@ def seeds():
         b = b''
         for n in (1, 2, 3, 5):
             b += misc(FAULT, sysop | (n - 1) << 2)
-            b += (malloc(0, 300000) + realloc(0, 600000) + realloc(0, 900000) + burst(4, 100, 16384) +
+            b += (malloc(0, 300000) + realloc(0, 600000) + realloc(0, 900000) + realloc(0, 140000) +
+                  realloc(0, 700000) + burst(4, 100, 16384) +
                   burst_free(4, 100, 2) + misc(TRIM) + malloc(1, 1500000) + calloc(2, 200000) +
                   aligned(POSIX, 3, 1 << 20, 5000) + misc(STATS) + misc(FREE_ALL))
         b += misc(FAULT, sysop | 0x40) + malloc(0, 200000) + burst(4, 200, 8000) + misc(TRIM) + \
