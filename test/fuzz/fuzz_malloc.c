@@ -533,8 +533,9 @@ static void op_reallocarray(struct input *in, unsigned v)
 }
 
 /* Known bugs of buddyslab that the fuzzer would otherwise find again and
- * again, each with its reproducer in test/fuzz/crashes/. Steered around
- * unless FUZZ_KNOWN_BUGS=1; remove an entry once the bug is fixed. */
+ * again, each with its reproducer in test/fuzz/crashes/ or test/fuzz/slow/.
+ * Steered around unless FUZZ_KNOWN_BUGS=1; remove an entry once the bug is
+ * fixed. */
 static int known_bugs;
 
 static size_t avoid_known_bugs(size_t align, size_t n)
@@ -545,6 +546,15 @@ static size_t avoid_known_bugs(size_t align, size_t n)
 	if (!known_bugs && align > CHUNK && n == 0)
 		return 1;
 	return n;
+}
+
+/* slow/purge-retries-failed-madvise: while madvise keeps failing, purge_zone
+ * takes the same dirty blocks back every pass (up to its 4096-pass cap) when
+ * its cut-off is now or later (malloc_trim; every slow path with decay_ms:0).
+ * A madvise failure is made one-off instead of persistent. */
+static bool fault_persists(unsigned sysop, bool persist)
+{
+	return persist && (known_bugs || sysop != 2);
 }
 
 /* memalign (0), aligned_alloc (1), posix_memalign (2). */
@@ -754,13 +764,15 @@ static void op_misc(struct input *in, unsigned v)
 			     mi.hblkhd, live_bytes);
 		break;
 	}
-	case 7:
+	case 7: {
 		/* mmap, mprotect, madvise or mremap fails at the nth next call
 		 * (and after it, when persist): disarmed at the end of the input */
-		say("os_fail_at(%u, %u, %d)", sel & 3, 1 + (sel >> 2 & 15), (sel & 0x40) != 0);
-		os_fail_at((int)(sel & 3), 1 + (sel >> 2 & 15), (sel & 0x40) != 0);
+		bool persist = fault_persists(sel & 3, sel & 0x40);
+		say("os_fail_at(%u, %u, %d)", sel & 3, 1 + (sel >> 2 & 15), persist);
+		os_fail_at((int)(sel & 3), 1 + (sel >> 2 & 15), persist);
 		faults_armed = true;
 		break;
+	}
 	default:
 		say("check all");
 		for (unsigned i = 0; i < slots_used; i++)
