@@ -19,7 +19,8 @@
  *     after OP_USABLE (those bytes are the program's, see test_api.c), checked
  *     before free and realloc; realloc keeps the prefix;
  *   - free preserves errno; failures give NULL and ENOMEM (EINVAL for bad
- *     alignments); a failed realloc leaves the block intact;
+ *     alignments); a failed realloc leaves the block intact; after a system
+ *     call was made to fail (os_fail_at), everything above still holds;
  *   - bsl_stats().allocated equals the usable bytes of the live blocks.
  * A failed check prints what it saw and aborts (libFuzzer saves the input).
  * Everything still live is checked and freed at the end of each input.
@@ -48,7 +49,9 @@
  *  14 FAIL      idx sel               v%8: a request that must fail (table in op_fail)
  *  15 MISC      sel                   v%8: malloc_trim, mallopt(M_MMAP_THRESHOLD), free
  *                                     all, NULL arguments, stats check, mallinfo2,
- *                                     6-7: check the ends of every live block
+ *                                     check the ends of every live block, arm a
+ *                                     failure of mmap/mprotect/madvise/mremap
+ *                                     (os_fail_at; NULL + ENOMEM is then accepted)
  * idx is one byte: slot idx (0..255) of NSLOTS; BURST/BURST_FREE use start*4.
  * size is a mode byte m and its arguments (draw_size below); align is one
  * byte (draw_align). Multi-byte numbers are little-endian.
@@ -94,6 +97,8 @@ void *fz___libc_pvalloc(size_t n);
 void fz___libc_free(void *p);
 int fz___posix_memalign(void **out, size_t align, size_t n);
 int fz_malloc_trim(size_t pad);
+/* src/os.h's failure injection (hidden, but linked into this program) */
+void os_fail_at(int op, long n, bool persist);
 int fz_mallopt(int param, int value);
 struct mallinfo2 fz_mallinfo2(void);
 
@@ -119,6 +124,7 @@ static size_t live_bytes, input_bytes, live_usable;
 static unsigned slots_used;    /* slots [slots_used, NSLOTS) are empty */
 static uint64_t next_seed;
 static int trace;
+static bool faults_armed;      /* os_fail_at armed: NULL + ENOMEM is a valid outcome */
 static unsigned long op_no;
 
 struct input { const uint8_t *d; size_t n, i; };
@@ -352,9 +358,21 @@ NOINSTR static int overlap(const unsigned char *p, size_t u, int skip)
 	return -1;
 }
 
+/* A NULL that failure injection explains: say so and tell the caller to go on. */
+static bool injected_nomem(const void *p, const char *api, size_t n)
+{
+	if (p || !faults_armed || errno != ENOMEM)
+		return false;
+	say("%s(%zu): NULL, ENOMEM (failure injected)", api, n);
+	return true;
+}
+
 /* The checks every block gets when it is handed out. skip: the slot whose
- * block this one replaces (realloc), not an overlap. */
-static size_t check_new(unsigned char *p, size_t n, size_t align, const char *api, int skip)
+ * block this one replaces (realloc), not an overlap; was_usable: its usable
+ * size when it stayed in place (a shrink the OS refused keeps the mapping
+ * whole, large.c), else 0. */
+static size_t check_new(unsigned char *p, size_t n, size_t align, const char *api, int skip,
+			size_t was_usable)
 {
 	if (!p)
 		fail("%s(%zu, align %zu) returned NULL (errno %d) with %zu bytes live",
@@ -362,7 +380,8 @@ static size_t check_new(unsigned char *p, size_t n, size_t align, const char *ap
 	if ((uintptr_t)p % 16 || (align && (uintptr_t)p % align))
 		fail("%s(%zu, align %zu) returned %p: misaligned", api, n, align, (void *)p);
 	size_t u = fz_malloc_usable_size(p);
-	if (u < n || u > usable_bound(n, align))
+	size_t bound = usable_bound(n, align);
+	if (u < n || u > (was_usable > bound ? was_usable : bound))
 		fail("%s(%zu, align %zu) returned %p: usable size %zu", api, n, align, (void *)p, u);
 	int i = overlap(p, u, skip);
 	if (i >= 0)
@@ -375,7 +394,9 @@ static size_t check_new(unsigned char *p, size_t n, size_t align, const char *ap
 static void slot_put(unsigned idx, unsigned char *p, size_t n, size_t align, bool zeroed,
 		     const char *api)
 {
-	size_t u = check_new(p, n, align, api, -1);
+	if (injected_nomem(p, api, n))
+		return;
+	size_t u = check_new(p, n, align, api, -1, 0);
 	if (zeroed) {
 		size_t bad = zero_check(p, n);
 		if (bad != SIZE_MAX)
@@ -445,7 +466,11 @@ static void resize(unsigned idx, size_t nmemb, size_t size, int how)
 		slot_release(idx);
 		return;
 	}
-	size_t u = check_new(q, n, 16, api, (int)idx);
+	if (injected_nomem(q, api, n)) {
+		verify(idx, "after a failed realloc");
+		return;
+	}
+	size_t u = check_new(q, n, 16, api, (int)idx, q == old ? s->usable : 0);
 	size_t keep = s->filled < n ? s->filled : n;
 	size_t bad = pat_check(q, keep, s->seed);
 	if (bad != SIZE_MAX)
@@ -508,8 +533,9 @@ static void op_reallocarray(struct input *in, unsigned v)
 }
 
 /* Known bugs of buddyslab that the fuzzer would otherwise find again and
- * again, each with its reproducer in test/fuzz/crashes/. Steered around
- * unless FUZZ_KNOWN_BUGS=1; remove an entry once the bug is fixed. */
+ * again, each with its reproducer in test/fuzz/crashes/ or test/fuzz/slow/.
+ * Steered around unless FUZZ_KNOWN_BUGS=1; remove an entry once the bug is
+ * fixed. */
 static int known_bugs;
 
 static size_t avoid_known_bugs(size_t align, size_t n)
@@ -520,6 +546,15 @@ static size_t avoid_known_bugs(size_t align, size_t n)
 	if (!known_bugs && align > CHUNK && n == 0)
 		return 1;
 	return n;
+}
+
+/* slow/purge-retries-failed-madvise: while madvise keeps failing, purge_zone
+ * takes the same dirty blocks back every pass (up to its 4096-pass cap) when
+ * its cut-off is now or later (malloc_trim; every slow path with decay_ms:0).
+ * A madvise failure is made one-off instead of persistent. */
+static bool fault_persists(unsigned sysop, bool persist)
+{
+	return persist && (known_bugs || sysop != 2);
 }
 
 /* memalign (0), aligned_alloc (1), posix_memalign (2). */
@@ -552,6 +587,10 @@ static void op_aligned(struct input *in, unsigned v, int api)
 		if (!is_pow2(align) || align % sizeof(void *)) {
 			if (rc != EINVAL || out != (void *)0x1234)
 				fail("posix_memalign(%zu, %zu) = %d, %p", align, n, rc, out);
+			return;
+		}
+		if (rc == ENOMEM && faults_armed) {
+			say("posix_memalign(%zu): ENOMEM (failure injected)", n);
 			return;
 		}
 		if (rc != 0 || errno != 0)
@@ -725,6 +764,15 @@ static void op_misc(struct input *in, unsigned v)
 			     mi.hblkhd, live_bytes);
 		break;
 	}
+	case 7: {
+		/* mmap, mprotect, madvise or mremap fails at the nth next call
+		 * (and after it, when persist): disarmed at the end of the input */
+		bool persist = fault_persists(sel & 3, sel & 0x40);
+		say("os_fail_at(%u, %u, %d)", sel & 3, 1 + (sel >> 2 & 15), persist);
+		os_fail_at((int)(sel & 3), 1 + (sel >> 2 & 15), persist);
+		faults_armed = true;
+		break;
+	}
 	default:
 		say("check all");
 		for (unsigned i = 0; i < slots_used; i++)
@@ -779,6 +827,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	op_no++;
+	if (faults_armed) {
+		for (int op = 0; op < 4; op++)
+			os_fail_at(op, 0, false);
+		faults_armed = false;
+	}
 	for (unsigned i = 0; i < slots_used; i++)
 		slot_free(i, i);
 	slots_used = 0;

@@ -173,7 +173,7 @@ def misc(sub, sel=0):
     return op(MISC, sub) + bytes([sel])
 
 
-TRIM, MALLOPT, FREE_ALL, NULLS, STATS, MALLINFO, CHECK_ALL = range(7)
+TRIM, MALLOPT, FREE_ALL, NULLS, STATS, MALLINFO, CHECK_ALL, FAULT = range(8)
 
 
 def seeds():
@@ -280,6 +280,18 @@ def seeds():
         malloc(2, 100) + fail(2, 2, 3) + malloc(3, 300000) + fail(2, 3, 5)
     s['misc-all'] = (malloc(0, 100) + malloc(1, 50000) + misc(TRIM) + misc(NULLS) + misc(STATS) +
                      misc(MALLINFO) + misc(CHECK_ALL) + misc(7) + misc(FREE_ALL) + misc(TRIM))
+    # a system call fails at the nth next call (sel: op | (n - 1) << 2 | persist << 6)
+    for k, (sysop, name) in enumerate([(0, 'mmap'), (1, 'mprotect'), (2, 'madvise'), (3, 'mremap')]):
+        b = b''
+        for n in (1, 2, 3, 5):
+            b += misc(FAULT, sysop | (n - 1) << 2)
+            b += (malloc(0, 300000) + realloc(0, 600000) + realloc(0, 900000) + realloc(0, 140000) +
+                  realloc(0, 700000) + burst(4, 100, 16384) +
+                  burst_free(4, 100, 2) + misc(TRIM) + malloc(1, 1500000) + calloc(2, 200000) +
+                  aligned(POSIX, 3, 1 << 20, 5000) + misc(STATS) + misc(FREE_ALL))
+        b += misc(FAULT, sysop | 0x40) + malloc(0, 200000) + burst(4, 200, 8000) + misc(TRIM) + \
+            realloc(5, 700000) + misc(STATS)
+        s['fault-' + name] = b
     b = b''
     for sel in range(8):
         b += misc(MALLOPT, sel) + malloc(sel, 20000 + 25000 * sel) + realloc(sel, 70000) + \
@@ -343,7 +355,8 @@ def seeds():
             elif o == FAIL:
                 b += fail(rng.randrange(8), slot, rng.randrange(256))
             else:
-                b += misc(rng.choice([MALLOPT, FREE_ALL, NULLS, STATS, MALLINFO, CHECK_ALL, TRIM]),
+                b += misc(rng.choice([MALLOPT, FREE_ALL, NULLS, STATS, MALLINFO, CHECK_ALL, TRIM,
+                                      FAULT]),
                           rng.randrange(256))
         s['random-%d' % k] = b + misc(MALLOPT, 2)
     return s

@@ -9,10 +9,12 @@
  * function-like, so only a name followed by "(" changes: the declarations in
  * <stdlib.h> and <malloc.h>, buddyslab's definitions and its own calls are
  * renamed alike, while `struct mallinfo` and `__attribute__((malloc))` are
- * not. The __libc_* aliases in src/malloc.c name their target as a string
- * (alias("malloc")), which no macro reaches; the alias macro below prefixes
- * that string, so fz___libc_malloc aliases fz_malloc. test/fuzz_smoke.sh
- * checks with nm that no unprefixed name is defined.
+ * not. reallocarray is the exception, object-like, because glibc's
+ * <stdlib.h> names it without a "(" for gcc >= 11 (__attr_dealloc
+ * (reallocarray, 1)). The __libc_* aliases in src/malloc.c name their target
+ * as a string (alias("malloc")), which no macro reaches; the alias macro
+ * below prefixes that string, so fz___libc_malloc aliases fz_malloc.
+ * test/fuzz_smoke.sh checks with nm that no unprefixed name is defined.
  */
 #ifndef BSL_FUZZ_PREFIX_H
 #define BSL_FUZZ_PREFIX_H
@@ -21,7 +23,7 @@
 #define free(...)               fz_free(__VA_ARGS__)
 #define calloc(...)             fz_calloc(__VA_ARGS__)
 #define realloc(...)            fz_realloc(__VA_ARGS__)
-#define reallocarray(...)       fz_reallocarray(__VA_ARGS__)
+#define reallocarray            fz_reallocarray   /* object-like: see above */
 #define posix_memalign(...)     fz_posix_memalign(__VA_ARGS__)
 #define aligned_alloc(...)      fz_aligned_alloc(__VA_ARGS__)
 #define memalign(...)           fz_memalign(__VA_ARGS__)
