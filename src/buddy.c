@@ -424,7 +424,9 @@ static size_t purge_zone(struct zone *z, uint64_t before)
 		for (unsigned i = 0; i < n; i++)
 			free_block_locked(z, batch[i], orders[i], ok[i] ? 0 : now, false);
 		lock_release(&z->lock);
-		if (n < PURGE_BATCH)
+		/* a short batch was the last; a pass whose every madvise failed would
+		 * only take the same blocks again (they went back stamped dirty now) */
+		if (n < PURGE_BATCH || !pass_bytes)
 			break;
 	}
 	return nbytes;
