@@ -119,10 +119,10 @@ static void pin_to_cpu(int cpu)
 	sched_setaffinity(0, sizeof set, &set);
 }
 
-/* Run this program as `--child` with BUDDYSLAB_CONF=conf (NULL: unset);
- * collect stdout and stderr. Returns the wait status, -1 on error. */
+/* Run this program as `mode` (--child, --adopt-child) with BUDDYSLAB_CONF=conf
+ * (NULL: unset); collect stdout and stderr. Returns the wait status, -1 on error. */
 static char child_out[1 << 16], child_err[1 << 16];
-static int run_child(const char *conf)
+static int run_child_as(const char *mode, const char *conf)
 {
 	int fo = memfd_create("out", 0), fe = memfd_create("err", 0);
 	if (fo < 0 || fe < 0)
@@ -139,7 +139,7 @@ static int run_child(const char *conf)
 		else
 			unsetenv("BUDDYSLAB_CONF");
 		alarm(60);
-		execl(self_exe, self_exe, "--child", (char *)NULL);
+		execl(self_exe, self_exe, mode, (char *)NULL);
 		_exit(127);
 	}
 	int st = -1;
@@ -151,6 +151,19 @@ static int run_child(const char *conf)
 	close(fo);
 	close(fe);
 	return st;
+}
+
+static int run_child(const char *conf) { return run_child_as("--child", conf); }
+
+/* NULL when CPUs 0 and 1 are both online and allowed, else why not. */
+static const char *cpus_0_and_1_missing(void)
+{
+	cpu_set_t set;
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		return "one CPU online";
+	if (sched_getaffinity(0, sizeof set, &set) != 0 || !CPU_ISSET(0, &set) || !CPU_ISSET(1, &set))
+		return "CPUs 0 and 1 not both allowed";
+	return NULL;
 }
 
 static int child_main(void)
@@ -298,13 +311,11 @@ static void buddyinfo_format(void)
  * zones have no free pages left and its own zone takes a chunk. */
 static void buddyinfo_second_zone(void)
 {
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	if (ncpu < 2)
-		SKIP("one CPU online");
+	const char *why = cpus_0_and_1_missing();
+	if (why)
+		SKIP("%s", why);
 	cpu_set_t old;
 	REQUIRE(sched_getaffinity(0, sizeof old, &old) == 0);
-	if (!CPU_ISSET(0, &old) || !CPU_ISSET(1, &old))
-		SKIP("CPUs 0 and 1 not both allowed");
 	void *warm = malloc(65536);     /* some zone has a chunk */
 	REQUIRE(warm);
 	int cpu = zones[0].chunks ? 1 : 0;
@@ -391,30 +402,12 @@ static int adopt_child(void)
 
 static void adopted_zone_is_seen(void)
 {
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	if (ncpu < 2)
-		SKIP("one CPU online");
-	cpu_set_t old;
-	REQUIRE(sched_getaffinity(0, sizeof old, &old) == 0);
-	if (!CPU_ISSET(0, &old) || !CPU_ISSET(1, &old))
-		SKIP("CPUs 0 and 1 not both allowed");
-	fflush(NULL);
-	int fo = memfd_create("out", 0);
-	REQUIRE(fo >= 0);
-	pid_t pid = fork();
-	REQUIRE(pid >= 0);
-	if (pid == 0) {
-		dup2(fo, 1);
-		setenv("BUDDYSLAB_CONF", "decay_ms:-1", 1);   /* nothing purged behind the test's back */
-		alarm(60);
-		execl(self_exe, self_exe, "--adopt-child", (char *)NULL);
-		_exit(127);
-	}
-	int st = -1;
-	waitpid(pid, &st, 0);
-	ssize_t n = pread(fo, child_out, sizeof child_out - 1, 0);
-	child_out[n > 0 ? n : 0] = 0;
-	close(fo);
+	const char *why = cpus_0_and_1_missing();
+	if (why)
+		SKIP("%s", why);
+	/* decay_ms:-1: nothing is purged behind the test's back */
+	int st = run_child_as("--adopt-child", "decay_ms:-1");
+	REQUIRE(st != -1);
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 3)
 		SKIP("could not set up the adoption (scheduler or zone state)");
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
