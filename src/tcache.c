@@ -12,6 +12,9 @@
 #include "run.h"
 #include "buddy.h"
 #include "os.h"
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 __thread struct tcache tc_self __attribute__((tls_model("initial-exec")));
 __thread int stats_in_signal __attribute__((tls_model("initial-exec")));
@@ -78,16 +81,20 @@ static void publish(struct tcache *tc)
 	__atomic_store_n(&tc->rec->cached_bytes, bytes, __ATOMIC_RELAXED);
 }
 
-static void tcache_thread_exit(void *arg)
+/* The exit key's destructor. Its argument may be a stale value left in a
+ * reused thread descriptor: only the calling thread's own cache counts. */
+static void tcache_thread_exit(void *unused)
 {
-	struct tcache *tc = arg;
-	tcache_flush(tc);
-	for (unsigned c = 1; c <= NCLASSES; c++)
-		tc->bins[c].max = tc->bins[c].room = 0;   /* later frees take the slow path */
-	lock_acquire(&registry_lock);
-	record_put_locked(tc->rec);
-	lock_release(&registry_lock);
-	tc->rec = NULL;
+	struct tcache *tc = &tc_self;
+	if (tc->state == TC_LIVE) {
+		tcache_flush(tc);
+		for (unsigned c = 1; c <= NCLASSES; c++)
+			tc->bins[c].max = tc->bins[c].room = 0;   /* later frees take the slow path */
+		lock_acquire(&registry_lock);
+		record_put_locked(tc->rec);
+		lock_release(&registry_lock);
+		tc->rec = NULL;
+	}
 	tc->state = TC_DEAD;
 }
 
@@ -97,23 +104,46 @@ void tcache_global_init(void)
 	pthread_key_create(&exit_key, tcache_thread_exit);
 }
 
-/* Count a warm-up call; start the cache when warm-up is over. False while
- * the calling thread should bypass its cache. */
+/* True when the calling thread is in glibc's last exit stage: its TSD teardown
+ * is over and start_thread has blocked every signal but SIGSETXID with a raw
+ * sigprocmask. SIGCANCEL (32) blocked is the mark: pthread_sigmask and
+ * sigprocmask never block it for a program. (glibc's SIGEV_THREAD timer helper
+ * runs with it blocked too, and so runs uncached.) */
+static bool thread_in_final_exit(void)
+{
+	uint64_t mask = 0;
+	if (syscall(SYS_rt_sigprocmask, SIG_BLOCK, NULL, &mask, sizeof mask) != 0)
+		return false;
+	return (mask >> (32 - 1)) & 1;
+}
+
+/* Count a slow-path call and move the cache along its lifecycle (tcache.h).
+ * False while the calling thread should bypass its cache. */
 static bool tcache_ready(struct tcache *tc)
 {
 	if (likely(tc->state == TC_LIVE))
 		return true;
-	if (tc->state == TC_DEAD || ++tc->warmup < TCACHE_WARMUP)
+	if (tc->state == TC_DEAD)
+		return false;
+	if (tc->state == TC_NEW) {
+		/* State first: pthread_setspecific may itself allocate. */
+		tc->state = thread_in_final_exit() ? TC_DEAD : TC_WARM;
+		if (tc->state == TC_DEAD)
+			return false;
+		pthread_setspecific(exit_key, tc);
+	}
+	if (++tc->warmup < TCACHE_WARMUP)
 		return false;
 	lock_acquire(&registry_lock);
 	tc->rec = record_get_locked();
 	lock_release(&registry_lock);
-	if (!tc->rec)
+	if (!tc->rec) {
+		tc->warmup = 0;   /* no memory for the record: try again later */
 		return false;
+	}
 	for (unsigned c = 1; c <= NCLASSES; c++)
 		tc->bins[c].max = tc->bins[c].room = (int32_t)class_tcache_max[c];
 	tc->state = TC_LIVE;
-	pthread_setspecific(exit_key, tc);
 	return true;
 }
 

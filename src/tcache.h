@@ -5,17 +5,26 @@
  * first word, with a bound (class_tcache_max) and the room left under it
  * (room = max - objects held; the free fast path tests it with one compare).
  * Only the owning thread touches its bins, so the fast paths in malloc.c need
- * no lock and no atomic. Bins start with room = 0 and head = NULL, so the first malloc
- * and the first free of a thread fall to the slow path, which sets the cache
- * up; after the thread's exit the bins go back to that state and the cache is
- * marked dead, so late frees (from other TLS destructors) go straight to the
- * slabs.
+ * no lock and no atomic. Bins have room = 0 and head = NULL until the cache is
+ * live, so every malloc and free of a thread whose cache is not live falls to
+ * the slow path.
  *
- * Warm-up: a thread's first TCACHE_WARMUP slow-path calls go straight to the
- * slabs; only then does its cache start. A thread that allocates a few
- * blocks (or allocates for the first time inside the last round of pthread
- * key destructors, when a new key value would never be destructed) caches
- * nothing and so can leave nothing behind.
+ * Lifecycle (tc->state; only the owning thread writes it):
+ *   TC_NEW  -> TC_WARM   at the thread's first slow-path call: the exit key is
+ *                        set now, so every thread that used the allocator gets
+ *                        the destructor in its TSD teardown. A thread whose
+ *                        first call comes in glibc's last exit stage (after its
+ *                        teardown, signals blocked) goes to TC_DEAD instead.
+ *   TC_WARM -> TC_LIVE   after TCACHE_WARMUP slow-path calls: bins get their
+ *                        bounds and a statistics record. No pthread call here.
+ *   any     -> TC_DEAD   in the exit key's destructor: the cache is flushed, the
+ *                        record returned. Final: later destructors,
+ *                        __libc_thread_freeres and glibc's stack-cache eviction
+ *                        go straight to the slabs and leave nothing behind.
+ * The destructor ignores its argument and acts on the calling thread's own
+ * cache: a key value left in a reused thread descriptor (set after a
+ * teardown) is harmless. A thread that caches nothing (fewer than
+ * TCACHE_WARMUP slow calls) can leave nothing behind.
  *
  * Statistics never read another thread's TLS (it may be gone): each live
  * cache owns a record in memory of our own, where every 16th slow path publishes the
@@ -33,7 +42,7 @@ struct tcache_bin {
 	int32_t  max;      /* objects held + room; 0 while the cache is not live */
 };
 
-enum tcache_state { TC_NEW = 0, TC_LIVE, TC_DEAD };
+enum tcache_state { TC_NEW = 0, TC_WARM, TC_LIVE, TC_DEAD };
 #define TCACHE_WARMUP 32
 
 struct tcache_record;
@@ -50,7 +59,7 @@ struct tcache {
 	void *runs[RUN_CACHE_MAX_PAGES + 1];     /* by page count; linked by first word */
 	size_t run_bytes;                        /* bytes parked in runs[] */
 	int state;                       /* enum tcache_state */
-	uint32_t warmup;                 /* slow-path calls made while TC_NEW */
+	uint32_t warmup;                 /* slow-path calls made while TC_WARM */
 	uint32_t nslow;                  /* slow-path calls; publish every 16th */
 	struct tcache_record *rec;       /* TC_LIVE: this cache's published totals */
 };
