@@ -5,6 +5,7 @@
 
 struct class_info class_info[NCLASSES + 1];
 uint32_t class_tcache_max[NCLASSES + 1];
+uint32_t class_tcache_cap[NCLASSES + 1];
 uint8_t small_class[SMALL_LOOKUP / 16 + 1];
 
 static uint64_t inverse_mod_2_64(uint64_t odd)
@@ -23,9 +24,10 @@ static uint32_t nth_class_size(unsigned idx)
 	return (1u << k) + step * (1u << (k - 2));
 }
 
-static uint32_t tcache_max_for(uint32_t size)
+/* Objects of this size in `bytes` of a bin, 4..256. */
+static uint32_t tcache_max_for(uint32_t size, uint32_t bytes)
 {
-	uint32_t n = 16384 / size;
+	uint32_t n = bytes / size;
 	return n < 4 ? 4 : n > 256 ? 256 : n;
 }
 
@@ -37,7 +39,9 @@ static unsigned size_to_class_slow(size_t n)
 	return 9 + 4 * (k - 7) + (unsigned)((n - 1 - ((size_t)1 << k)) >> (k - 2));
 }
 
-/* The smallest slab order whose objects fill all but under 1/8 of the slab
+/* The smallest slab order that holds SLAB_MIN_OBJS objects (with one object
+ * per slab, every allocation of a 4 KiB..16 KiB class would be a buddy call)
+ * and whose objects fill all but under 1/8 of the slab
  * (at most 1/8 when the slab's last guard_pages pages are guards, secure
  * mode: the guard counts as waste, so guarded slabs are 8 pages or more). */
 static void slab_geometry(struct class_info *ci, unsigned guard_pages)
@@ -49,7 +53,8 @@ static void slab_geometry(struct class_info *ci, unsigned guard_pages)
 			continue;
 		size_t waste = (slab - guard) % ci->size + guard;
 		if (order == SLAB_MAX_ORDER ||
-		    (slab - guard >= ci->size && (guard ? waste * 8 <= slab : waste * 8 < slab)))
+		    (slab - guard >= SLAB_MIN_OBJS * (size_t)ci->size &&
+		     (guard ? waste * 8 <= slab : waste * 8 < slab)))
 			break;
 	}
 	ci->order = (uint8_t)order;
@@ -70,7 +75,8 @@ void sizeclass_init(void)
 		ci->shift = (uint8_t)__builtin_ctz(ci->size);
 		ci->inv = inverse_mod_2_64(ci->size >> ci->shift);
 		slab_geometry(ci, 0);
-		class_tcache_max[c] = tcache_max_for(ci->size);
+		class_tcache_max[c] = tcache_max_for(ci->size, TCACHE_BIN_START);
+		class_tcache_cap[c] = tcache_max_for(ci->size, TCACHE_BIN_CAP);
 	}
 	small_class[0] = 1;
 	for (unsigned i = 1; i <= SMALL_LOOKUP / 16; i++)

@@ -43,7 +43,14 @@ struct class_info {
 _Static_assert(sizeof(struct class_info) == 16, "class_info is 16 bytes");
 
 extern struct class_info class_info[NCLASSES + 1];
-extern uint32_t class_tcache_max[NCLASSES + 1];   /* objects a thread may cache */
+/* Thread-cache bin bounds, in objects: a bin starts at class_tcache_max
+ * (TCACHE_BIN_START bytes of objects) and doubles, each time it runs empty, up
+ * to class_tcache_cap (TCACHE_BIN_CAP bytes); both 4..256 objects. */
+#define TCACHE_BIN_START (16 * 1024)
+#define TCACHE_BIN_CAP   (64 * 1024)
+#define SLAB_MIN_OBJS    4
+extern uint32_t class_tcache_max[NCLASSES + 1];
+extern uint32_t class_tcache_cap[NCLASSES + 1];
 extern uint8_t small_class[SMALL_LOOKUP / 16 + 1];   /* by (n + 15) >> 4 */
 
 void sizeclass_init(void);

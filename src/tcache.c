@@ -117,6 +117,29 @@ static bool thread_in_final_exit(void)
 	return (mask >> (32 - 1)) & 1;
 }
 
+/* Every bin back to its starting bound (the bins must be empty). */
+static void bins_reset(struct tcache *tc)
+{
+	for (unsigned c = 1; c <= NCLASSES; c++)
+		tc->bins[c].max = tc->bins[c].room = (int32_t)class_tcache_max[c];
+	tc->grown_bytes = 0;
+}
+
+/* A bin that ran empty doubles its bound, within its cap and the budget. */
+static void bin_grow(struct tcache *tc, unsigned c)
+{
+	struct tcache_bin *b = &tc->bins[c];
+	int32_t add = b->max;
+	if (b->max + add > (int32_t)class_tcache_cap[c])
+		add = (int32_t)class_tcache_cap[c] - b->max;
+	size_t bytes = (size_t)add * class_info[c].size;
+	if (add <= 0 || tc->grown_bytes + bytes > TCACHE_GROW_BUDGET)
+		return;
+	b->max += add;
+	b->room += add;
+	tc->grown_bytes += bytes;
+}
+
 /* Count a slow-path call and move the cache along its lifecycle (tcache.h).
  * False while the calling thread should bypass its cache. */
 static bool tcache_ready(struct tcache *tc)
@@ -141,8 +164,7 @@ static bool tcache_ready(struct tcache *tc)
 		tc->warmup = 0;   /* no memory for the record: try again later */
 		return false;
 	}
-	for (unsigned c = 1; c <= NCLASSES; c++)
-		tc->bins[c].max = tc->bins[c].room = (int32_t)class_tcache_max[c];
+	bins_reset(tc);
 	tc->state = TC_LIVE;
 	return true;
 }
@@ -153,6 +175,7 @@ void *tcache_alloc_slow(unsigned c)
 	void *objs[BATCH_MAX];
 	if (!tcache_ready(tc))
 		return slab_alloc_bulk(c, objs, 1) ? objs[0] : NULL;
+	bin_grow(tc, c);
 	unsigned got = slab_alloc_bulk(c, objs, (unsigned)(tc->bins[c].max + 1) / 2);
 	if (!got)
 		return NULL;
@@ -245,6 +268,8 @@ void tcache_flush(struct tcache *tc)
 	runs_flush(tc);
 	for (unsigned c = 1; c <= NCLASSES; c++)
 		bin_flush(&tc->bins[c], (unsigned)(tc->bins[c].max - tc->bins[c].room));
+	if (tc->state == TC_LIVE)
+		bins_reset(tc);
 	if (tc->rec)
 		publish(tc);
 }

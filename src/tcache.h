@@ -44,6 +44,11 @@ struct tcache_bin {
 
 enum tcache_state { TC_NEW = 0, TC_WARM, TC_LIVE, TC_DEAD };
 #define TCACHE_WARMUP 32
+/* Bounds grow with demand (sizeclass.h); the growth of all of a thread's bins
+ * together stays under this, and malloc_trim (tcache_flush) resets it. A full
+ * bin does not grow: a consumer thread would only return objects in bigger,
+ * later batches. */
+#define TCACHE_GROW_BUDGET (1024 * 1024)
 
 struct tcache_record;
 
@@ -58,6 +63,7 @@ struct tcache {
 	struct tcache_bin bins[NCLASSES + 1];
 	void *runs[RUN_CACHE_MAX_PAGES + 1];     /* by page count; linked by first word */
 	size_t run_bytes;                        /* bytes parked in runs[] */
+	size_t grown_bytes;      /* bytes the bins' bounds grew by, at most TCACHE_GROW_BUDGET */
 	int state;                       /* enum tcache_state */
 	uint32_t warmup;                 /* slow-path calls made while TC_WARM */
 	uint32_t nslow;                  /* slow-path calls; publish every 16th */

@@ -1355,7 +1355,7 @@ static void enomem_under_rlimit_as(void)
 	if (pid == 0) {
 		dup2(pfd[1], 1);
 		close(pfd[0]);
-		alarm(60);
+		alarm(200);   /* a hang guard: under a loaded machine this child takes 45 s */
 		struct rlimit rl = { OOM_LIMIT, OOM_LIMIT };
 		if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(3);
 		execl(self_exe, self_exe, "--oom-child", (char *)NULL);
