@@ -49,14 +49,15 @@ static bool arena_reserve_locked(void)
 		if (!raw)
 			continue;
 		struct arena *a = &arenas[narenas];
-		a->base = (char *)align_up((uintptr_t)raw, CHUNK_SIZE);
+		char *base = (char *)align_up((uintptr_t)raw, CHUNK_SIZE);
 		/* give back the alignment slop: under ulimit -v every byte counts */
-		size_t head = (size_t)(a->base - raw), used = nbytes + desc_bytes(npages);
+		size_t head = (size_t)(base - raw), used = nbytes + desc_bytes(npages);
 		if (head)
 			os_unmap(raw, head);
 		if (CHUNK_SIZE - head)
-			os_unmap(a->base + used, CHUNK_SIZE - head);
-		a->desc = (struct page_desc *)(a->base + nbytes);
+			os_unmap(base + used, CHUNK_SIZE - head);
+		a->base_hidden = hide_addr((uintptr_t)base);
+		a->desc = (struct page_desc *)(base + nbytes);
 		a->npages = npages;
 		a->nchunks = 0;
 		__atomic_store_n(&narenas, narenas + 1, __ATOMIC_RELEASE);
@@ -85,7 +86,7 @@ struct page_desc *arena_chunk_alloc(uint16_t zone)
 		a = &arenas[narenas - 1];
 	}
 	size_t page = a->nchunks * CHUNK_PAGES;
-	char *data = a->base + (page << PAGE_SHIFT);
+	char *data = (char *)(unhide_addr(a->base_hidden) + (page << PAGE_SHIFT));
 	struct page_desc *d = &a->desc[page];
 	if (!os_commit(d, desc_bytes(CHUNK_PAGES)))
 		goto out;

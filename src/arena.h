@@ -5,14 +5,18 @@
  * its break advances one 4 MiB chunk at a time (committed with mprotect).
  * Beside the data range lies an array with one struct page_desc per page,
  * committed together with the chunk it describes, so that
- *     desc = arena->desc + ((p - arena->base) >> PAGE_SHIFT)
- * maps any pointer to its page's metadata in O(1) with no lock.
+ *     desc = arena->desc + ((p - base) >> PAGE_SHIFT)
+ * maps any pointer to its page's metadata in O(1) with no lock. Addresses of
+ * heap memory are kept hidden (common.h: the arena's base, every slab page's
+ * slab base), so that memcheck never finds a block through them; p - base is
+ * p + base_hidden.
  * When an arena is full another is reserved (up to MAX_ARENAS); a reservation
  * that fails (ulimit -v) is retried at half the size down to one chunk. Under
  * a finite RLIMIT_AS the first try is an eighth of the limit.
  *
  * Invariants
- *  - arena->base is CHUNK_SIZE aligned; chunk i covers pages [i*1024, i*1024+1024).
+ *  - an arena's base is CHUNK_SIZE aligned; chunk i covers pages [i*1024, i*1024+1024).
+ *  - no descriptor or arena field holds a plain address of heap memory.
  *  - arenas[0..narenas) never move or shrink; narenas only grows (release store).
  *  - a descriptor beyond the break is never read.
  * Lock: arena_lock protects growth (the break, narenas); it is the innermost lock.
@@ -28,7 +32,7 @@ enum page_kind {
 	PD_NONE = 0,   /* inside a block whose head describes it, or unused */
 	PD_FREE,       /* head of a free buddy block of `order` */
 	PD_PCP,        /* an order-0 page parked in a zone's pcp cache */
-	PD_SLAB,       /* a page of a slab (every page carries class_idx, slab_base) */
+	PD_SLAB,       /* a page of a slab (every page carries class_idx, slab_base_hidden) */
 	PD_RUN,        /* head of a page run of `npages` handed to the program */
 };
 
@@ -46,7 +50,8 @@ struct page_desc {
 	uint8_t  arena;       /* index of the arena holding this page; set once */
 	uint8_t  pad;
 	union {
-		uintptr_t slab_base;  /* PD_SLAB, every page: address of the slab's first object */
+		uintptr_t slab_base_hidden;  /* PD_SLAB, every page: hide_addr(the slab's
+		                                first object) */
 		uint64_t dirty_ms;    /* PD_FREE head: when it became dirty (ms); 0 = clean */
 	};
 	union {
@@ -75,7 +80,7 @@ struct page_desc {
 _Static_assert(sizeof(struct page_desc) == 64, "a page descriptor is 64 bytes");
 
 struct arena {
-	char   *base;          /* first data page, CHUNK_SIZE aligned */
+	uintptr_t base_hidden; /* hide_addr(first data page), which is CHUNK_SIZE aligned */
 	struct page_desc *desc;/* npages descriptors */
 	size_t  npages;        /* pages reserved */
 	size_t  nchunks;       /* chunks committed so far (the break), under arena_lock */
@@ -96,7 +101,7 @@ static inline struct page_desc *arena_desc_of(const void *p)
 	unsigned n = __atomic_load_n(&narenas, __ATOMIC_ACQUIRE);
 	for (unsigned i = 0; i < n; i++) {
 		struct arena *a = &arenas[i];
-		size_t off = (size_t)((const char *)p - a->base);
+		size_t off = (uintptr_t)p + a->base_hidden;
 		if (off < __atomic_load_n(&a->limit, __ATOMIC_ACQUIRE))
 			return &a->desc[off >> PAGE_SHIFT];
 	}
@@ -109,7 +114,7 @@ static inline size_t desc_index(const struct page_desc *d)
 }
 static inline char *desc_addr(const struct page_desc *d)
 {
-	return arenas[d->arena].base + (desc_index(d) << PAGE_SHIFT);
+	return (char *)((desc_index(d) << PAGE_SHIFT) - arenas[d->arena].base_hidden);
 }
 
 /* Set zone and arena in the descriptors [from, CHUNK_PAGES) of a chunk. */

@@ -8,18 +8,26 @@
  * Lock: one per shard; innermost (nothing is called with it held but os_*).
  * The mapping cache has its own lock, never held with a shard lock; munmap
  * of evicted mappings happens after it is released.
+ *
+ * Invariant: neither the table nor the cache holds a plain block address:
+ * both store hide_addr(addr) (common.h), so that memcheck's leak check does
+ * not find every large block "still reachable" through them. Under memcheck
+ * every block also gets a PROT_NONE page on each side (as secure guard mode
+ * does): a one-past-the-end pointer of a neighbouring mapping (ld.so's
+ * alloc_end, say) then points at a guard, not at the block.
  */
 #include "large.h"
 #include "secure.h"
 #include "os.h"
 #include "config.h"
 #include "buddy.h"
+#include "vg.h"
 #include <errno.h>
 #include <string.h>
 
 #define LARGE_SHARDS 16
 struct large_slot {
-	uintptr_t addr;      /* 0: empty */
+	uintptr_t addr_hidden;   /* hide_addr(block address); 0: empty */
 	size_t    nbytes;    /* 0: removed (a tombstone that remembers the address,
 	                        so a second free of it can be named a double free) */
 };
@@ -58,6 +66,12 @@ static struct large_shard *shard_of(uintptr_t a)
 	return &shards[hash_addr(a) >> 60];
 }
 
+/* Blocks with a guard page on each side: secure guard mode, and memcheck. */
+static bool guarded(void)
+{
+	return (opt.secure & SEC_GUARD) || vg_active;
+}
+
 /* The live slot of a, or NULL; *was_freed tells whether a tombstone of a
  * was seen on the way. */
 static struct large_slot *find_locked(struct large_shard *sh, uintptr_t a, bool *was_freed)
@@ -65,10 +79,11 @@ static struct large_slot *find_locked(struct large_shard *sh, uintptr_t a, bool 
 	*was_freed = false;
 	if (!sh->cap || a == 0)
 		return NULL;
+	uintptr_t h = hide_addr(a);
 	for (size_t i = hash_addr(a) & (sh->cap - 1);; i = (i + 1) & (sh->cap - 1)) {
-		if (sh->slots[i].addr == 0)
+		if (sh->slots[i].addr_hidden == 0)
 			return NULL;
-		if (sh->slots[i].addr == a) {
+		if (sh->slots[i].addr_hidden == h) {
 			if (sh->slots[i].nbytes)
 				return &sh->slots[i];
 			*was_freed = true;
@@ -79,9 +94,9 @@ static struct large_slot *find_locked(struct large_shard *sh, uintptr_t a, bool 
 static void put_locked(struct large_slot *slots, size_t cap, uintptr_t a, size_t nbytes)
 {
 	size_t i = hash_addr(a) & (cap - 1);
-	while (slots[i].addr && slots[i].nbytes)
+	while (slots[i].addr_hidden && slots[i].nbytes)
 		i = (i + 1) & (cap - 1);
-	slots[i].addr = a;
+	slots[i].addr_hidden = hide_addr(a);
 	slots[i].nbytes = nbytes;
 }
 
@@ -94,8 +109,8 @@ static bool grow_locked(struct large_shard *sh)
 	if (!slots)
 		return false;
 	for (size_t i = 0; i < sh->cap; i++)
-		if (sh->slots[i].addr && sh->slots[i].nbytes)
-			put_locked(slots, cap, sh->slots[i].addr, sh->slots[i].nbytes);
+		if (sh->slots[i].addr_hidden && sh->slots[i].nbytes)
+			put_locked(slots, cap, unhide_addr(sh->slots[i].addr_hidden), sh->slots[i].nbytes);
 	if (sh->slots && sh->slots != slots0[sh - shards])
 		os_unmap(sh->slots, sh->cap * sizeof *slots);
 	sh->slots = slots;
@@ -142,10 +157,10 @@ static size_t unrecord(const void *p)
 	return nbytes;
 }
 
-/* A block's mapping goes away (with its guard pages in secure guard mode). */
+/* A block's mapping goes away (with its guard pages when guarded). */
 static void unmap_block(void *p, size_t len)
 {
-	if (opt.secure & SEC_GUARD)
+	if (guarded())
 		secure_large_unmap(p, len);
 	else
 		os_unmap(p, len);
@@ -155,10 +170,15 @@ static void unmap_block(void *p, size_t len)
 
 #define LARGE_CACHE_SLOTS 16
 
-struct cached_map { void *addr; size_t nbytes; uint64_t freed_ms; };
+struct cached_map { uintptr_t addr_hidden; size_t nbytes; uint64_t freed_ms; };
 
 static lock_t cache_lock = LOCK_INIT;
-static struct cached_map cache[LARGE_CACHE_SLOTS];   /* addr NULL = empty */
+static struct cached_map cache[LARGE_CACHE_SLOTS];   /* addr_hidden 0 = empty */
+
+static void *cached_addr(const struct cached_map *m)
+{
+	return (void *)unhide_addr(m->addr_hidden);
+}
 static size_t cache_bytes;
 
 /* Take the smallest cached mapping of at least len bytes (and not more than
@@ -170,28 +190,29 @@ static void *cache_take(size_t len, size_t align)
 	lock_acquire(&cache_lock);
 	int bi = -1;
 	for (int i = 0; i < LARGE_CACHE_SLOTS; i++)
-		if (cache[i].addr && cache[i].nbytes >= len && cache[i].nbytes / 2 <= len &&
-		    ((uintptr_t)cache[i].addr & (align - 1)) == 0 &&
+		if (cache[i].addr_hidden && cache[i].nbytes >= len && cache[i].nbytes / 2 <= len &&
+		    (cache[i].addr_hidden & (align - 1)) == 0 &&   /* -a is aligned as a is */
 		    (bi < 0 || cache[i].nbytes < cache[bi].nbytes))
 			bi = i;
 	if (bi >= 0) {
 		best = cache[bi];
-		cache[bi].addr = NULL;
+		cache[bi].addr_hidden = 0;
 		cache_bytes -= best.nbytes;
 	}
 	lock_release(&cache_lock);
-	if (best.addr && best.nbytes > len) {
-		char *end = (char *)best.addr + len;
-		if (!(opt.secure & SEC_GUARD)) {
+	void *addr = cached_addr(&best);
+	if (addr && best.nbytes > len) {
+		char *end = (char *)addr + len;
+		if (!guarded()) {
 			os_unmap(end, best.nbytes - len);
 		} else if (os_guard(end, PAGE_SIZE)) {   /* the new rear guard */
 			os_unmap(end + PAGE_SIZE, best.nbytes - len);   /* and the old one */
 		} else {
-			unmap_block(best.addr, best.nbytes);
+			unmap_block(addr, best.nbytes);
 			return NULL;
 		}
 	}
-	return best.addr;
+	return addr;
 }
 
 /* Keep a freed mapping; false when it does not fit (the caller unmaps it).
@@ -207,23 +228,24 @@ static bool cache_put(void *addr, size_t nbytes)
 	for (;;) {
 		int oldest = -1, empty = -1;
 		for (int i = 0; i < LARGE_CACHE_SLOTS; i++) {
-			if (!cache[i].addr)
+			if (!cache[i].addr_hidden)
 				empty = i;
 			else if (oldest < 0 || cache[i].freed_ms < cache[oldest].freed_ms)
 				oldest = i;
 		}
 		if (empty >= 0 && cache_bytes + nbytes <= cap) {
-			cache[empty] = (struct cached_map){ addr, nbytes, buddy_now_ms() };
+			cache[empty] = (struct cached_map){ hide_addr((uintptr_t)addr), nbytes,
+							    buddy_now_ms() };
 			cache_bytes += nbytes;
 			break;
 		}
 		evicted[nev++] = cache[oldest];
 		cache_bytes -= cache[oldest].nbytes;
-		cache[oldest].addr = NULL;
+		cache[oldest].addr_hidden = 0;
 	}
 	lock_release(&cache_lock);
 	for (int i = 0; i < nev; i++)
-		unmap_block(evicted[i].addr, evicted[i].nbytes);
+		unmap_block(cached_addr(&evicted[i]), evicted[i].nbytes);
 	return true;
 }
 
@@ -234,14 +256,14 @@ size_t large_cache_release(uint64_t before_ms)
 	size_t nbytes = 0;
 	lock_acquire(&cache_lock);
 	for (int i = 0; i < LARGE_CACHE_SLOTS; i++)
-		if (cache[i].addr && cache[i].freed_ms <= before_ms) {
+		if (cache[i].addr_hidden && cache[i].freed_ms <= before_ms) {
 			out[n++] = cache[i];
 			cache_bytes -= cache[i].nbytes;
-			cache[i].addr = NULL;
+			cache[i].addr_hidden = 0;
 		}
 	lock_release(&cache_lock);
 	for (int i = 0; i < n; i++) {
-		unmap_block(out[i].addr, out[i].nbytes);
+		unmap_block(cached_addr(&out[i]), out[i].nbytes);
 		nbytes += out[i].nbytes;
 	}
 	return nbytes;
@@ -252,7 +274,7 @@ bool large_cache_holds(const void *p)
 	bool held = false;
 	lock_acquire(&cache_lock);
 	for (int i = 0; i < LARGE_CACHE_SLOTS; i++)
-		if (cache[i].addr && (uintptr_t)p - (uintptr_t)cache[i].addr < cache[i].nbytes)
+		if (cache[i].addr_hidden && (uintptr_t)p + cache[i].addr_hidden < cache[i].nbytes)
 			held = true;
 	lock_release(&cache_lock);
 	return held;
@@ -277,7 +299,7 @@ void *large_alloc(size_t nbytes, size_t align_bytes, bool *dirty)
 	if (opt.large_cache && (p = cache_take(len, align_bytes)))
 		*dirty = true;
 	if (!p)
-		p = opt.secure & SEC_GUARD ? secure_large_map(len, align_bytes) : os_map(len, align_bytes);
+		p = guarded() ? secure_large_map(len, align_bytes) : os_map(len, align_bytes);
 	if (!p)
 		goto nomem;
 	if (!record(p, len, false)) {

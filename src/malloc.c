@@ -53,7 +53,7 @@ static bool block_lookup(const void *p, struct block *b)
 	if (d) {
 		unsigned c = d->class_idx;
 		if (d->kind == PD_SLAB && c) {
-			size_t off = (uintptr_t)p - d->slab_base;
+			size_t off = (uintptr_t)p + d->slab_base_hidden;
 			if (class_obj_index(&class_info[c], off) >= class_info[c].nobjs)
 				return false;
 			*b = (struct block){ TIER_SLAB, class_info[c].size - sec_canary_bytes, d, c, false };
@@ -119,7 +119,11 @@ static void zero_block(void *p, size_t n)
 /* Allocate n bytes aligned to align (a power of two), zeroed when asked.
  * Sets errno on failure. When the OS refuses memory, the cached large
  * mappings (which hold address space under ulimit -v) are given back and
- * the allocation is tried once more. */
+ * the allocation is tried once more.
+ * Under memcheck a block takes one byte more than asked (no-access, as all
+ * of its slot past n): its one-past-the-end pointer, which a program may
+ * keep (a full vector's end), then points into its own slot, not at the
+ * start of the next block, which would look reachable through it. */
 static NOINLINE void *alloc_slow(size_t n, size_t align, bool zero)
 {
 	bsl_ensure_init();
@@ -127,9 +131,10 @@ static NOINLINE void *alloc_slow(size_t n, size_t align, bool zero)
 		errno = ENOMEM;
 		return NULL;
 	}
-	void *p = alloc_tiers(n, align, zero);
+	size_t slot = n + (unlikely(vg_active) ? 1 : 0);
+	void *p = alloc_tiers(slot, align, zero);
 	if (unlikely(!p) && large_cache_release(UINT64_MAX))
-		p = alloc_tiers(n, align, zero);
+		p = alloc_tiers(slot, align, zero);
 	if (unlikely(vg_active) && p) {
 		struct block b;
 		VERIFY(block_lookup(p, &b));
@@ -254,11 +259,11 @@ static NOINLINE void free_slow(void *p, const char *api)
 EXPORT void free(void *p)
 {
 	struct arena *a = &arenas[0];
-	size_t off = (size_t)((char *)p - a->base);
+	size_t off = (uintptr_t)p + a->base_hidden;       /* p - base (arena.h) */
 	if (likely(off < a->limit)) {
 		/* a page that is not a slab has obj_nobjs 0, so it fails the test */
 		struct page_desc *d = &a->desc[off >> PAGE_SHIFT];
-		size_t obj_off = (uintptr_t)p - d->slab_base;
+		size_t obj_off = (uintptr_t)p + d->slab_base_hidden;
 		struct tcache_bin *b = &tc_self.bins[(size_t)d->class_idx];
 		if (likely(obj_index(d->obj_inv, d->obj_shift, obj_off) < d->obj_nobjs &&
 			   b->room > 0)) {

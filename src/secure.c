@@ -2,7 +2,8 @@
  * secure.c - the hardening features of BUDDYSLAB_CONF=secure (see secure.h).
  *
  * Every function here runs on a slow path, and only when its feature is on:
- * the callers test opt.secure (or a slab's PDF_GUARD flag) first.
+ * the callers test opt.secure (or a slab's PDF_GUARD flag) first. The large
+ * block guards (secure_large_map/unmap) also serve memcheck runs (large.c).
  */
 #include "secure.h"
 #include "config.h"

@@ -3,8 +3,9 @@
  * slab.c - carve buddy blocks into objects of one size class.
  *
  * A slab is a 2^order-page buddy block. Every page's descriptor has kind
- * PD_SLAB, the class and its distance to the head page; the head descriptor
- * holds the slab's state:
+ * PD_SLAB, the class and the address of the slab's first object, hidden
+ * (common.h: memcheck must not see the first object as reachable through its
+ * descriptors); the head descriptor holds the slab's state:
  *   freelist   objects freed back to the slab (linked through their first word)
  *   fresh      index of the first object never handed out (bump allocation,
  *              so a new slab is not written to before it is used)
@@ -99,7 +100,7 @@ static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 	for (size_t i = 0; i < npages; i++) {
 		s[i].kind = PD_SLAB;
 		s[i].class_idx = (uint8_t)c;
-		s[i].slab_base = base;
+		s[i].slab_base_hidden = hide_addr(base);
 		s[i].freed = 0;
 		s[i].obj_inv = ci->inv;
 		s[i].obj_shift = ci->shift;
@@ -131,7 +132,7 @@ static void slab_release_locked(struct slab_cpu *sc, struct page_desc *s, unsign
 	for (size_t i = 0, n = (size_t)1 << order; i < n; i++) {
 		s[i].kind = PD_NONE;
 		s[i].class_idx = 0;
-		s[i].slab_base = 0;
+		s[i].slab_base_hidden = 0;
 		s[i].obj_nobjs = 0;
 		s[i].freed = 1;
 	}
@@ -236,7 +237,7 @@ bool slab_obj_is_free(struct page_desc *d, const void *p)
 	bool is_free = false;
 	lock_acquire(&sc->lock);
 	if (d->kind != PD_SLAB || slab_head(d, p) != s || s->slab_cpu != cpu ||
-	    class_obj_index(ci, (uintptr_t)p - s->slab_base) >= s->fresh)
+	    class_obj_index(ci, (uintptr_t)p + s->slab_base_hidden) >= s->fresh)
 		is_free = true;
 	for (void *q = s->freelist; q && !is_free; q = slab_next_free(q))
 		is_free = q == p;
@@ -249,7 +250,7 @@ void slab_check(struct slab_cpu *sc)
 	for (unsigned c = 1; c <= NCLASSES; c++) {
 		uint32_t empty = 0;
 		for (struct page_desc *s = sc->partial[c]; s; s = s->next) {
-			VERIFY(s->kind == PD_SLAB && s->class_idx == c && s->slab_base == (uintptr_t)desc_addr(s));
+			VERIFY(s->kind == PD_SLAB && s->class_idx == c && unhide_addr(s->slab_base_hidden) == (uintptr_t)desc_addr(s));
 			VERIFY(s->flags & PDF_PARTIAL);
 			VERIFY(s->inuse < s->nobjs);
 			size_t nfree = 0;

@@ -84,7 +84,7 @@ static inline void obj_mark_used(void *p) { ((uint64_t *)p)[1] = 0; }
 /* The head descriptor of the slab holding p, whose page is described by d. */
 static inline struct page_desc *slab_head(struct page_desc *d, const void *p)
 {
-	return d - ((((uintptr_t)p & ~(PAGE_SIZE - 1)) - d->slab_base) >> PAGE_SHIFT);
+	return d - ((((uintptr_t)p & ~(PAGE_SIZE - 1)) + d->slab_base_hidden) >> PAGE_SHIFT);
 }
 
 /* Diagnostic (bsl_owns): is the object at p, in the slab page d, free in its

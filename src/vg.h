@@ -9,6 +9,13 @@
  * call takes the slow paths, which are the only places that issue requests:
  * the fast paths carry no client-request code at all. Outside Valgrind each
  * request below is one test of vg_active.
+ *
+ * Leaks are classified as with memcheck's own malloc (DESIGN.md 12): no
+ * metadata memcheck scans holds a plain heap address (common.h, hide_addr);
+ * under memcheck each block takes one byte more than asked (malloc.c,
+ * alloc_slow) and each large block a guard page on each side (large.c), so
+ * that no one-past-the-end pointer, the program's or ld.so's, points at the
+ * start of another block.
  */
 #ifndef BSL_VG_H
 #define BSL_VG_H

@@ -156,7 +156,7 @@ static void overflow_last_slab_object(void *arg)
 		p = malloc(n);
 		struct page_desc *d = arena_desc_of(p);
 		struct page_desc *s = slab_head(d, p);
-		if ((uintptr_t)p - s->slab_base == (size_t)(s->nobjs - 1) * class_info[s->class_idx].size)
+		if ((uintptr_t)p + s->slab_base_hidden == (size_t)(s->nobjs - 1) * class_info[s->class_idx].size)
 			break;
 	}
 	memset(p, 'x', 64 << 10);    /* past its end: the guard faults */
