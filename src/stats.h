@@ -7,6 +7,9 @@
 #ifndef BSL_STATS_H
 #define BSL_STATS_H
 #pragma GCC visibility push(hidden)
-void stats_print_all(int fd);
+/* The report (stats line with the pid, buddyinfo, slabinfo) to OUT_REPORT
+ * (output.h), built on the stack and written in one write(): at exit with
+ * stats:1 and on stats_signal. Async-signal-safe. */
+void stats_report(void);
 #pragma GCC visibility pop
 #endif
