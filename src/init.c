@@ -3,8 +3,11 @@
  *
  * bsl_init_slow runs once, from whichever allocation comes first (it may be
  * inside the dynamic loader's dlsym or a constructor), and allocates nothing:
- * it parses BUDDYSLAB_CONF, builds the class table, creates the thread-exit
- * key and registers the fork handlers.
+ * it parses BUDDYSLAB_CONF, notes the stderr of start-up (out_init, right
+ * after the parse, so that the descriptor is taken "when the option is
+ * read"), builds the class table, creates the thread-exit key and registers
+ * the fork handlers. The report (stats_report) is written at exit from the
+ * destructor and on stats_signal; output.c decides where it goes.
  *
  * Maintenance: without a background thread, every slow path calls
  * bsl_maintenance(), which runs the rate-limited decay of the buddy zones and

@@ -13,6 +13,8 @@
 #                               the file is unchanged, the message is on the original stderr
 #   abort_fd2_reused_no_private the same without stats: the message goes to fd 2 (the
 #                               documented exception: the data file)
+#   report_broken_pipe_dropped  stats:1 with stderr a pipe nobody reads: the report is dropped,
+#                               the program exits 0 (not killed by SIGPIPE)
 #   coreutils_<prog>            sort cat head uniq wc ls (they close stderr before exit) with
 #                               stats:1: their output, and the report on stderr
 #   stats_file_relative_chdir   stats_file:rel/path, the program chdirs: the report is appended
@@ -135,6 +137,28 @@ int main(int argc, char **argv)
 	} else if (!strcmp(mode, "raise")) {
 		raise(atoi(arg));
 		puts("alive");
+	} else if (!strcmp(mode, "brokenpipe")) {
+		/* a child (this program, preloaded too) whose stderr is a pipe nobody reads */
+		int p[2];
+		if (pipe(p) != 0)
+			return 7;
+		close(p[0]);
+		pid_t pid = fork();
+		if (pid == 0) {
+			signal(SIGPIPE, SIG_DFL);
+			dup2(p[1], 2);
+			close(p[1]);
+			execl(argv[0], argv[0], "quiet", (char *)NULL);
+			_exit(9);
+		}
+		close(p[1]);
+		int st;
+		if (waitpid(pid, &st, 0) != pid)
+			return 8;
+		if (WIFEXITED(st))
+			printf("child exit %d\n", WEXITSTATUS(st));
+		else
+			printf("child signal %d\n", WTERMSIG(st));
 	} else if (!strcmp(mode, "children")) {
 		/* atoi(arg) children, all exit the moment the parent closes the pipe */
 		int p[2];
@@ -219,6 +243,14 @@ if [ $rc -eq 134 ] && cmp -s "$tmp/data.head" "$tmp/expected" &&
 	pass abort_fd2_reused_no_private
 else
 	fail abort_fd2_reused_no_private "rc $rc; data tail:" "$(tail -n 2 "$tmp/data")"
+fi
+
+# a report into a pipe whose reader is gone is dropped: the program does not die of SIGPIPE
+run stats:1 brokenpipe
+if [ $rc -eq 0 ] && grep -q '^child exit 0$' "$tmp/out"; then
+	pass report_broken_pipe_dropped
+else
+	fail report_broken_pipe_dropped "rc $rc; $(grep child "$tmp/out")"
 fi
 
 # ------------------------------------------- programs that close stderr before exit
