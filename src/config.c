@@ -418,7 +418,7 @@ void config_init(void)
 
 void config_print(int fd)
 {
-	char buf[2048];
+	char buf[1024];
 	struct text t = TEXT_INIT(buf, fd);
 	for (size_t i = 0; i < NDEFS; i++) {
 		text_printf(&t, "%s:", defs[i].key);

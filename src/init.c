@@ -159,6 +159,7 @@ static void fork_child(void)
 	buddy_unlock_all();
 	slab_unlock_all();
 	tcache_after_fork_child();
+	stats_after_fork_child();
 	lock_fork_end();
 }
 

@@ -2,11 +2,15 @@
  * stats.c - see stats.h. Also malloc_trim / mallopt / bsl_purge, which act on
  * the same state.
  *
- * The views are built into a buffer on the caller's stack (struct text) and
- * written with one write() per buffer-full: the report (stats_report) in an
- * 8 KiB one, which holds it whole up to about 48 zones (a 2-zone report is
- * about 2.7 KB), so reports of processes that exit together do not
- * interleave; a longer one is cut at line ends.
+ * The views are built into a buffer (struct text) and written with one
+ * write() per buffer-full, cut at line ends. The public views use 2 KiB on
+ * the caller's stack. The report (stats_report) uses report_buf, 8 KiB, which
+ * holds it whole up to about 48 zones (a 2-zone report is about 2.7 KB), so
+ * reports of processes that exit together do not interleave; it is static
+ * because the report may run in a signal handler on a thread with a small
+ * stack. report_owner (atomic) is the thread using it, or 0; a report that
+ * finds it taken (another thread's report, or a signal report interrupting
+ * one) uses 1 KiB of stack instead, in more writes.
  */
 #define _GNU_SOURCE
 #include <malloc.h>
@@ -91,7 +95,7 @@ static void text_buddyinfo(struct text *t)
 
 EXPORT void bsl_buddyinfo(int fd)
 {
-	char buf[4096];
+	char buf[2048];
 	struct text t = TEXT_INIT(buf, fd);
 	text_buddyinfo(&t);
 	text_flush(&t);
@@ -118,7 +122,7 @@ static void text_slabinfo(struct text *t)
 
 EXPORT void bsl_slabinfo(int fd)
 {
-	char buf[4096];
+	char buf[2048];
 	struct text t = TEXT_INIT(buf, fd);
 	text_slabinfo(&t);
 	text_flush(&t);
@@ -149,14 +153,32 @@ static void text_stats_line(struct text *t, bool with_pid)
 		    s.dirty, s.returned, s.tcache, (size_t)s.nthreads, (size_t)s.npurge);
 }
 
+static char report_buf[8192];
+static uint64_t report_owner;
+
 void stats_report(void)
 {
-	char buf[8192];
-	struct text t = TEXT_INIT(buf, OUT_REPORT);
+	char small[1024];
+	uint64_t none = 0;
+	bool own = __atomic_compare_exchange_n(&report_owner, &none, lock_self(), false,
+					       __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+	struct text t = TEXT_INIT(small, OUT_REPORT);
+	if (own)
+		t = (struct text)TEXT_INIT(report_buf, OUT_REPORT);
 	text_stats_line(&t, true);
 	text_buddyinfo(&t);
 	text_slabinfo(&t);
 	text_flush(&t);
+	if (own)
+		__atomic_store_n(&report_owner, 0, __ATOMIC_RELEASE);
+}
+
+void stats_after_fork_child(void)
+{
+	/* another thread's report did not follow us; our own (a handler that
+	 * forks interrupted it) finishes in the child too */
+	if (__atomic_load_n(&report_owner, __ATOMIC_RELAXED) != lock_self())
+		__atomic_store_n(&report_owner, 0, __ATOMIC_RELAXED);
 }
 
 EXPORT size_t bsl_purge(void)
