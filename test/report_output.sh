@@ -189,11 +189,12 @@ sed -i 's|\*(volatile int \*)sink = 0;|sink = NULL; *(volatile int *)sink = 0;|'
 cc -O1 -o "$tmp/prog" "$tmp/prog.c" || { fail build "cc failed"; exit 1; }
 "$tmp/prog" pattern | tail -n +2 > "$tmp/expected"   # the data a program writes
 
-# run CONF ARGS...: the program preloaded, stdout in $tmp/out, stderr in $tmp/err; rc in $rc
+# run CONF ARGS...: the program preloaded, stdout in $tmp/out, stderr in $tmp/err; rc in $rc.
+# stdin is /dev/null so that fds 0 and 1 are open and a new file gets fd 2 once it is closed.
 run() {
 	local conf=$1; shift
 	timeout -k 5 120 env LD_PRELOAD="$LIB" BUDDYSLAB_CONF="$conf" "$tmp/prog" "$@" \
-		>"$tmp/out" 2>"$tmp/err"
+		</dev/null >"$tmp/out" 2>"$tmp/err"
 	rc=$?
 	pid=$(sed -n 's/^pid //p' "$tmp/out")
 }
@@ -258,7 +259,8 @@ printf 'pear\napple\nfig\napple\n' > "$tmp/in.txt"
 coreutil() {   # NAME EXPECTED_STDOUT COMMAND...
 	local name=$1 want=$2; shift 2
 	local out
-	out=$(cd "$tmp" && timeout -k 5 120 env LD_PRELOAD="$LIB" BUDDYSLAB_CONF=stats:1 "$@" 2>"$tmp/$name.err")
+	out=$(cd "$tmp" && timeout -k 5 120 env LD_PRELOAD="$LIB" BUDDYSLAB_CONF=stats:1 "$@" \
+		</dev/null 2>"$tmp/$name.err")
 	local r=$?
 	if ! command -v "$1" >/dev/null 2>&1; then
 		skip "coreutils_$name" "$1 not installed"
@@ -315,7 +317,7 @@ fi
 refused() {   # NAME CONF WANT_RC WORD ARGS...: warning names stats_signal, the number and WORD
 	local name=$1 conf=$2 want=$3 word=$4; shift 4
 	local n=${conf#stats_signal:}
-	timeout -k 5 60 env LD_PRELOAD="$LIB" BUDDYSLAB_CONF="$conf" "$tmp/prog" "$@" 2>&1 >"$tmp/out" |
+	timeout -k 5 60 env LD_PRELOAD="$LIB" BUDDYSLAB_CONF="$conf" "$tmp/prog" "$@" 2>&1 >"$tmp/out" </dev/null |
 		head -c 100000 > "$tmp/err"
 	local r=${PIPESTATUS[0]}
 	local w
@@ -347,8 +349,8 @@ if ! command -v strace >/dev/null 2>&1; then
 elif ! strace -f -qq -o /dev/null -e trace=write true 2>/dev/null; then
 	skip report_one_write "strace cannot trace here (no ptrace permission)"
 else
-	timeout -k 5 120 env LD_PRELOAD="$LIB" BUDDYSLAB_CONF=stats:1 \
-		strace -f -qq -o "$tmp/trace" -e trace=write "$tmp/prog" >"$tmp/out" 2>"$tmp/err"
+	timeout -k 5 120 strace -f -qq -o "$tmp/trace" -e trace=write -E LD_PRELOAD="$LIB" \
+		-E BUDDYSLAB_CONF=stats:1 "$tmp/prog" </dev/null >"$tmp/out" 2>"$tmp/err"
 	rc=$?
 	pid=$(sed -n 's/^pid //p' "$tmp/out")
 	# the program itself writes once (its pid line, to stdout)
