@@ -63,12 +63,34 @@ static inline unsigned ceil_log2(size_t x) { return x <= 1 ? 0 : 64 - __builtin_
 static inline uintptr_t hide_addr(uintptr_t a) { return (uintptr_t)0 - a; }
 static inline uintptr_t unhide_addr(uintptr_t h) { return (uintptr_t)0 - h; }
 
-/* Messages and aborts: no allocation, no stdio. */
-COLD __attribute__((noreturn)) void bsl_fatal(const char *what, const void *ptr);
-void bsl_write_str(int fd, const char *s);
-/* printf subset: %s %d %u %zu %lu %llu %x %p and a width for numbers (%8zu). */
-void bsl_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Messages and aborts (message.c): no allocation, no stdio, no lock. A
+ * destination `dest` is a descriptor, or a stream of output.h (OUT_REPORT,
+ * OUT_WARN, OUT_FATAL) that output.c resolves so that buddyslab never writes
+ * into a file the program owns. The printf subset: %s %.*s %c %d %u %x %p
+ * with l/z, a width (%8zu) and '-' (left-aligned). */
+#define BSL_PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+/* A text built in a caller's buffer: written to dest in one write() when
+ * flushed, or, when the buffer fills up, its complete lines first. */
+struct text {
+	char *buf;
+	size_t cap, len;
+	int dest;
+};
+#define TEXT_INIT(array, to) { (array), sizeof (array), 0, (to) }
+void text_printf(struct text *t, const char *fmt, ...) BSL_PRINTF(2, 3);
+void text_flush(struct text *t);
+
+/* One message, one write (a 1 KiB buffer). */
+void bsl_printf(int dest, const char *fmt, ...) BSL_PRINTF(2, 3);
+/* "buddyslab: warning: ...\n" to OUT_WARN. */
+void bsl_warnf(const char *fmt, ...) BSL_PRINTF(1, 2);
 void bsl_warn(const char *msg, const char *detail);
+/* "buddyslab: what [ptr]\n", or "buddyslab: <fmt...>\nbuddyslab: what\n",
+ * to OUT_FATAL in one write, then abort(). */
+COLD __attribute__((noreturn)) void bsl_fatal(const char *what, const void *ptr);
+COLD __attribute__((noreturn)) void bsl_fatalf(const char *what, const char *fmt, ...)
+	BSL_PRINTF(2, 3);
 
 #define ASSERT(x) do { if (BSL_DEBUG && unlikely(!(x))) \
 	bsl_fatal("assertion failed: " #x " at " __FILE__, NULL); } while (0)

@@ -1,14 +1,17 @@
 /*
  * config.h - the options table, filled once from BUDDYSLAB_CONF.
  *
- * BUDDYSLAB_CONF="key:value,key:value". Parsed without allocating; an unknown
- * key or a bad value prints one warning line and keeps the default. Every key
- * is documented in LD_PRELOAD.md.
+ * BUDDYSLAB_CONF="key:value,key:value", white space around keys and values
+ * ignored. Parsed without allocating; an unknown key or a bad value prints
+ * one warning line (the key, the value, what is allowed) and keeps the
+ * default. Every key is documented in LD_PRELOAD.md.
  */
 #ifndef BSL_CONFIG_H
 #define BSL_CONFIG_H
 #include "common.h"
 #pragma GCC visibility push(hidden)
+
+#define BSL_PATH_MAX 4096
 
 struct bsl_options {
 	size_t mmap_threshold;  /* bytes; larger requests are mmap'd (SLAB_MAX..4 MiB) */
@@ -19,7 +22,9 @@ struct bsl_options {
 	long   purge_free;      /* 1: MADV_FREE instead of MADV_DONTNEED */
 	long   background_thread;  /* 1: a thread does the decay purging */
 	long   large_cache;     /* bytes of freed large mappings kept for reuse */
-	long   stats_signal;    /* 0, or a signal that prints the views */
+	long   stats_signal;    /* 0, or a signal that prints the report (config.c refuses
+				 * the ones whose handler must not return) */
+	char   stats_file[BSL_PATH_MAX];   /* "" or an absolute path: the report goes there */
 	long   secure;          /* SEC_* hardening features (secure.h) */
 };
 

@@ -3,8 +3,11 @@
  *
  * bsl_init_slow runs once, from whichever allocation comes first (it may be
  * inside the dynamic loader's dlsym or a constructor), and allocates nothing:
- * it parses BUDDYSLAB_CONF, builds the class table, creates the thread-exit
- * key and registers the fork handlers.
+ * it parses BUDDYSLAB_CONF, notes the stderr of start-up (out_init, right
+ * after the parse, so that the descriptor is taken "when the option is
+ * read"), builds the class table, creates the thread-exit key and registers
+ * the fork handlers. The report (stats_report) is written at exit from the
+ * destructor and on stats_signal; output.c decides where it goes.
  *
  * Maintenance: without a background thread, every slow path calls
  * bsl_maintenance(), which runs the rate-limited decay of the buddy zones and
@@ -44,6 +47,7 @@
 #include "buddy.h"
 #include "large.h"
 #include "stats.h"
+#include "output.h"
 #include "vg.h"
 #include "secure.h"
 
@@ -155,16 +159,19 @@ static void fork_child(void)
 	buddy_unlock_all();
 	slab_unlock_all();
 	tcache_after_fork_child();
+	stats_after_fork_child();
 	lock_fork_end();
 }
 
 /* The views on a signal: they only read counters (no lock is waited for), and
- * print with write(2), so the handler is safe wherever it interrupts. */
+ * print with one write(2), so the handler is safe wherever it interrupts.
+ * config.c refuses the signals this must not handle (faults, abort, the ones
+ * glibc reserves). */
 static void stats_signal_handler(int sig)
 {
 	int saved_errno = errno;
 	stats_in_signal = 1;
-	stats_print_all(2);
+	stats_report();
 	stats_in_signal = 0;
 	errno = saved_errno;
 }
@@ -177,7 +184,7 @@ static void stats_signal_install(int sig)
 	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(sig, &sa, NULL) != 0)
-		bsl_warn("BUDDYSLAB_CONF: cannot handle stats_signal", NULL);
+		bsl_warnf("BUDDYSLAB_CONF: stats_signal:%d: sigaction refused the signal", sig);
 }
 
 void bsl_init_slow(void)
@@ -186,6 +193,7 @@ void bsl_init_slow(void)
 	if (!bsl_ready) {
 		sizeclass_init();
 		config_init();
+		out_init();
 		secure_init();
 		vg_active = vg_memcheck_running();
 		if (vg_active)
@@ -208,5 +216,5 @@ __attribute__((constructor)) static void bsl_constructor(void)
 __attribute__((destructor)) static void bsl_destructor(void)
 {
 	if (bsl_ready && opt.stats)
-		stats_print_all(2);
+		stats_report();
 }

@@ -83,17 +83,14 @@ COLD __attribute__((noreturn)) static void invalid_pointer(const void *p, const 
 	bool was_freed = b->was_freed &&
 			 (arena_desc_of(p) || large_cache_holds(p) || !os_is_mapped(p));
 	if (was_freed)   /* in a slab, run or mapping that was freed: most likely a double free */
-		bsl_printf(2, "buddyslab: double free %p (free(): invalid pointer %p, passed to %s:"
-			   " its memory was already freed)\n", p, p, api);
-	else
-		bsl_printf(2, "buddyslab: free(): invalid pointer %p (passed to %s)\n", p, api);
-	bsl_fatal("aborting on an invalid pointer", NULL);
+		bsl_fatalf("aborting on an invalid pointer", "double free %p (free(): invalid pointer "
+			   "%p, passed to %s: its memory was already freed)", p, p, api);
+	bsl_fatalf("aborting on an invalid pointer", "free(): invalid pointer %p (passed to %s)", p, api);
 }
 
 COLD __attribute__((noreturn)) static void double_free(const void *p)
 {
-	bsl_printf(2, "buddyslab: double free %p\n", p);
-	bsl_fatal("aborting on a double free", NULL);
+	bsl_fatalf("aborting on a double free", "double free %p", p);
 }
 
 /* ------------------------------------------------------------ allocation */

@@ -122,9 +122,8 @@ void secure_on_alloc(void *p, unsigned c)
 		const uint64_t *w = p;
 		for (size_t i = 2, n = class_info[c].size / sizeof *w; i < n; i++)
 			if (unlikely(w[i] != FILL_WORD)) {
-				bsl_printf(2, "buddyslab: write after free: the free object %p was "
-					   "modified at offset %zu\n", p, i * sizeof *w);
-				bsl_fatal("aborting on heap corruption", NULL);
+				bsl_fatalf("aborting on heap corruption", "write after free: the free "
+					   "object %p was modified at offset %zu", p, i * sizeof *w);
 			}
 	}
 	if (opt.secure & SEC_CANARY) {
@@ -138,9 +137,9 @@ void secure_on_free(void *p, unsigned c)
 	if (opt.secure & SEC_CANARY) {
 		uint64_t *k = canary_of(p, c);
 		if (unlikely(*k != canary_value(k))) {
-			bsl_printf(2, "buddyslab: heap overflow: the canary after the %zu usable bytes "
-				   "of %p was overwritten\n", (size_t)class_info[c].size - sec_canary_bytes, p);
-			bsl_fatal("aborting on heap corruption", NULL);
+			bsl_fatalf("aborting on heap corruption", "heap overflow: the canary after the %zu "
+				   "usable bytes of %p was overwritten",
+				   (size_t)class_info[c].size - sec_canary_bytes, p);
 		}
 	}
 	if (opt.secure & SEC_FILL)

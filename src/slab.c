@@ -45,9 +45,8 @@ void slab_keys_init(void)
 
 void obj_link_corrupt(const void *p)
 {
-	bsl_printf(2, "buddyslab: corrupted free list: the free object %p was overwritten "
-		   "(a write after free, or an overflow from the block before it)\n", p);
-	bsl_fatal("aborting on heap corruption", NULL);
+	bsl_fatalf("aborting on heap corruption", "corrupted free list: the free object %p was "
+		   "overwritten (a write after free, or an overflow from the block before it)", p);
 }
 
 /* Empty slabs a CPU keeps per class, so that a class bouncing between one and

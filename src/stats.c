@@ -1,6 +1,16 @@
 /*
  * stats.c - see stats.h. Also malloc_trim / mallopt / bsl_purge, which act on
  * the same state.
+ *
+ * The views are built into a buffer (struct text) and written with one
+ * write() per buffer-full, cut at line ends. The public views use 2 KiB on
+ * the caller's stack. The report (stats_report) uses report_buf, 8 KiB, which
+ * holds it whole up to about 48 zones (a 2-zone report is about 2.7 KB), so
+ * reports of processes that exit together do not interleave; it is static
+ * because the report may run in a signal handler on a thread with a small
+ * stack. report_owner (atomic) is the thread using it, or 0; a report that
+ * finds it taken (another thread's report, or a signal report interrupting
+ * one) uses 1 KiB of stack instead, in more writes.
  */
 #define _GNU_SOURCE
 #include <malloc.h>
@@ -14,6 +24,9 @@
 #include "slab.h"
 #include "tcache.h"
 #include "large.h"
+#include "output.h"
+#include "stats.h"
+#include <unistd.h>
 
 EXPORT int bsl_stats(struct bsl_stats *out)
 {
@@ -59,31 +72,39 @@ EXPORT int bsl_stats(struct bsl_stats *out)
 	return 0;
 }
 
-EXPORT void bsl_buddyinfo(int fd)
+static void text_buddyinfo(struct text *t)
 {
-	bsl_printf(fd, "buddyinfo: zone  free blocks of order 0..%u  (pcp, dirty pages, clean pages)\n",
-		   MAX_ORDER);
+	text_printf(t, "buddyinfo: zone  free blocks of order 0..%u  (pcp, dirty pages, clean pages)\n",
+		    MAX_ORDER);
 	for (unsigned i = 0; i < buddy_nzones(); i++) {
 		struct zone *z = &zones[i];
 		if (!z->chunks)
 			continue;
 		/* no lock: a view may be asked for from a signal handler; the figures
 		 * of a zone in use are a moment's snapshot either way */
-		bsl_printf(fd, "buddyslab zone %3u ", i);
+		text_printf(t, "buddyslab zone %3u ", i);
 		for (unsigned o = 0; o <= MAX_ORDER; o++)
-			bsl_printf(fd, "%6zu ", __atomic_load_n(&z->nfree[o], __ATOMIC_RELAXED));
+			text_printf(t, "%6zu ", __atomic_load_n(&z->nfree[o], __ATOMIC_RELAXED));
 		size_t free_pages = __atomic_load_n(&z->free_pages, __ATOMIC_RELAXED);
 		size_t dirty = __atomic_load_n(&z->dirty_pages, __ATOMIC_RELAXED);
-		bsl_printf(fd, " pcp %u dirty %zu clean %zu\n",
+		text_printf(t, " pcp %u dirty %zu clean %zu\n",
 			   __atomic_load_n(&z->pcp_count, __ATOMIC_RELAXED), dirty,
 			   free_pages > dirty ? free_pages - dirty : 0);
 	}
 }
 
-EXPORT void bsl_slabinfo(int fd)
+EXPORT void bsl_buddyinfo(int fd)
 {
-	bsl_printf(fd, "slabinfo: # name  <active_objs> <num_objs> <objsize> <objperslab> "
-		   "<pagesperslab> <slabs>\n");
+	char buf[2048];
+	struct text t = TEXT_INIT(buf, fd);
+	text_buddyinfo(&t);
+	text_flush(&t);
+}
+
+static void text_slabinfo(struct text *t)
+{
+	text_printf(t, "slabinfo: # name  <active_objs> <num_objs> <objsize> <objperslab> "
+		    "<pagesperslab> <slabs>\n");
 	for (unsigned c = 1; c <= NCLASSES; c++) {
 		uint64_t active = 0, slabs = 0;
 		for (unsigned i = 0; i < MAX_CPUS; i++) {
@@ -93,10 +114,18 @@ EXPORT void bsl_slabinfo(int fd)
 		char name[32];
 		class_name(c, name, sizeof name);
 		const struct class_info *ci = &class_info[c];
-		bsl_printf(fd, "%-16s %10lu %10lu %6u %5u %4u %8lu\n", name, (unsigned long)active,
-			   (unsigned long)(slabs * ci->nobjs), ci->size, ci->nobjs, 1u << ci->order,
-			   (unsigned long)slabs);
+		text_printf(t, "%-16s %10lu %10lu %6u %5u %4u %8lu\n", name, (unsigned long)active,
+			    (unsigned long)(slabs * ci->nobjs), ci->size, ci->nobjs, 1u << ci->order,
+			    (unsigned long)slabs);
 	}
+}
+
+EXPORT void bsl_slabinfo(int fd)
+{
+	char buf[2048];
+	struct text t = TEXT_INIT(buf, fd);
+	text_slabinfo(&t);
+	text_flush(&t);
 }
 
 EXPORT void bsl_config_print(int fd)
@@ -110,21 +139,46 @@ EXPORT const char *bsl_version(void)
 	return "buddyslab 0.1.0";
 }
 
-static void print_stats_line(int fd)
+/* The report's header line names the process (reports of several processes
+ * may share a stderr); malloc_stats' copy of the line does not. */
+static void text_stats_line(struct text *t, bool with_pid)
 {
 	struct bsl_stats s;
 	bsl_stats(&s);
-	bsl_printf(fd, "buddyslab stats: allocated %zu active %zu mapped %zu resident %zu "
-		   "dirty %zu returned %zu tcache %zu threads %zu purges %zu\n",
-		   s.allocated, s.active, s.mapped, s.resident, s.dirty, s.returned, s.tcache,
-		   (size_t)s.nthreads, (size_t)s.npurge);
+	text_printf(t, "buddyslab stats: ");
+	if (with_pid)
+		text_printf(t, "pid %ld ", (long)getpid());
+	text_printf(t, "allocated %zu active %zu mapped %zu resident %zu dirty %zu returned %zu "
+		    "tcache %zu threads %zu purges %zu\n", s.allocated, s.active, s.mapped, s.resident,
+		    s.dirty, s.returned, s.tcache, (size_t)s.nthreads, (size_t)s.npurge);
 }
 
-void stats_print_all(int fd)
+static char report_buf[8192];
+static uint64_t report_owner;
+
+void stats_report(void)
 {
-	print_stats_line(fd);
-	bsl_buddyinfo(fd);
-	bsl_slabinfo(fd);
+	char small[1024];
+	uint64_t none = 0;
+	bool own = __atomic_compare_exchange_n(&report_owner, &none, lock_self(), false,
+					       __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+	struct text t = TEXT_INIT(small, OUT_REPORT);
+	if (own)
+		t = (struct text)TEXT_INIT(report_buf, OUT_REPORT);
+	text_stats_line(&t, true);
+	text_buddyinfo(&t);
+	text_slabinfo(&t);
+	text_flush(&t);
+	if (own)
+		__atomic_store_n(&report_owner, 0, __ATOMIC_RELEASE);
+}
+
+void stats_after_fork_child(void)
+{
+	/* another thread's report did not follow us; our own (a handler that
+	 * forks interrupted it) finishes in the child too */
+	if (__atomic_load_n(&report_owner, __ATOMIC_RELAXED) != lock_self())
+		__atomic_store_n(&report_owner, 0, __ATOMIC_RELAXED);
 }
 
 EXPORT size_t bsl_purge(void)
@@ -177,10 +231,13 @@ EXPORT void malloc_stats(void)
 {
 	struct bsl_stats s;
 	bsl_stats(&s);
-	bsl_printf(2, "Arena 0:\nsystem bytes     = %10zu\nin use bytes     = %10zu\n"
-		   "Total (incl. mmap):\nsystem bytes     = %10zu\nin use bytes     = %10zu\n",
-		   s.mapped, s.allocated, s.mapped, s.allocated);
-	print_stats_line(2);
+	char buf[1024];
+	struct text t = TEXT_INIT(buf, 2);    /* glibc's malloc_stats writes to stderr too */
+	text_printf(&t, "Arena 0:\nsystem bytes     = %10zu\nin use bytes     = %10zu\n"
+		    "Total (incl. mmap):\nsystem bytes     = %10zu\nin use bytes     = %10zu\n",
+		    s.mapped, s.allocated, s.mapped, s.allocated);
+	text_stats_line(&t, false);
+	text_flush(&t);
 }
 
 EXPORT int malloc_info(int options, FILE *fp)

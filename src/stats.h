@@ -7,6 +7,10 @@
 #ifndef BSL_STATS_H
 #define BSL_STATS_H
 #pragma GCC visibility push(hidden)
-void stats_print_all(int fd);
+/* The report (stats line with the pid, buddyinfo, slabinfo) to OUT_REPORT
+ * (output.h), built in a static buffer and written in one write(): at exit
+ * with stats:1 and on stats_signal. Async-signal-safe. */
+void stats_report(void);
+void stats_after_fork_child(void);   /* init.c's fork child handler */
 #pragma GCC visibility pop
 #endif

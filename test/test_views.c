@@ -122,6 +122,7 @@ static void pin_to_cpu(int cpu)
 /* Run this program as `mode` (--child, --adopt-child) with BUDDYSLAB_CONF=conf
  * (NULL: unset); collect stdout and stderr. Returns the wait status, -1 on error. */
 static char child_out[1 << 16], child_err[1 << 16];
+static pid_t child_pid;     /* of the last run_child */
 static int run_child_as(const char *mode, const char *conf)
 {
 	int fo = memfd_create("out", 0), fe = memfd_create("err", 0);
@@ -143,6 +144,7 @@ static int run_child_as(const char *mode, const char *conf)
 		_exit(127);
 	}
 	int st = -1;
+	child_pid = pid;
 	waitpid(pid, &st, 0);
 	ssize_t n = pread(fo, child_out, sizeof child_out - 1, 0);
 	child_out[n > 0 ? n : 0] = 0;
@@ -685,7 +687,9 @@ static void stats_report_at_exit(void)
 	REQUIRE(st != -1);
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	CHECK(strstr(child_out, "child ok\n") != NULL);
-	const char *a = strstr(child_err, "buddyslab stats: allocated ");
+	char head[64];
+	snprintf(head, sizeof head, "buddyslab stats: pid %d allocated ", (int)child_pid);
+	const char *a = strstr(child_err, head);
 	const char *b = strstr(child_err, "buddyinfo:");
 	const char *z = strstr(child_err, "\nbuddyslab zone ");
 	const char *c = strstr(child_err, "slabinfo:");
