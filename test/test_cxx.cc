@@ -27,12 +27,10 @@
 #include <list>
 #include <memory>
 #include <thread>
+#include <sys/resource.h>
+#include <unistd.h>
 #include "buddyslab.h"
 #include "t.h"
-
-/* os.c's failure hook (os.h; enum os_op: OS_MMAP is 0), linked in from the archive */
-extern "C" void os_fail_at(int op, long n, bool persist);
-enum { OS_MMAP = 0 };
 
 static volatile size_t vz;
 static size_t hide(size_t x) { return x + vz; }
@@ -243,10 +241,21 @@ static void handler_throws()
 {
 	throw HandlerError{ ++handler_calls };
 }
-static void handler_frees()          /* "frees memory": lets mmap succeed again */
+static struct rlimit saved_as;
+static void handler_frees()          /* "frees memory": lifts the address-space limit */
 {
 	handler_calls++;
-	os_fail_at(OS_MMAP, 0, false);
+	setrlimit(RLIMIT_AS, &saved_as);
+}
+static size_t vm_size_now()
+{
+	unsigned long pages = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f) {
+		if (fscanf(f, "%lu", &pages) != 1) pages = 0;
+		fclose(f);
+	}
+	return pages * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 /* std::set_new_handler: new calls the handler and retries until the handler
@@ -290,17 +299,23 @@ static void new_handler()
 	CHECK(::operator new[](hide(huge), std::align_val_t(64), std::nothrow) == nullptr);
 	CHECK(handler_calls == 0);
 
-	/* mmap fails until the handler runs: 64 MiB is above the arena's 4 MiB
-	 * fallback, so the first try fails and the retry gets the block */
+	/* mmap fails until the handler runs (RLIMIT_AS 1 MiB above the address
+	 * space in use; the handler restores it): 64 MiB is above the arena's
+	 * 4 MiB fallback, so the first try fails and the retry gets the block */
 	handler_calls = 0;
+	size_t vm = vm_size_now();
+	REQUIRE(vm > 0 && getrlimit(RLIMIT_AS, &saved_as) == 0);
+	struct rlimit tight = saved_as;
+	tight.rlim_cur = vm + (1 << 20);
+	REQUIRE(tight.rlim_cur < saved_as.rlim_cur);
 	std::set_new_handler(handler_frees);
-	os_fail_at(OS_MMAP, 1, true);
+	REQUIRE(setrlimit(RLIMIT_AS, &tight) == 0);
 	char *big = nullptr;
 	try {
 		big = new char[hide(64 << 20)];
 	} catch (const std::bad_alloc &) {
 	}
-	os_fail_at(OS_MMAP, 0, false);
+	setrlimit(RLIMIT_AS, &saved_as);
 	std::set_new_handler(nullptr);
 	REQUIRE(big);
 	CHECK(handler_calls == 1);
