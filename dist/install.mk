@@ -35,6 +35,7 @@ INSTALLED_FILES := $(libdir)/$(REALNAME) $(libdir)/$(SONAME) $(libdir)/libbuddys
 # @NAME@ placeholders in the .pc file, the launcher and the man page
 SUBST := sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(libdir)|g' \
 	-e 's|@INCLUDEDIR@|$(includedir)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	-e 's|@BINDIR@|$(bindir)|g' -e 's|@PKGCONFIGDIR@|$(pkgconfigdir)|g' \
 	-e 's|@LIBRARY@|$(libdir)/$(SONAME)|g'
 
 .PHONY: install uninstall
