@@ -5,6 +5,7 @@
 #   make test       all three builds, every test, summary "N passed, N failed, N skipped"
 #   make bench      the side-by-side comparison with glibc and jemalloc
 #   make fuzz       the libFuzzer harness (clang), run for FUZZ_SECONDS
+#   make install    into PREFIX (/usr/local), under DESTDIR if set; make uninstall (dist/install.mk)
 CC      ?= cc
 CXX     ?= c++
 ifeq ($(DEBUG),1)
@@ -25,24 +26,44 @@ CFLAGS_LIB := -std=gnu11 $(OPT) $(WARN) -Wno-missing-attributes -fPIC -fvisibili
 CFLAGS_TEST := -std=gnu11 -O1 -g $(WARN) -Wno-unused-function -fno-builtin -Iinclude -Isrc -Itest
 LDLIBS_TEST := -lpthread -ldl -lm
 
+# The version: include/buddyslab.h only.
+version_part = $(shell sed -n 's/^\#define BUDDYSLAB_VERSION_$(1) *\([0-9][0-9]*\).*/\1/p' include/buddyslab.h)
+VERSION_MAJOR := $(call version_part,MAJOR)
+VERSION       := $(VERSION_MAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
+SONAME        := libbuddyslab.so.$(VERSION_MAJOR)
+
 SRCS := $(wildcard src/*.c)
 OBJS := $(patsubst src/%.c,$(B)/obj/%.o,$(SRCS))
+# The archive holds cxx-archive.o (src/cxx.c with strong references to
+# libstdc++, for static C++ links) in place of the shared library's cxx.o.
+ARCHIVE_OBJS := $(filter-out $(B)/obj/cxx.o,$(OBJS)) $(B)/obj/cxx-archive.o
 TESTS_C  := $(patsubst test/%.c,$(B)/test/%,$(wildcard test/test_*.c))
 TESTS_CC := $(patsubst test/%.cc,$(B)/test/%,$(wildcard test/test_*.cc))
 
 .PHONY: all lib tests test test-build bench bench-quick clean deps-test
 all: lib
-lib: $(B)/libbuddyslab.so $(B)/libbuddyslab.a
+lib: $(B)/libbuddyslab.so $(B)/libbuddyslab.a $(B)/$(SONAME)
 
 $(B)/obj/%.o: src/%.c $(wildcard src/*.h) include/buddyslab.h Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_LIB) -c $< -o $@
 
-$(B)/libbuddyslab.so: $(OBJS)
-	$(CC) -shared $(SANFLAGS) -o $@ $(OBJS) -Wl,-z,now -Wl,--version-script=src/exports.map -lpthread
+# C++ operators: an exception thrown by a new-handler passes through them
+$(B)/obj/cxx.o: CFLAGS_LIB += -fexceptions
+$(B)/obj/cxx-archive.o: src/cxx.c $(wildcard src/*.h) include/buddyslab.h Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_LIB) -fexceptions -DBSL_CXX_ARCHIVE=1 -c $< -o $@
 
-$(B)/libbuddyslab.a: $(OBJS)
-	rm -f $@; ar rcs $@ $(OBJS)
+$(B)/libbuddyslab.so: $(OBJS) src/exports.map
+	$(CC) -shared $(SANFLAGS) -o $@ $(OBJS) -Wl,-soname,$(SONAME) -Wl,-z,now \
+		-Wl,--version-script=src/exports.map -lpthread
+
+# the soname beside it, for programs linked with -Lbuild -lbuddyslab
+$(B)/$(SONAME): | $(B)/libbuddyslab.so
+	ln -sf libbuddyslab.so $@
+
+$(B)/libbuddyslab.a: $(ARCHIVE_OBJS)
+	rm -f $@; ar rcs $@ $(ARCHIVE_OBJS)
 
 $(B)/test/%: test/%.c test/t.h $(B)/libbuddyslab.a
 	@mkdir -p $(dir $@)
@@ -56,6 +77,7 @@ tests: lib $(TESTS_C) $(TESTS_CC)
 
 -include bench/bench.mk
 -include test/fuzz/fuzz.mk
+include dist/install.mk
 
 # make test: the optimised, debug and UBSan builds, then every test against
 # them (shell tests against the first two; the C tests against all three).

@@ -10,6 +10,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The version, defined here only: the Makefile reads these three lines (soname,
+ * buddyslab.pc, the launcher, the man page), bsl_version() returns
+ * "buddyslab " BUDDYSLAB_VERSION. */
+#define BUDDYSLAB_VERSION_MAJOR 0
+#define BUDDYSLAB_VERSION_MINOR 1
+#define BUDDYSLAB_VERSION_PATCH 0
+#define BUDDYSLAB_VERSION_STR_(x) #x
+#define BUDDYSLAB_VERSION_STR(x) BUDDYSLAB_VERSION_STR_(x)
+#define BUDDYSLAB_VERSION BUDDYSLAB_VERSION_STR(BUDDYSLAB_VERSION_MAJOR) "." \
+	BUDDYSLAB_VERSION_STR(BUDDYSLAB_VERSION_MINOR) "." BUDDYSLAB_VERSION_STR(BUDDYSLAB_VERSION_PATCH)
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -54,7 +65,7 @@ size_t bsl_purge(void);
  * thread's cache is reported as owned. */
 int bsl_owns(const void *p);
 
-/* "buddyslab X.Y.Z" */
+/* "buddyslab X.Y.Z": "buddyslab " BUDDYSLAB_VERSION. */
 const char *bsl_version(void);
 
 #ifdef __cplusplus

@@ -28,9 +28,13 @@ else
 fi
 
 # Every standard name the library exports (src/exports.map, bsl_* aside) must be
-# defined only with the fz_ prefix in buddyslab's objects.
-names=$(sed -n '/global:/,/local:/p' "$top/src/exports.map" | tr ';' '\n' |
+# defined only with the fz_ prefix in buddyslab's objects. The C++ operators
+# (_Z* names, src/cxx.c) are not built into the fuzzer at all (test/fuzz/fuzz.mk):
+# none of them may be defined, prefixed or not.
+exported=$(sed -n '/global:/,/local:/p' "$top/src/exports.map" | sed 's@/\*.*\*/@@' | tr ';' '\n' |
 	sed 's/global://; s/local:.*//; s/[[:space:]]//g' | grep -v -e '^$' -e '^bsl_')
+names=$(printf '%s\n' $exported | grep -v '^_Z')
+cxx_names=$(printf '%s\n' $exported | grep '^_Z')
 names="$names $(sed -n 's/.*EXPORT [^(]*[ *]\([A-Za-z_0-9]*\)(.*alias(.*/\1/p' "$top/src/malloc.c")"
 nm --defined-only "$fz"/obj/*.o 2>/dev/null | grep -v fuzz_malloc | awk 'NF == 3 { print $3 }' |
 	sort -u >"$tmp/defined"
@@ -42,6 +46,10 @@ done
 count=$(printf '%s\n' $names | sort -u | wc -l)
 for n in malloc free __libc_malloc mallopt; do   # the lists were read
 	printf '%s\n' $names | grep -qx "$n" || bad="$bad $n(not in the lists)"
+done
+[ "$(printf '%s\n' $cxx_names | wc -l)" -eq 20 ] || bad="$bad (not 20 C++ operators in exports.map)"
+for n in $cxx_names; do
+	grep -q -e "^$n\$" -e "^fz_$n\$" "$tmp/defined" && bad="$bad $n(C++ operator in the fuzzer)"
 done
 if [ -z "$bad" ]; then
 	echo "PASS fuzz_prefix ($count names, each defined only as fz_<name>)"

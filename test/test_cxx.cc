@@ -1,11 +1,19 @@
 /*
- * test_cxx.cc - C++ allocation through buddyslab.
+ * test_cxx.cc - C++ allocation through buddyslab's operators (src/cxx.c).
  *
- * operator new/delete in every form (plain, array, sized, aligned with alignas(256)
- * types and std::align_val_t, nothrow), the failure paths (nothrow new of a huge
- * size returns nullptr, plain new throws std::bad_alloc), and std::vector/string/map
- * churn, thread_local destructors that allocate. bsl_owns(ptr) == 1 on what new returns proves the memory is buddyslab's
- * (whether libstdc++'s operator new calls malloc, or buddyslab defines it).
+ * Linked with libbuddyslab.a, so the operators are the archive's cxx-archive.o
+ * (test/cxx_link.sh builds this file against libbuddyslab.so too, and also
+ * checks with nm that the operators come from buddyslab).
+ * operator new/delete in every form (the 20 replaceable ones, each called by
+ * name; plain, array, sized, aligned with alignas(256) types and
+ * std::align_val_t, nothrow), the failure paths (nothrow new of a huge size
+ * returns nullptr without calling the new-handler, plain and aligned new
+ * throw std::bad_alloc, also for sizes libstdc++'s aligned new would wrap to
+ * 0; the new-handler is called until it succeeds or removes itself; an
+ * exception thrown by a handler passes through; a handler that makes memory
+ * available gets the allocation retried), and std::vector/string/map churn,
+ * thread_local destructors that allocate. bsl_owns(ptr) == 1 on what new
+ * returns proves the memory is buddyslab's.
  */
 #include <cerrno>
 #include <cstdint>
@@ -19,6 +27,8 @@
 #include <list>
 #include <memory>
 #include <thread>
+#include <sys/resource.h>
+#include <unistd.h>
 #include "buddyslab.h"
 #include "t.h"
 
@@ -126,13 +136,13 @@ static void huge_new_fails()
 		CHECK(p == nullptr);
 		p = ::operator new[](hide(n), std::nothrow);
 		CHECK(p == nullptr);
-		/* aligned forms: libstdc++ (GCC 12) rounds the size up to a multiple of the
-		 * alignment without an overflow check, so SIZE_MAX wraps to 0 before the
-		 * allocator sees it; only sizes that do not wrap are asserted there. */
-		bool wraps = n > SIZE_MAX - 4096;
+		/* aligned forms: libstdc++'s own (GCC 12) rounds the size up to a
+		 * multiple of the alignment without an overflow check, so SIZE_MAX
+		 * would wrap to 0 and succeed; buddyslab's never round */
 		p = ::operator new(hide(n), std::align_val_t(64), std::nothrow);
-		if (!wraps) CHECK(p == nullptr);
-		else ::operator delete(p, std::align_val_t(64));
+		CHECK(p == nullptr);
+		p = ::operator new[](hide(n), std::align_val_t(4096), std::nothrow);
+		CHECK(p == nullptr);
 		char *c = new (std::nothrow) char[hide(n)];
 		CHECK(c == nullptr);
 
@@ -144,10 +154,18 @@ static void huge_new_fails()
 			threw = true;
 		}
 		CHECK(threw);
-		threw = wraps;
-		if (!wraps) try {
+		threw = false;
+		try {
 			void *q = ::operator new[](hide(n), std::align_val_t(4096));
 			::operator delete[](q, std::align_val_t(4096));
+		} catch (const std::bad_alloc &) {
+			threw = true;
+		}
+		CHECK(threw);
+		threw = false;
+		try {
+			void *q = ::operator new[](hide(n));
+			::operator delete[](q);
 		} catch (const std::bad_alloc &) {
 			threw = true;
 		}
@@ -156,6 +174,154 @@ static void huge_new_fails()
 	/* and the allocator still works afterwards */
 	std::string s(1000, 'x');
 	CHECK(s.size() == 1000 && bsl_owns(s.data()) == 1);
+}
+
+/* Each of the 20 replaceable forms, called by name, on every tier. */
+static void every_form()
+{
+	for (size_t n : { 0, 1, 24, 1000, 16384, 20000, 100000, 300000 }) {
+		void *p[8];
+		p[0] = ::operator new(hide(n));
+		p[1] = ::operator new[](hide(n));
+		p[2] = ::operator new(hide(n), std::nothrow);
+		p[3] = ::operator new[](hide(n), std::nothrow);
+		p[4] = ::operator new(hide(n), std::align_val_t(64));
+		p[5] = ::operator new[](hide(n), std::align_val_t(8192));
+		p[6] = ::operator new(hide(n), std::align_val_t(1 << 20), std::nothrow);
+		p[7] = ::operator new[](hide(n), std::align_val_t(8), std::nothrow);
+		static const size_t align[8] = { 16, 16, 16, 16, 64, 8192, 1 << 20, 16 };
+		for (int i = 0; i < 8; i++) {
+			REQUIRE(p[i]);
+			CHECK(((uintptr_t)p[i] & (align[i] - 1)) == 0);
+			CHECK(bsl_owns(p[i]) == 1);
+			memset(p[i], i, n);
+		}
+		for (int i = 0; i < 8; i++)
+			for (size_t j = 0; j < n; j += 997)
+				CHECK(((unsigned char *)p[i])[j] == i);
+		/* every delete form once per round; 12 forms for 8 blocks, so the
+		 * nothrow deletes get fresh blocks of their own */
+		::operator delete(p[0]);
+		::operator delete[](p[1]);
+		::operator delete(p[2], n);
+		::operator delete[](p[3], n);
+		::operator delete(p[4], std::align_val_t(64));
+		::operator delete[](p[5], std::align_val_t(8192));
+		::operator delete(p[6], n, std::align_val_t(1 << 20));
+		::operator delete[](p[7], n, std::align_val_t(8));
+		void *q[4] = { ::operator new(hide(n)), ::operator new[](hide(n)),
+			       ::operator new(hide(n), std::align_val_t(256)),
+			       ::operator new[](hide(n), std::align_val_t(256)) };
+		for (void *x : q) CHECK(x && bsl_owns(x) == 1);
+		::operator delete(q[0], std::nothrow);
+		::operator delete[](q[1], std::nothrow);
+		::operator delete(q[2], std::align_val_t(256), std::nothrow);
+		::operator delete[](q[3], std::align_val_t(256), std::nothrow);
+		for (void *x : p) CHECK(bsl_owns(x) == 0);
+		for (void *x : q) CHECK(bsl_owns(x) == 0);
+	}
+	/* operator delete(nullptr) in each form is a no-op */
+	::operator delete(nullptr);
+	::operator delete[](nullptr);
+	::operator delete(nullptr, std::align_val_t(64));
+	::operator delete[](nullptr, (size_t)0, std::align_val_t(64));
+	::operator delete(nullptr, std::nothrow);
+}
+
+static int handler_calls;
+static void handler_gives_up()       /* removes itself on the third call */
+{
+	if (++handler_calls == 3)
+		std::set_new_handler(nullptr);
+}
+struct HandlerError {
+	int calls;
+};
+static void handler_throws()
+{
+	throw HandlerError{ ++handler_calls };
+}
+static struct rlimit saved_as;
+static void handler_frees()          /* "frees memory": lifts the address-space limit */
+{
+	handler_calls++;
+	setrlimit(RLIMIT_AS, &saved_as);
+}
+static size_t vm_size_now()
+{
+	unsigned long pages = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f) {
+		if (fscanf(f, "%lu", &pages) != 1) pages = 0;
+		fclose(f);
+	}
+	return pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* std::set_new_handler: new calls the handler and retries until the handler
+ * is gone (then std::bad_alloc), the handler's own exception passes through
+ * the C operators, and a handler that makes memory available ends the loop
+ * with a block. nothrow new does not call it (src/cxx.c says why). */
+static void new_handler()
+{
+	const size_t huge = (size_t)1 << 62;
+	for (int form = 0; form < 3; form++) {
+		handler_calls = 0;
+		std::set_new_handler(handler_gives_up);
+		bool threw = false;
+		try {
+			void *p = form == 0 ? ::operator new(hide(huge))
+				: form == 1 ? ::operator new[](hide(huge))
+				: ::operator new(hide(huge), std::align_val_t(4096));
+			::operator delete(p);
+		} catch (const std::bad_alloc &) {
+			threw = true;
+		}
+		CHECK(threw);
+		CHECK(handler_calls == 3);
+		CHECK(std::get_new_handler() == nullptr);
+	}
+
+	handler_calls = 0;
+	std::set_new_handler(handler_throws);
+	int seen = 0;
+	try {
+		char *c = new char[hide(huge)];
+		delete[] c;
+	} catch (const HandlerError &e) {
+		seen = e.calls;
+	}
+	CHECK(seen == 1 && handler_calls == 1);
+
+	/* nothrow: NULL at once, handler untouched */
+	handler_calls = 0;
+	CHECK(::operator new(hide(huge), std::nothrow) == nullptr);
+	CHECK(::operator new[](hide(huge), std::align_val_t(64), std::nothrow) == nullptr);
+	CHECK(handler_calls == 0);
+
+	/* mmap fails until the handler runs (RLIMIT_AS 1 MiB above the address
+	 * space in use; the handler restores it): 64 MiB is above the arena's
+	 * 4 MiB fallback, so the first try fails and the retry gets the block */
+	handler_calls = 0;
+	size_t vm = vm_size_now();
+	REQUIRE(vm > 0 && getrlimit(RLIMIT_AS, &saved_as) == 0);
+	struct rlimit tight = saved_as;
+	tight.rlim_cur = vm + (1 << 20);
+	REQUIRE(tight.rlim_cur < saved_as.rlim_cur);
+	std::set_new_handler(handler_frees);
+	REQUIRE(setrlimit(RLIMIT_AS, &tight) == 0);
+	char *big = nullptr;
+	try {
+		big = new char[hide(64 << 20)];
+	} catch (const std::bad_alloc &) {
+	}
+	setrlimit(RLIMIT_AS, &saved_as);
+	std::set_new_handler(nullptr);
+	REQUIRE(big);
+	CHECK(handler_calls == 1);
+	CHECK(bsl_owns(big) == 1);
+	memset(big, 1, 64 << 20);
+	delete[] big;
 }
 
 static void containers_churn()
@@ -277,6 +443,8 @@ int main()
 	T_RUN(plain_new_delete);
 	T_RUN(aligned_new);
 	T_RUN(huge_new_fails);
+	T_RUN(every_form);
+	T_RUN(new_handler);
 	T_RUN(containers_churn);
 	T_RUN(threads_new_delete);
 	T_RUN(thread_local_destructors);

@@ -20,7 +20,8 @@ FUZZ_CFLAGS_LIB := -std=gnu11 $(FUZZ_OPT) $(WARN) -fPIC -fvisibility=hidden -ftl
 	-fno-stack-protector -fno-plt -Iinclude -Isrc \
 	-include test/fuzz/prefix.h -fsanitize=fuzzer-no-link $(FUZZ_SAN)
 FUZZ_CFLAGS  := -std=gnu11 -O1 -g $(WARN) -Iinclude -fsanitize=fuzzer $(FUZZ_SAN)
-FUZZ_OBJS    := $(patsubst src/%.c,$(FUZZ_DIR)/obj/%.o,$(SRCS))
+# not src/cxx.c: libFuzzer's own operator new must stay on ASan's malloc
+FUZZ_OBJS    := $(patsubst src/%.c,$(FUZZ_DIR)/obj/%.o,$(filter-out src/cxx.c,$(SRCS)))
 
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_DIR)/fuzzer
