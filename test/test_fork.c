@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -721,8 +722,13 @@ static void sig_publish(void)
 		sig_res->held[k] = __atomic_load_n(&bsl_fork_stats.held[k], __ATOMIC_RELAXED);
 }
 
-static void sig_driver(int with_bg)
+static void sig_driver(int with_bg, pid_t parent)
 {
+	/* Die with the test: a driver orphaned by a killed test would go on
+	 * forking from its timer for ever. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
 	alarm(0);
 	signal(SIGALRM, SIG_DFL);
 	memset(&bsl_fork_stats, 0, sizeof bsl_fork_stats);
@@ -794,10 +800,11 @@ static void run_fork_from_signal_handler(const char *name, int with_bg)
 	REQUIRE(sig_res != MAP_FAILED);
 	memset(sig_res, 0, sizeof *sig_res);
 	fflush(NULL);
+	pid_t self = getpid();
 	pid_t d = fork();
 	REQUIRE(d >= 0);
 	if (d == 0)
-		sig_driver(with_bg);
+		sig_driver(with_bg, self);
 	int st = 0, polls = 0;
 	pid_t w;
 	while ((w = waitpid(d, &st, WNOHANG)) == 0 && polls++ < SIG_DEADLINE_S * 50) {
