@@ -107,9 +107,11 @@ fi
 npass=0 nfail=0 nskip=0 flaky=() both=() against=() crashed=()
 while read -r t; do pass "cpython/$t"; npass=$((npass + 1)); done < <(cat "$T/good.txt")
 while read -r t; do
-	skip "cpython/$t" "regrtest skipped the file or it ran no test (its reason is in the log)"
+	why=$(sed -n "s/^$t skipped -- //p" "$T/suite.log" | head -n 1)
+	skip "cpython/$t" "regrtest skipped it: ${why:-see its log}"
 	nskip=$((nskip + 1))
-done < <(cat "$T/skipped.txt" "$T/run_no_tests.txt")
+done < <(cat "$T/skipped.txt")
+while read -r t; do skip "cpython/$t" "regrtest: it ran no test"; nskip=$((nskip + 1)); done <"$T/run_no_tests.txt"
 
 # alone ALLOC TEST N : one file alone; its log is $T/alone.TEST.ALLOC.N
 alone() {
