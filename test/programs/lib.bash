@@ -7,7 +7,8 @@
 #   BSL_GLIBC  1 = run everything without buddyslab (glibc's malloc), for comparison
 # Gives the scripts:
 #   $ALLOC           "buddyslab" or "glibc": the allocator under test
-#   $PRELOAD         what LD_PRELOAD must hold for a program under test ("" for glibc)
+#   ALLOC_ENV        the env command that puts a program on $ALLOC: "${ALLOC_ENV[@]}" CMD &
+#                    leaves $! the program's own pid (env execs it), which under's does not
 #   $T               a temporary directory, removed at exit (world-readable, so an
 #                    unprivileged server can be given a subdirectory of it)
 #   pass/fail/skip   print "PASS name" / "FAIL name" / "SKIP name: why"; fail's further
@@ -28,7 +29,8 @@ top=$(cd "$programs_dir/../.." && pwd)
 LIB=${LIB:-$top/build/libbuddyslab.so}
 case $LIB in /*) ;; *) LIB=$PWD/$LIB ;; esac
 BUILD=${BUILD:-$(dirname "$LIB")}
-if [ "${BSL_GLIBC:-0}" = 1 ]; then ALLOC=glibc PRELOAD=; else ALLOC=buddyslab PRELOAD=$LIB; fi
+if [ "${BSL_GLIBC:-0}" = 1 ]; then ALLOC=glibc ALLOC_ENV=(env -u LD_PRELOAD)
+else ALLOC=buddyslab ALLOC_ENV=(env LD_PRELOAD="$LIB"); fi
 failures=0
 
 T=$(mktemp -d /tmp/bsl_programs.XXXXXX)

@@ -23,7 +23,7 @@ fi
 data=$(dirname "$0")/redis_data.py
 port=$(free_port)
 mkdir -p "$T/redis"
-under "$ALLOC" redis-server --port "$port" --bind 127.0.0.1 --protected-mode no \
+"${ALLOC_ENV[@]}" redis-server --port "$port" --bind 127.0.0.1 --protected-mode no \
 	--save '' --appendonly no --dir "$T/redis" --logfile "$T/redis.log" --daemonize no \
 	--lazyfree-lazy-user-del yes --lazyfree-lazy-server-del yes --maxmemory 0 &
 srv=$!
