@@ -3,6 +3,9 @@
 #   make DEBUG=1    the same with assertions and invariant checkers, in build/debug
 #   make SAN=ubsan  the same built with UBSan (abort on undefined behaviour), in build/ubsan
 #   make test       all three builds, every test, summary "N passed, N failed, N skipped"
+#   make test-programs  real programs and their own test suites on buddyslab (CPython's
+#                   regression suite, PostgreSQL, Redis, node, java, a static server);
+#                   BSL_GLIBC=1 runs them on glibc for comparison
 #   make bench      the side-by-side comparison with glibc and jemalloc
 #   make fuzz       the libFuzzer harness (clang), run for FUZZ_SECONDS
 #   make install    into PREFIX (/usr/local), under DESTDIR if set; make uninstall (dist/install.mk)
@@ -40,7 +43,7 @@ ARCHIVE_OBJS := $(filter-out $(B)/obj/cxx.o,$(OBJS)) $(B)/obj/cxx-archive.o
 TESTS_C  := $(patsubst test/%.c,$(B)/test/%,$(wildcard test/test_*.c))
 TESTS_CC := $(patsubst test/%.cc,$(B)/test/%,$(wildcard test/test_*.cc))
 
-.PHONY: all lib tests test test-build bench bench-quick clean deps-test
+.PHONY: all lib tests test test-build test-programs bench bench-quick clean deps-test deps-programs
 all: lib
 lib: $(B)/libbuddyslab.so $(B)/libbuddyslab.a $(B)/$(SONAME)
 
@@ -89,6 +92,14 @@ test: deps-test
 
 deps-test:
 	@scripts/install-deps test
+
+# make test-programs: the optimised build under real programs (test/programs/, ~20 min)
+test-programs: deps-programs
+	$(MAKE) lib
+	scripts/run-programs build
+
+deps-programs:
+	@scripts/install-deps programs
 
 clean:
 	rm -rf build
