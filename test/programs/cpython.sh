@@ -36,6 +36,10 @@ JOBS=${CPYTHON_JOBS:-2}
 read -r -a SELECT <<<"${CPYTHON_TESTS:-}"   # by hand only: a few files instead of all
 SUITE_TIMEOUT=${CPYTHON_SUITE_TIMEOUT:-3000}   # seconds for the whole -j2 run
 DEADLINE=${CPYTHON_DEADLINE:-4200}   # seconds from the start after which no rerun starts
+# The suite's own view of a clean environment: no PYTHON* variable of the caller's
+# (PYTHONUNBUFFERED or PYTHONDONTWRITEBYTECODE fail test_cmd_line and test_compileall
+# under any allocator), only PYTHONMALLOC=malloc.
+for v in $(compgen -e | grep '^PYTHON'); do unset "$v"; done
 export PYTHONMALLOC=malloc
 mkdir -p "$T/work" "$T/tmp"
 
