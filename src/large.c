@@ -174,12 +174,12 @@ struct cached_map { uintptr_t addr_hidden; size_t nbytes; uint64_t freed_ms; };
 
 static lock_t cache_lock = LOCK_INIT;
 static struct cached_map cache[LARGE_CACHE_SLOTS];   /* addr_hidden 0 = empty */
+static size_t cache_bytes;
 
 static void *cached_addr(const struct cached_map *m)
 {
 	return (void *)unhide_addr(m->addr_hidden);
 }
-static size_t cache_bytes;
 
 /* Take the smallest cached mapping of at least len bytes (and not more than
  * twice that) whose address is a multiple of align; the excess is unmapped.
