@@ -14,9 +14,9 @@
  *  system_and_popen: system("true") and popen()/pclose(), also while threads allocate.
  *  fork_from_signal_handler(_bg): a single-threaded program (in _bg with
  *    buddyslab's background thread) forks from a SIGALRM handler that lands
- *    every 100 us in its allocation loop, often inside a slow path holding a
- *    lock; each child returns from the handler, goes on allocating and
- *    checking, and verifies the heap (details above the cases). At least 300
+ *    every 100 us in its allocation loop; every signal that lands inside a
+ *    slab or zone lock forks, one in 8 of the others does; each child returns from the handler, goes on allocating and
+ *    checking, and verifies the heap (details above the cases). At least 150
  *    forks, of which at least 30 with a lock held at the fork (counted by
  *    bsl_fork_stats); all children must exit 0.
  *  fork_with_lock_held: the same deterministically, layer by layer: the test
@@ -28,8 +28,8 @@
  * Hangs are failures: the parent runs under alarm() (a handler prints FAIL and
  * exits), every child under alarm(10) with the default action (dies by SIGALRM,
  * which the parent reports); the signal-handler cases run in a child that the
- * test kills (FAIL, with the fork count reached) if it has not finished after
- * SIG_DEADLINE_S. `test_fork NAME` runs only the case NAME.
+ * test kills (FAIL, with the fork count reached) when it makes no progress
+ * for SIG_STALL_S. `test_fork NAME` runs only the case NAME.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -445,7 +445,7 @@ static void system_and_popen(void)
  *
  * The whole experiment runs in a child of the test (the "driver"), so that a
  * deadlock is a FAIL with a message, not a hung suite: the test polls it and
- * kills it after SIG_DEADLINE_S. Each child of the driver runs under
+ * kills it when it makes no progress for SIG_STALL_S. Each child of the driver runs under
  * alarm(60) (dies by SIGALRM if it hangs; the driver reports that).
  * Proof that the case under test happened: bsl_fork_stats (init.h) counts the
  * forks at which the forking thread already held allocator locks, per layer.
@@ -455,12 +455,16 @@ static void system_and_popen(void)
  */
 #define SIG_INTERVAL_US 100
 #define SIG_LIVE_MAX    4
-#define SIG_FORKS_MIN   300
+#define SIG_FORKS_MIN   150
 #define SIG_HELD_MIN    30
 #define SIG_FORKS_MAX   3000
 #define SIG_CHILD_OPS   600
 #define SIG_SLOTS       128
-#define SIG_DEADLINE_S  150
+#define SIG_PLAIN_EVERY 8
+#define SIG_STALL_S     60
+#define SIG_LIMIT_S     900
+#define SIG_STR_(x)     #x
+#define STR(x)          SIG_STR_(x)
 
 struct sig_result {            /* in a shared mapping: the driver fills it as it goes */
 	long forks, fork_errors, signals, children_ok, children_bad, ops;
@@ -477,12 +481,30 @@ static void *sig_slot[SIG_SLOTS];
 static size_t sig_slot_n[SIG_SLOTS];
 static uint64_t sig_slot_tag[SIG_SLOTS];
 
+/* The handler interrupted a slab cpu or zone critical section (the thread
+ * holds that lock). Reads lock words only: async-signal-safe. */
+static int sig_interrupted_lock(void)
+{
+	for (unsigned i = 0; i < MAX_CPUS; i++)
+		if (lock_held_by_me(&slab_cpus[i].lock))
+			return 1;
+	for (unsigned i = 0; i < buddy_nzones(); i++)
+		if (lock_held_by_me(&zones[i].lock))
+			return 1;
+	return 0;
+}
+
 static void sig_fork_handler(int sig)
 {
+	static unsigned tick;
 	int saved_errno = errno;
 	(void)sig;
 	__atomic_add_fetch(&sig_res->signals, 1, __ATOMIC_RELAXED);
-	if (!sig_in_child && !sig_stop && __atomic_load_n(&sig_live, __ATOMIC_RELAXED) < SIG_LIVE_MAX) {
+	/* Every signal that lands inside a slab or zone lock forks; of the
+	 * others one in SIG_PLAIN_EVERY does (they still cover the registry,
+	 * large and arena locks, and forks outside any lock). */
+	int want = sig_interrupted_lock() || ++tick % SIG_PLAIN_EVERY == 0;
+	if (want && !sig_in_child && !sig_stop && __atomic_load_n(&sig_live, __ATOMIC_RELAXED) < SIG_LIVE_MAX) {
 		uint64_t held = __atomic_load_n(&bsl_fork_stats.nfork_held, __ATOMIC_RELAXED);
 		pid_t pid = fork();
 		if (pid == 0) {
@@ -765,6 +787,11 @@ static void sig_driver(int with_bg, pid_t parent)
 			sigemptyset(&alrm);
 			sigaddset(&alrm, SIGALRM);
 			sigprocmask(SIG_BLOCK, &alrm, &old);
+			if (sig_in_child) {
+				/* forked between the test above and the block */
+				sigprocmask(SIG_SETMASK, &old, NULL);
+				continue;
+			}
 			sig_reap(WNOHANG);
 			sig_publish();
 			sig_res->ops = ops;
@@ -795,7 +822,7 @@ static void sig_driver(int with_bg, pid_t parent)
 static void run_fork_from_signal_handler(const char *name, int with_bg)
 {
 	current_case = name;
-	alarm(SIG_DEADLINE_S + 60);
+	alarm(SIG_LIMIT_S + 60);
 	sig_res = mmap(NULL, sizeof *sig_res, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	REQUIRE(sig_res != MAP_FAILED);
 	memset(sig_res, 0, sizeof *sig_res);
@@ -805,14 +832,25 @@ static void run_fork_from_signal_handler(const char *name, int with_bg)
 	REQUIRE(d >= 0);
 	if (d == 0)
 		sig_driver(with_bg, self);
-	int st = 0, polls = 0;
+	/* A hang is no progress (the driver's operation count and the children
+	 * it reaped stand still) for SIG_STALL_S, not a slow machine;
+	 * SIG_LIMIT_S only bounds a driver that progresses for ever. */
+	int st = 0, polls = 0, still = 0;
+	long seen = -1;
 	pid_t w;
-	while ((w = waitpid(d, &st, WNOHANG)) == 0 && polls++ < SIG_DEADLINE_S * 50) {
+	while ((w = waitpid(d, &st, WNOHANG)) == 0 && still < SIG_STALL_S * 50 && polls++ < SIG_LIMIT_S * 50) {
 		struct timespec ts = { 0, 20 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
+		long now = __atomic_load_n(&sig_res->ops, __ATOMIC_RELAXED) +
+			   __atomic_load_n(&sig_res->children_ok, __ATOMIC_RELAXED) +
+			   __atomic_load_n(&sig_res->children_bad, __ATOMIC_RELAXED);
+		still = now == seen ? still + 1 : 0;
+		seen = now;
 	}
 	if (w == 0) {
-		fprintf(stderr, "  driver hung (deadlock?) after %ld forks from the handler, %llu with a lock held; killed\n",
+		fprintf(stderr, "  driver %s after %ld forks from the handler, %llu with a lock held; killed\n",
+			still >= SIG_STALL_S * 50 ? "made no progress for " STR(SIG_STALL_S) " s (deadlock?)"
+						  : "still running after " STR(SIG_LIMIT_S) " s",
 			sig_res->forks, (unsigned long long)sig_res->nfork_held);
 		kill(d, SIGKILL);
 		waitpid(d, &st, 0);
