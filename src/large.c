@@ -181,36 +181,76 @@ static void *cached_addr(const struct cached_map *m)
 	return (void *)unhide_addr(m->addr_hidden);
 }
 
-/* Take the smallest cached mapping of at least len bytes (and not more than
- * twice that) whose address is a multiple of align; the excess is unmapped.
- * NULL when none fits. */
-static void *cache_take(size_t len, size_t align)
+/* Put a mapping (or the unused tail of one) in slot i. Cache lock held. */
+static void cache_set_locked(int i, void *addr, size_t nbytes, uint64_t freed_ms)
 {
-	struct cached_map best = { 0 };
+	lock_assert_held(&cache_lock);
+	cache[i] = (struct cached_map){ hide_addr((uintptr_t)addr), nbytes, freed_ms };
+	cache_bytes += nbytes;
+}
+
+/*
+ * A cached mapping for a block of *len bytes (a page multiple) at an address
+ * that is a multiple of align; NULL when none serves. Reuse avoids the page
+ * faults of a fresh mapping, so no syscall is made where it can be helped:
+ *  - the smallest mapping of at least *len bytes is taken. An excess that
+ *    could hold a large block of its own (more than mmap_threshold) is split
+ *    off and stays cached (an address range, no syscall); a smaller excess
+ *    stays with the block when it is at most a quarter of *len (*len grows to
+ *    the mapping's length) and is unmapped otherwise;
+ *  - when every mapping is smaller, the largest one of at least *len / 2 is
+ *    grown with mremap: its pages keep their frames, only the rest is new.
+ * Guarded mappings (secure guard, memcheck) are only ever trimmed: their
+ * rear guard page must sit right after the block.
+ */
+static void *cache_take(size_t *len, size_t align)
+{
+	size_t want = *len;
+	int bi = -1, gi = -1;
 	lock_acquire(&cache_lock);
-	int bi = -1;
-	for (int i = 0; i < LARGE_CACHE_SLOTS; i++)
-		if (cache[i].addr_hidden && cache[i].nbytes >= len && cache[i].nbytes / 2 <= len &&
-		    (cache[i].addr_hidden & (align - 1)) == 0 &&   /* -a is aligned as a is */
-		    (bi < 0 || cache[i].nbytes < cache[bi].nbytes))
+	for (int i = 0; i < LARGE_CACHE_SLOTS; i++) {
+		const struct cached_map *m = &cache[i];
+		if (!m->addr_hidden || (m->addr_hidden & (align - 1)) != 0)   /* -a is aligned as a is */
+			continue;
+		if (m->nbytes >= want && (bi < 0 || m->nbytes < cache[bi].nbytes))
 			bi = i;
-	if (bi >= 0) {
-		best = cache[bi];
-		cache[bi].addr_hidden = 0;
-		cache_bytes -= best.nbytes;
+		else if (m->nbytes < want && m->nbytes >= want / 2 && (gi < 0 || m->nbytes > cache[gi].nbytes))
+			gi = i;
 	}
+	if (bi < 0 && (gi < 0 || guarded() || align > PAGE_SIZE)) {
+		lock_release(&cache_lock);
+		return NULL;
+	}
+	struct cached_map m = cache[bi >= 0 ? bi : gi];
+	cache[bi >= 0 ? bi : gi].addr_hidden = 0;
+	cache_bytes -= m.nbytes;
+	char *addr = cached_addr(&m);
+	size_t excess = bi >= 0 ? m.nbytes - want : 0;
+	bool split = excess > opt.mmap_threshold && !guarded();
+	if (split)   /* the slot just emptied takes the tail */
+		cache_set_locked(bi, addr + want, excess, m.freed_ms);
 	lock_release(&cache_lock);
-	void *addr = cached_addr(&best);
-	if (addr && best.nbytes > len) {
-		char *end = (char *)addr + len;
-		if (!guarded()) {
-			os_unmap(end, best.nbytes - len);
-		} else if (os_guard(end, PAGE_SIZE)) {   /* the new rear guard */
-			os_unmap(end + PAGE_SIZE, best.nbytes - len);   /* and the old one */
-		} else {
-			unmap_block(addr, best.nbytes);
-			return NULL;
-		}
+
+	if (bi < 0) {   /* grow the largest smaller mapping */
+		void *q = os_remap(addr, m.nbytes, want);
+		if (!q)
+			unmap_block(addr, m.nbytes);
+		return q;
+	}
+	if (split || excess == 0)
+		return addr;
+	if (!guarded() && excess <= want / 4) {
+		*len = m.nbytes;
+		return addr;
+	}
+	char *end = addr + want;
+	if (!guarded()) {
+		os_unmap(end, excess);
+	} else if (os_guard(end, PAGE_SIZE)) {   /* the new rear guard */
+		os_unmap(end + PAGE_SIZE, excess);   /* and the old one */
+	} else {
+		unmap_block(addr, m.nbytes);
+		return NULL;
 	}
 	return addr;
 }
@@ -234,9 +274,7 @@ static bool cache_put(void *addr, size_t nbytes)
 				oldest = i;
 		}
 		if (empty >= 0 && cache_bytes + nbytes <= cap) {
-			cache[empty] = (struct cached_map){ hide_addr((uintptr_t)addr), nbytes,
-							    buddy_now_ms() };
-			cache_bytes += nbytes;
+			cache_set_locked(empty, addr, nbytes, buddy_now_ms());
 			break;
 		}
 		evicted[nev++] = cache[oldest];
@@ -296,7 +334,7 @@ void *large_alloc(size_t nbytes, size_t align_bytes, bool *dirty)
 	*dirty = false;
 	if (align_bytes < PAGE_SIZE)
 		align_bytes = PAGE_SIZE;
-	if (opt.large_cache && (p = cache_take(len, align_bytes)))
+	if (opt.large_cache && (p = cache_take(&len, align_bytes)))
 		*dirty = true;
 	if (!p)
 		p = guarded() ? secure_large_map(len, align_bytes) : os_map(len, align_bytes);

@@ -136,7 +136,7 @@ EXPORT void bsl_config_print(int fd)
 
 EXPORT const char *bsl_version(void)
 {
-	return "buddyslab 0.1.0";
+	return "buddyslab " BUDDYSLAB_VERSION;
 }
 
 /* The report's header line names the process (reports of several processes

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <fcntl.h>
 #include "buddyslab.h"
@@ -426,6 +427,73 @@ static void valloc_pvalloc(void)
 }
 
 /* ---------------------------------------------------------------- calloc */
+
+/*
+ * Freed large mappings serve later requests of other sizes without a fresh
+ * mapping (whose every page would fault again): a 1 MiB block, freed, serves
+ * a 300 KiB block from its head and a 600 KiB one from the rest; a 400 KiB
+ * block, freed, grows into a 700 KiB one and keeps its pages. Proof of reuse:
+ * the addresses, and the old contents still there (plain malloc), and the
+ * page faults counted while touching them. calloc of such memory is zero.
+ * Only with the mapping cache on and unguarded (secure guard mode keeps a
+ * guard page right after each block and never splits).
+ */
+static long minflt_now(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_minflt;
+}
+static void large_reuse_other_sizes(void)
+{
+	const char *conf = getenv("BUDDYSLAB_CONF");
+	if (conf && (strstr(conf, "large_cache:0") || strstr(conf, "secure") || strstr(conf, "decay_ms:0"))) {
+		SKIP("the mapping cache is off or guarded in this configuration");
+	}
+	const size_t K = 1024, head = 300 * K, tail = 600 * K;
+	malloc_trim(0);                                   /* the cache starts empty */
+	unsigned char *p = malloc(1024 * K);
+	REQUIRE(p);
+	memset(p, 0xAB, 1024 * K);
+	free(p);
+	long f0 = minflt_now();
+	unsigned char *q = malloc(head), *r = malloc(tail);
+	REQUIRE(q && r);
+	CHECK(q == p);
+	CHECK(r == p + head);                             /* 300 KiB is a page multiple */
+	size_t stale = 0;
+	for (size_t i = 0; i < tail; i += 4096) stale += r[i] == 0xAB;
+	CHECK(stale == tail / 4096);
+	memset(q, 1, head);
+	memset(r, 2, tail);
+	long faults = minflt_now() - f0;
+	printf("  info: 300 KiB + 600 KiB from a freed 1 MiB block: %ld page faults (a fresh mapping: %zu)\n",
+	       faults, (head + tail) / 4096);
+	CHECK(faults < 32);
+	free(r);
+	unsigned char *z = calloc(1, tail);               /* the same pages, dirty: zeroed */
+	REQUIRE(z);
+	size_t nonzero = 0;
+	for (size_t i = 0; i < tail; i++) nonzero += z[i] != 0;
+	CHECK(nonzero == 0);
+	free(z);
+	free(q);
+
+	malloc_trim(0);
+	unsigned char *a = malloc(400 * K);
+	REQUIRE(a);
+	for (size_t i = 0; i < 400 * K; i++) a[i] = (unsigned char)(i * 7 + 3);
+	free(a);
+	unsigned char *b = malloc(700 * K);
+	REQUIRE(b);
+	CHECK(malloc_usable_size(b) >= 700 * K);
+	size_t kept = 0;
+	for (size_t i = 0; i < 400 * K; i++) kept += b[i] == (unsigned char)(i * 7 + 3);
+	CHECK(kept == 400 * K);                           /* grown with mremap, not mapped afresh */
+	memset(b, 0, 700 * K);
+	free(b);
+	malloc_trim(0);
+}
 
 static void calloc_zero_after_dirty_reuse(void)
 {
@@ -1278,7 +1346,6 @@ static void invalid_realloc_aborts(void)
  * and every size must get at least half the limit: memory freed by small blocks
  * must be usable by large ones (glibc: ~350 MiB at every size).
  */
-#include <sys/resource.h>
 #define OOM_LIMIT ((rlim_t)384 << 20)
 
 static int oom_child(void)
@@ -1437,6 +1504,7 @@ int main(int argc, char **argv)
 	T_RUN(zero_size_every_alignment);
 	T_RUN(valloc_pvalloc);
 	T_RUN(calloc_zero_after_dirty_reuse);
+	T_RUN(large_reuse_other_sizes);
 	T_RUN(calloc_zero_after_purge);
 	T_RUN(realloc_keeps_contents);
 	T_RUN(realloc_null_and_zero);

@@ -11,7 +11,8 @@
  * buddyslab's blocks being allocated and leaves them unpoisoned, so what
  * happens inside them is for the harness to check:
  *   - every block is 16-byte aligned and aligned as asked;
- *   - malloc_usable_size >= the request, within the tier's rounding, and
+ *   - malloc_usable_size >= the request, within the tier's rounding (a
+ *     large block: up to a quarter more than whole pages), and
  *     stable while the block lives;
  *   - a new block overlaps no live block (whole usable ranges compared);
  *   - calloc blocks read zero; every block is filled with a pattern of its
@@ -312,7 +313,10 @@ static size_t usable_bound(size_t n, size_t align)
 			if (class_size(c) >= n && class_size(c) >= align && class_size(c) % (align ? align : 1) == 0)
 				return class_size(c);
 	}
-	return round_up(n ? n : 1, PAGE);
+	/* page runs and large blocks: whole pages; a large block reused from a
+	 * cached mapping may keep up to a quarter more (large.c, cache_take) */
+	size_t r = round_up(n ? n : 1, PAGE);
+	return r + r / 4 / PAGE * PAGE;
 }
 
 /* -------------------------------------------------------------- slots */
