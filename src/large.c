@@ -191,52 +191,43 @@ static void cache_set_locked(int i, void *addr, size_t nbytes, uint64_t freed_ms
 
 /*
  * A cached mapping for a block of *len bytes (a page multiple) at an address
- * that is a multiple of align; NULL when none serves. Reuse avoids the page
- * faults of a fresh mapping, so no syscall is made where it can be helped:
- *  - the smallest mapping of at least *len bytes is taken. An excess that
- *    could hold a large block of its own (more than mmap_threshold) is split
- *    off and stays cached (an address range, no syscall); a smaller excess
- *    stays with the block when it is at most a quarter of *len (*len grows to
- *    the mapping's length) and is unmapped otherwise;
- *  - when every mapping is smaller, the largest one of at least *len / 2 is
- *    grown with mremap: its pages keep their frames, only the rest is new.
+ * that is a multiple of align; NULL when none is big enough. Reuse avoids the
+ * page faults (and, in a VM, the page-table updates) of a fresh mapping, so
+ * no syscall is made where it can be helped: the smallest mapping of at least
+ * *len bytes is taken. An excess that could hold a large block of its own
+ * (more than mmap_threshold) is split off and stays cached (an address range:
+ * no syscall); a smaller excess stays with the block when it is at most a
+ * quarter of *len (*len grows to the mapping's length) and is unmapped
+ * otherwise. A smaller mapping is not grown with mremap: measured slower than
+ * a fresh mapping (moving page tables flushes the TLB), bench/probe/large_reuse.c.
  * Guarded mappings (secure guard, memcheck) are only ever trimmed: their
  * rear guard page must sit right after the block.
  */
 static void *cache_take(size_t *len, size_t align)
 {
 	size_t want = *len;
-	int bi = -1, gi = -1;
+	int bi = -1;
 	lock_acquire(&cache_lock);
 	for (int i = 0; i < LARGE_CACHE_SLOTS; i++) {
 		const struct cached_map *m = &cache[i];
-		if (!m->addr_hidden || (m->addr_hidden & (align - 1)) != 0)   /* -a is aligned as a is */
-			continue;
-		if (m->nbytes >= want && (bi < 0 || m->nbytes < cache[bi].nbytes))
+		if (m->addr_hidden && (m->addr_hidden & (align - 1)) == 0 &&   /* -a is aligned as a is */
+		    m->nbytes >= want && (bi < 0 || m->nbytes < cache[bi].nbytes))
 			bi = i;
-		else if (m->nbytes < want && m->nbytes >= want / 2 && (gi < 0 || m->nbytes > cache[gi].nbytes))
-			gi = i;
 	}
-	if (bi < 0 && (gi < 0 || guarded() || align > PAGE_SIZE)) {
+	if (bi < 0) {
 		lock_release(&cache_lock);
 		return NULL;
 	}
-	struct cached_map m = cache[bi >= 0 ? bi : gi];
-	cache[bi >= 0 ? bi : gi].addr_hidden = 0;
+	struct cached_map m = cache[bi];
+	cache[bi].addr_hidden = 0;
 	cache_bytes -= m.nbytes;
 	char *addr = cached_addr(&m);
-	size_t excess = bi >= 0 ? m.nbytes - want : 0;
+	size_t excess = m.nbytes - want;
 	bool split = excess > opt.mmap_threshold && !guarded();
 	if (split)   /* the slot just emptied takes the tail */
 		cache_set_locked(bi, addr + want, excess, m.freed_ms);
 	lock_release(&cache_lock);
 
-	if (bi < 0) {   /* grow the largest smaller mapping */
-		void *q = os_remap(addr, m.nbytes, want);
-		if (!q)
-			unmap_block(addr, m.nbytes);
-		return q;
-	}
 	if (split || excess == 0)
 		return addr;
 	if (!guarded() && excess <= want / 4) {

@@ -8,8 +8,8 @@
  * Freed mappings are kept in a small cache (LARGE_CACHE_SLOTS entries, at most
  * opt.large_cache bytes) and reused by later large allocations of any size,
  * so that a program that allocates and frees big buffers does not page-fault
- * every 4 KiB each time: a bigger mapping is split (its tail stays cached), a
- * smaller one grown with mremap (cache_take in large.c). They age out after
+ * every 4 KiB each time: a bigger mapping is split and its tail stays cached
+ * (cache_take in large.c). They age out after
  * decay_ms (large_decay) and malloc_trim empties the cache. Cached mappings
  * are never handed to the buddy layer.
  */
