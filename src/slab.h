@@ -21,7 +21,7 @@ struct slab_cpu {
 	uint64_t nobjs_out[NCLASSES + 1];           /* objects taken out */
 	uint64_t nalloc[NCLASSES + 1];              /* objects handed out, ever */
 	uint64_t nfree[NCLASSES + 1];               /* objects given back */
-	uint64_t ndebug_checks;                     /* debug builds: full check every 64 calls */
+	uint64_t ndebug_checks;                     /* debug builds: calls until the next full check */
 } __attribute__((aligned(64)));   /* one cache line apart: no false sharing between CPUs */
 
 extern struct slab_cpu slab_cpus[MAX_CPUS];
@@ -93,6 +93,8 @@ bool slab_obj_is_free(struct page_desc *d, const void *p);
 
 void slab_lock_all(void);
 void slab_unlock_all(void);
-void slab_check(struct slab_cpu *sc);
+/* Debug and tests: abort if a list or count of sc is inconsistent. Caller
+ * holds sc->lock. Returns the slabs and free objects it visited. */
+size_t slab_check(struct slab_cpu *sc);
 #pragma GCC visibility pop
 #endif

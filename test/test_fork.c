@@ -458,7 +458,7 @@ static void system_and_popen(void)
 #define SIG_FORKS_MIN   150
 #define SIG_HELD_MIN    30
 #define SIG_FORKS_MAX   3000
-#define SIG_CHILD_OPS   600
+#define SIG_CHILD_OPS   150
 #define SIG_SLOTS       128
 #define SIG_PLAIN_EVERY 8
 #define SIG_STALL_S     60
