@@ -11,7 +11,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$top/build}
 case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
 fz=$BUILD/fuzz
-RUNS=${FUZZ_SMOKE_RUNS:-2000}
+RUNS=${FUZZ_SMOKE_RUNS:-1000}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 if ! command -v clang >/dev/null; then

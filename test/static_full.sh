@@ -2,6 +2,7 @@
 # static_full.sh - the C tests linked fully statically (gcc -static): libc.a's own
 # malloc must not be pulled in beside libbuddyslab.a (no duplicate symbols, no
 # second heap), and the programs must behave exactly as in the normal build.
+# test_fork's two signal-handler cases run in the direct builds only (time).
 # Cases are reported as "static/<program>/<case>"; a program that fails to link or
 # exits non-zero without a FAIL line is one FAIL.
 # Env (from scripts/run-tests): BUILD = build dir holding libbuddyslab.a.
@@ -24,7 +25,8 @@ for t in test_static test_api test_threads test_fork; do
 		failures=$((failures + 1))
 		continue
 	fi
-	out=$(cd "$tmp" && timeout -k 5 280 "./$t" 2>"$tmp/$t.err"); rc=$?
+	args=(); [ $t = test_fork ] && args=(-fork_from_signal_handler -fork_from_signal_handler_bg)
+	out=$(cd "$tmp" && timeout -k 5 280 "./$t" "${args[@]}" 2>"$tmp/$t.err"); rc=$?
 	printf '%s\n' "$out" | sed -n -E "s@^(PASS|FAIL|SKIP) @\1 static/$t/@p"
 	nf=$(printf '%s\n' "$out" | grep -c '^FAIL ')
 	if [ "$nf" -gt 0 ] || [ $rc -ne 0 ]; then

@@ -5,7 +5,7 @@
  *    the parent made before the fork (checking their contents), forks a grandchild
  *    that does the same, and _exit(0)s.
  *  fork_while_threads_allocate: 8 threads allocate and free continuously while 4
- *    threads fork ~200 children in all. Each child allocates and frees, frees a
+ *    threads fork 100 children in all. Each child allocates and frees, frees a
  *    slice of the blocks the parent made before the fork (kept in a global array),
  *    checks their contents, sometimes starts a thread that allocates, calls every
  *    statistics view (which walk all zones/caches/tables: no lock may be left
@@ -29,7 +29,7 @@
  * exits), every child under alarm(10) with the default action (dies by SIGALRM,
  * which the parent reports); the signal-handler cases run in a child that the
  * test kills (FAIL, with the fork count reached) when it makes no progress
- * for SIG_STALL_S. `test_fork NAME` runs only the case NAME.
+ * for SIG_STALL_S. `test_fork NAME` runs only the case NAME (see main).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -282,7 +282,7 @@ static void fork_single_threaded(void)
 
 #define NALLOC 8
 #define NFORKER 4
-#define FORKS_PER_THREAD 50    /* 200 forks */
+#define FORKS_PER_THREAD 25    /* 100 forks */
 
 static volatile int stop_alloc;
 static long alloc_bad, fork_bad, forks_done;
@@ -1007,13 +1007,31 @@ static void lock_taken_twice_aborts(void)
 	alarm(0);
 }
 
-/* test_fork [NAME]: every case, or only the one called NAME. */
-static const char *only;
-#define RUN(fn) do { if (!only || strcmp(only, #fn) == 0) T_RUN(fn); } while (0)
+/* test_fork [NAME...] [-NAME...]: every case, or only the cases named, less
+ * those named with a leading '-' (secure.sh and static_full.sh leave out the
+ * two signal-handler cases, which the three direct builds run). */
+static int n_args;
+static char **args;
+static int selected(const char *name)
+{
+	int any_plain = 0, chosen = 0;
+	for (int i = 0; i < n_args; i++) {
+		if (args[i][0] == '-') {
+			if (strcmp(args[i] + 1, name) == 0)
+				return 0;
+		} else {
+			any_plain = 1;
+			chosen |= strcmp(args[i], name) == 0;
+		}
+	}
+	return !any_plain || chosen;
+}
+#define RUN(fn) do { if (selected(#fn)) T_RUN(fn); } while (0)
 
 int main(int argc, char **argv)
 {
-	only = argc > 1 ? argv[1] : NULL;
+	n_args = argc - 1;
+	args = argv + 1;
 	signal(SIGALRM, on_alarm);
 	RUN(fork_single_threaded);
 	RUN(fork_while_threads_allocate);

@@ -409,8 +409,8 @@ static void decay_never(void)
 	CHECK(after - start <= TOL_KB);
 }
 
-/* 200 rounds of malloc, touch, free of 5..25 MiB blocks. */
-#define LC_ROUNDS 200
+/* LC_ROUNDS rounds of malloc, touch, free of 5..25 MiB blocks. */
+#define LC_ROUNDS 60
 #define LC_MAX (25 * MIB)
 struct lc_result { long start, peak, max_after_free, last_after_free, after_trim; int ok; };
 
@@ -448,7 +448,7 @@ static void large_cache_default(void)
 	struct lc_result r = large_loop(&s0, &s1);
 	REQUIRE(r.ok);
 	bsl_stats(&s2);
-	info3("200 x malloc/touch/free of 5..25 MiB, default large cache", r.start, r.peak, r.after_trim);
+	info3("60 x malloc/touch/free of 5..25 MiB, default large cache", r.start, r.peak, r.after_trim);
 	fprintf(stderr, "  info: %s: after each free: max %.1f MiB, last %.1f MiB; cached+dirty %.1f MiB "
 		"before trim; nmalloc_large +%lu nfree_large +%lu\n", case_name, mib(r.max_after_free),
 		mib(r.last_after_free), s1.dirty / (double)MIB,
@@ -469,7 +469,7 @@ static void large_cache_off(void)
 	struct bsl_stats s0, s1;
 	struct lc_result r = large_loop(&s0, &s1);
 	REQUIRE(r.ok);
-	info3("200 x malloc/touch/free of 5..25 MiB, large_cache:0", r.start, r.peak, r.after_trim);
+	info3("60 x malloc/touch/free of 5..25 MiB, large_cache:0", r.start, r.peak, r.after_trim);
 	fprintf(stderr, "  info: %s: after each free: max %.1f MiB (start + %.1f); cached+dirty %.1f MiB; "
 		"nmalloc_large +%lu\n", case_name, mib(r.max_after_free), mib(r.max_after_free - r.start),
 		s1.dirty / (double)MIB, (unsigned long)(s1.nmalloc_large - s0.nmalloc_large));
