@@ -797,16 +797,21 @@ static void sig_driver(int with_bg, pid_t parent)
 			sig_res->ops = ops;
 			int done = (sig_forks >= SIG_FORKS_MIN && sig_res->nfork_held >= SIG_HELD_MIN) ||
 				   sig_forks >= SIG_FORKS_MAX;
-			sigprocmask(SIG_SETMASK, &old, NULL);
-			if (done)
+			if (done) {
+				/* stop forking before SIGALRM is let in again: a
+				 * child forked between this test and the break would
+				 * run the driver's end (reaping, checks) as its own */
+				sig_stop = 1;
+				memset(&it, 0, sizeof it);
+				setitimer(ITIMER_REAL, &it, NULL);
+				signal(SIGALRM, SIG_IGN);
+				sigprocmask(SIG_SETMASK, &old, NULL);
 				break;
+			}
+			sigprocmask(SIG_SETMASK, &old, NULL);
 		}
 		bad += sig_op(&s);
 	}
-	sig_stop = 1;
-	memset(&it, 0, sizeof it);
-	setitimer(ITIMER_REAL, &it, NULL);
-	signal(SIGALRM, SIG_IGN);
 	if (bad) { child_say("  driver: %ld corrupt blocks in the loop\n", bad); sig_res->driver_bad++; }
 	if (sig_free_all()) { child_say("  driver: corrupt blocks at the end\n"); sig_res->driver_bad++; }
 	sig_reap(0);
