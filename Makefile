@@ -58,7 +58,7 @@ $(B)/obj/cxx-archive.o: src/cxx.c $(wildcard src/*.h) include/buddyslab.h Makefi
 	$(CC) $(CFLAGS_LIB) -fexceptions -DBSL_CXX_ARCHIVE=1 -c $< -o $@
 
 $(B)/libbuddyslab.so: $(OBJS) src/exports.map
-	$(CC) -shared $(SANFLAGS) -o $@ $(OBJS) -Wl,-soname,$(SONAME) -Wl,-z,now \
+	$(CC) -shared -static-libgcc $(SANFLAGS) -o $@ $(OBJS) -Wl,-soname,$(SONAME) -Wl,-z,now \
 		-Wl,--version-script=src/exports.map -lpthread
 
 # the soname beside it, for programs linked with -Lbuild -lbuddyslab

@@ -68,6 +68,11 @@ int bsl_owns(const void *p);
 /* "buddyslab X.Y.Z": "buddyslab " BUDDYSLAB_VERSION. */
 const char *bsl_version(void);
 
+/* Write a heap profile (BUDDYSLAB_CONF=prof:1) in the format google-pprof
+ * reads: to path, or, when path is NULL, to PREFIX.PID.SEQ.heap (prof_prefix).
+ * Returns 0, or -1 with errno set (EINVAL: profiling is off). */
+int bsl_prof_dump(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

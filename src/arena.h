@@ -39,6 +39,8 @@ enum page_kind {
 #define PDF_PARTIAL  0x02  /* slab head: on its cpu's partial list */
 #define PDF_CACHED   0x04  /* PD_RUN head: freed, parked in a thread's run cache */
 #define PDF_GUARD    0x08  /* slab head: its last page is a guard (secure mode) */
+#define PDF_SAMPLED  0x10  /* PD_RUN head: a heap-profile sample (prof.h); written by
+			    * the thread that allocates or frees the run */
 
 /* One per page. Who writes each field is stated beside it. */
 struct page_desc {

@@ -8,9 +8,10 @@
  *    and what is allowed.
  *  - Keys and values are trimmed of white space; entries are separated by
  *    ',' (so no value contains one); empty entries are skipped.
- *  - opt.stats_file is empty or an absolute path: a relative one is joined to
- *    the directory of start-up here, since the program may chdir before the
- *    report is written.
+ *  - opt.stats_file is empty or an absolute path, and so is opt.prof_prefix
+ *    once config_init returns ("buddyslab" by default): a relative one is
+ *    joined to the directory of start-up here, since the program may chdir
+ *    before the report or a profile is written.
  *  - opt.stats_signal is 0 or a signal whose handler can return and let the
  *    program carry on: faults, SIGABRT, SIGTRAP, SIGSYS, the uncatchable ones
  *    and the ones glibc reserves (32 .. SIGRTMIN-1) are refused.
@@ -38,6 +39,12 @@ struct bsl_options opt = {
 	.stats_signal = 0,
 	.stats_file = "",
 	.secure = 0,
+	.prof = 0,
+	.prof_sample = 512 * 1024,
+	.prof_final = 1,
+	.prof_signal = 0,
+	.prof_interval = 0,
+	.prof_prefix = "",
 };
 
 struct enum_name { const char *name; long value; };
@@ -69,31 +76,45 @@ struct option_def {
 	const char *key;
 	enum opt_kind kind;
 	long *lval;             /* K_NUM, K_ENUM, K_SET, K_SIGNAL, K_SIZE (or zval) */
-	size_t *zval;           /* K_SIZE held in a size_t */
+	union {
+		size_t *zval;   /* K_SIZE held in a size_t */
+		char *sval;     /* K_PATH: char[BSL_PATH_MAX] */
+	};
 	long min, max;          /* K_NUM, K_SIZE */
 	const struct enum_name *names;   /* K_ENUM, K_SET */
 	const char *doc;
 };
 
 static const struct option_def defs[] = {
-	{ "mmap_threshold", K_SIZE, NULL, &opt.mmap_threshold, SLAB_MAX, CHUNK_SIZE, NULL,
+	{ "mmap_threshold", K_SIZE, NULL, { &opt.mmap_threshold }, SLAB_MAX, CHUNK_SIZE, NULL,
 	  "requests above this many bytes are mmap'd (suffix k/m allowed)" },
-	{ "stats", K_NUM, &opt.stats, NULL, 0, 1, NULL, "1: print buddyinfo/slabinfo/stats at exit" },
-	{ "thp", K_ENUM, &opt.thp, NULL, 0, 0, thp_names, "default | never | madvise" },
-	{ "tcache", K_NUM, &opt.tcache, NULL, 0, 1, NULL, "0: no per-thread caches" },
-	{ "decay_ms", K_NUM, &opt.decay_ms, NULL, -1, 3600000, NULL,
+	{ "stats", K_NUM, &opt.stats, { NULL }, 0, 1, NULL, "1: print buddyinfo/slabinfo/stats at exit" },
+	{ "thp", K_ENUM, &opt.thp, { NULL }, 0, 0, thp_names, "default | never | madvise" },
+	{ "tcache", K_NUM, &opt.tcache, { NULL }, 0, 1, NULL, "0: no per-thread caches" },
+	{ "decay_ms", K_NUM, &opt.decay_ms, { NULL }, -1, 3600000, NULL,
 	  "free pages idle this many ms go back to the OS; 0 at once, -1 never" },
-	{ "purge", K_ENUM, &opt.purge_free, NULL, 0, 0, purge_names, "dontneed | free (madvise advice)" },
-	{ "background_thread", K_NUM, &opt.background_thread, NULL, 0, 1, NULL,
+	{ "purge", K_ENUM, &opt.purge_free, { NULL }, 0, 0, purge_names, "dontneed | free (madvise advice)" },
+	{ "background_thread", K_NUM, &opt.background_thread, { NULL }, 0, 1, NULL,
 	  "1: a background thread purges (else slow paths do)" },
-	{ "large_cache", K_SIZE, &opt.large_cache, NULL, 0, 1L << 40, NULL,
+	{ "large_cache", K_SIZE, &opt.large_cache, { NULL }, 0, 1L << 40, NULL,
 	  "bytes of freed large mappings kept for reuse (0: unmap at once)" },
-	{ "stats_signal", K_SIGNAL, &opt.stats_signal, NULL, 0, 0, NULL,
+	{ "stats_signal", K_SIGNAL, &opt.stats_signal, { NULL }, 0, 0, NULL,
 	  "signal number that prints the report (0: none)" },
-	{ "stats_file", K_PATH, NULL, NULL, 0, 0, NULL,
+	{ "stats_file", K_PATH, NULL, { .sval = opt.stats_file }, 0, 0, NULL,
 	  "the report is appended to this file (empty: to stderr)" },
-	{ "secure", K_SET, &opt.secure, NULL, 0, 0, secure_names,
+	{ "secure", K_SET, &opt.secure, { NULL }, 0, 0, secure_names,
 	  "0 | 1 (all) | guard+canary+fill+shuffle: hardening checks" },
+	{ "prof", K_NUM, &opt.prof, { NULL }, 0, 1, NULL, "1: sample allocations for heap profiles" },
+	{ "prof_sample", K_SIZE, &opt.prof_sample, { NULL }, 1, 1L << 40, NULL,
+	  "mean bytes allocated between two samples (suffix k/m allowed)" },
+	{ "prof_final", K_NUM, &opt.prof_final, { NULL }, 0, 1, NULL, "1: dump a heap profile at exit" },
+	{ "prof_signal", K_SIGNAL, &opt.prof_signal, { NULL }, 0, 0, NULL,
+	  "signal number that dumps a heap profile (0: none)" },
+	{ "prof_interval", K_SIZE, &opt.prof_interval, { NULL }, 0, 1L << 50, NULL,
+	  "dump a heap profile every this many bytes allocated (0: never)" },
+	{ "prof_prefix", K_PATH, NULL, { .sval = opt.prof_prefix }, 0, 0, NULL,
+	  "heap profiles go to PREFIX.PID.SEQ.heap (default: buddyslab, in the directory of "
+	  "start-up)" },
 };
 #define NDEFS (sizeof defs / sizeof defs[0])
 
@@ -262,7 +283,7 @@ static void text_allowed(struct text *t, const struct option_def *d)
 static void text_value(struct text *t, const struct option_def *d)
 {
 	if (d->kind == K_PATH) {
-		text_printf(t, "%s", opt.stats_file);
+		text_printf(t, "%s", d->sval);
 		return;
 	}
 	long v = d->lval ? *d->lval : (long)*d->zval;
@@ -307,7 +328,7 @@ static void warn_bad(const struct option_def *d, const char *val, size_t vlen,
 	text_flush(&t);
 }
 
-/* stats_file: absolute, or joined to the current (start-up) directory. */
+/* A K_PATH value: absolute, or joined to the current (start-up) directory. */
 static void apply_path(const struct option_def *d, const char *val, size_t vlen)
 {
 	char path[BSL_PATH_MAX];
@@ -327,7 +348,7 @@ static void apply_path(const struct option_def *d, const char *val, size_t vlen)
 	}
 	memcpy(path + n, val, vlen);
 	path[n + vlen] = 0;
-	memcpy(opt.stats_file, path, n + vlen + 1);
+	memcpy(d->sval, path, n + vlen + 1);
 }
 
 static void apply(const char *key, size_t klen, const char *val, size_t vlen)
@@ -378,6 +399,8 @@ static void apply(const char *key, size_t klen, const char *val, size_t vlen)
 		*d->zval = (size_t)v;
 }
 
+#define STR_AND_LEN(s) (s), sizeof(s) - 1
+
 static bool is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
@@ -392,11 +415,8 @@ static void trim(const char **s, const char **end)
 		(*end)--;
 }
 
-void config_init(void)
+static void parse(const char *s)
 {
-	const char *s = getenv("BUDDYSLAB_CONF");
-	if (!s)
-		return;
 	while (*s) {
 		const char *next = strchrnul(s, ',');
 		const char *b = s, *e = next;
@@ -414,6 +434,15 @@ void config_init(void)
 		}
 		s = *next ? next + 1 : next;
 	}
+}
+
+void config_init(void)
+{
+	const char *s = getenv("BUDDYSLAB_CONF");
+	if (s)
+		parse(s);
+	if (opt.prof && !opt.prof_prefix[0])
+		apply(STR_AND_LEN("prof_prefix"), STR_AND_LEN("buddyslab"));
 }
 
 void config_print(int fd)

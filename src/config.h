@@ -26,6 +26,12 @@ struct bsl_options {
 				 * the ones whose handler must not return) */
 	char   stats_file[BSL_PATH_MAX];   /* "" or an absolute path: the report goes there */
 	long   secure;          /* SEC_* hardening features (secure.h) */
+	long   prof;            /* 1: sample allocations for heap profiles (prof.h) */
+	long   prof_sample;     /* mean bytes between samples */
+	long   prof_final;      /* 1: dump a profile at exit (when prof is on) */
+	long   prof_signal;     /* 0, or a signal that dumps a profile */
+	long   prof_interval;   /* 0, or dump every this many bytes allocated (estimated) */
+	char   prof_prefix[BSL_PATH_MAX];  /* dumps go to PREFIX.PID.SEQ.heap; absolute */
 };
 
 extern struct bsl_options opt;

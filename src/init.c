@@ -7,7 +7,8 @@
  * after the parse, so that the descriptor is taken "when the option is
  * read"), builds the class table, creates the thread-exit key and registers
  * the fork handlers. The report (stats_report) is written at exit from the
- * destructor and on stats_signal; output.c decides where it goes.
+ * destructor and on stats_signal; output.c decides where it goes. A heap
+ * profile (prof.c) is dumped there too, with prof_final, and on prof_signal.
  *
  * Maintenance: without a background thread, every slow path calls
  * bsl_maintenance(), which runs the rate-limited decay of the buddy zones and
@@ -17,7 +18,7 @@
  * starts its own again.
  *
  * Fork: prepare takes every allocator lock in the global order
- *   tcache registry -> slab cpu locks -> zone locks -> large shards -> arena
+ *   profile -> tcache registry -> slab cpu locks -> zone locks -> large shards -> arena
  * so the child inherits a consistent heap; parent and child release them.
  * Every other path takes locks in that order too (a subset of it).
  *
@@ -50,6 +51,7 @@
 #include "output.h"
 #include "vg.h"
 #include "secure.h"
+#include "prof.h"
 
 #include <time.h>
 #include <signal.h>
@@ -118,6 +120,7 @@ static void fork_prepare(void)
 {
 	unsigned n[6];
 	lock_fork_begin();
+	prof_lock_all();
 	n[0] = lock_fork_nskipped();
 	tcache_lock_all();
 	n[1] = lock_fork_nskipped();
@@ -144,6 +147,7 @@ static void fork_parent(void)
 	buddy_unlock_all();
 	slab_unlock_all();
 	tcache_unlock_all();
+	prof_unlock_all();
 	lock_fork_end();
 }
 
@@ -160,6 +164,7 @@ static void fork_child(void)
 	slab_unlock_all();
 	tcache_after_fork_child();
 	stats_after_fork_child();
+	prof_unlock_all();
 	lock_fork_end();
 }
 
@@ -167,24 +172,28 @@ static void fork_child(void)
  * print with one write(2), so the handler is safe wherever it interrupts.
  * config.c refuses the signals this must not handle (faults, abort, the ones
  * glibc reserves). */
-static void stats_signal_handler(int sig)
+static void report_signal_handler(int sig)
 {
 	int saved_errno = errno;
-	stats_in_signal = 1;
-	stats_report();
-	stats_in_signal = 0;
+	if (sig == opt.stats_signal) {
+		stats_in_signal = 1;
+		stats_report();
+		stats_in_signal = 0;
+	}
+	if (sig == opt.prof_signal && opt.prof)
+		prof_dump_from_signal();
 	errno = saved_errno;
 }
 
-static void stats_signal_install(int sig)
+static void signal_install(const char *key, int sig)
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = stats_signal_handler;
+	sa.sa_handler = report_signal_handler;
 	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(sig, &sa, NULL) != 0)
-		bsl_warnf("BUDDYSLAB_CONF: stats_signal:%d: sigaction refused the signal", sig);
+		bsl_warnf("BUDDYSLAB_CONF: %s:%d: sigaction refused the signal", key, sig);
 }
 
 void bsl_init_slow(void)
@@ -202,7 +211,9 @@ void bsl_init_slow(void)
 		tcache_global_init();
 		pthread_atfork(fork_prepare, fork_parent, fork_child);
 		if (opt.stats_signal)
-			stats_signal_install((int)opt.stats_signal);
+			signal_install("stats_signal", (int)opt.stats_signal);
+		if (opt.prof_signal && opt.prof_signal != opt.stats_signal)
+			signal_install("prof_signal", (int)opt.prof_signal);
 		__atomic_store_n(&bsl_ready, 1, __ATOMIC_RELEASE);
 	}
 	lock_release(&init_lock);
@@ -217,4 +228,6 @@ __attribute__((destructor)) static void bsl_destructor(void)
 {
 	if (bsl_ready && opt.stats)
 		stats_report();
+	if (bsl_ready && opt.prof && opt.prof_final)
+		prof_dump(NULL);
 }

@@ -30,6 +30,7 @@
 #include "buddy.h"
 #include "os.h"
 #include "secure.h"
+#include "prof.h"
 #include "vg.h"
 
 enum tier { TIER_SLAB, TIER_RUN, TIER_LARGE };
@@ -140,6 +141,42 @@ static NOINLINE void *alloc_slow(size_t n, size_t align, bool zero)
 	return p;
 }
 
+/* The countdown of prof.h ran out: with prof:1 this block is a sample, a page
+ * run (flag PDF_SAMPLED) or a large block, recorded with its call stack. */
+static NOINLINE void *alloc_sampled(size_t n, size_t align, bool zero)
+{
+	bsl_ensure_init();
+	if (!prof_tick(n) || vg_active || n > PTRDIFF_MAX)
+		return alloc_slow(n, align, zero);
+	void *p = NULL;
+	size_t padded = align_up(n ? n : 1, PAGE_SIZE);
+	bool dirty = true;
+	if (padded <= opt.mmap_threshold && align <= CHUNK_SIZE) {
+		bsl_maintenance();
+		p = run_alloc(padded, align, &dirty);
+		if (p)
+			arena_desc_of(p)->flags |= PDF_SAMPLED;
+	} else {
+		p = alloc_slow(n, align, zero);
+		dirty = false;
+	}
+	if (!p)
+		return alloc_slow(n, align, zero);
+	if (zero && dirty)
+		zero_block(p, n);
+	prof_record(p, n, (uintptr_t)__builtin_dwarf_cfa());
+	return p;
+}
+
+/* Allocation entry points other than malloc's and calloc's fast paths count
+ * their bytes down here. */
+static inline void *alloc_counted(size_t n, size_t align, bool zero)
+{
+	if (unlikely((prof_left -= (int64_t)n) < 0))
+		return alloc_sampled(n, align, zero);
+	return alloc_slow(n, align, zero);
+}
+
 static void *alloc_tiers(size_t n, size_t align, bool zero)
 {
 	void *p;
@@ -189,6 +226,8 @@ nomem:
 EXPORT void *malloc(size_t n)
 {
 	unsigned c;
+	if (unlikely((prof_left -= (int64_t)n) < 0))
+		return alloc_sampled(n, MIN_ALIGN, false);
 	if (likely(n <= SMALL_LOOKUP))
 		c = small_class[(n + 15) >> 4];
 	else if (n <= SLAB_MAX)
@@ -208,6 +247,8 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (unlikely((prof_left -= (int64_t)n) < 0))
+		return alloc_sampled(n, MIN_ALIGN, true);
 	if (likely(n <= SLAB_MAX)) {
 		void *p = tcache_pop(&tc_self.bins[size_to_class(n)]);
 		if (likely(p))
@@ -240,12 +281,18 @@ static NOINLINE void free_slow(void *p, const char *api)
 			slab_free_bulk(&p, 1);
 		break;
 	case TIER_RUN:
+		if (unlikely(b.desc->flags & PDF_SAMPLED)) {
+			b.desc->flags &= (uint8_t)~PDF_SAMPLED;
+			prof_forget(p, NULL);
+		}
 		if (tcache_run_park(b.desc))
 			break;
 		bsl_maintenance();
 		run_free(b.desc);
 		break;
 	case TIER_LARGE:
+		if (unlikely(opt.prof))
+			prof_forget(p, NULL);
 		bsl_maintenance();
 		large_free(p);
 		break;
@@ -321,8 +368,12 @@ EXPORT void *realloc(void *p, size_t n)
 		if (resize_in_place(p, &b, n))
 			return p;
 		if (b.tier == TIER_LARGE && n > opt.mmap_threshold) {
-			if (!(opt.secure & SEC_GUARD))
-				return large_realloc(p, n);
+			if (!(opt.secure & SEC_GUARD)) {
+				void *q = large_realloc(p, n);
+				if (q && q != p && unlikely(opt.prof))
+					prof_forget(p, q);
+				return q;
+			}
 			/* guarded mappings do not mremap: stay while the pages fit
 			 * (and are not more than twice what is needed), else copy */
 			size_t len = align_up(n, PAGE_SIZE);
@@ -330,7 +381,7 @@ EXPORT void *realloc(void *p, size_t n)
 				return p;
 		}
 	}
-	void *q = alloc_slow(n, MIN_ALIGN, false);
+	void *q = alloc_counted(n, MIN_ALIGN, false);
 	if (!q)
 		return NULL;
 	vg_open(p, b.usable);   /* the copy may read past the old request; p is freed next */
@@ -355,7 +406,7 @@ static void *aligned_alloc_checked(size_t align, size_t n)
 {
 	if (align < MIN_ALIGN)
 		align = MIN_ALIGN;
-	return alloc_slow(n, align, false);
+	return alloc_counted(n, align, false);
 }
 
 EXPORT int posix_memalign(void **out, size_t align, size_t n)
