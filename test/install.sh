@@ -23,7 +23,8 @@
 #                        --secure reach buddyslab (bsl_config_print, the report at
 #                        exit) in a program not linked with it; an existing
 #                        LD_PRELOAD and BUDDYSLAB_CONF are kept; --version;
-#                        --help; --profile, an unknown option, a bad --conf and no
+#                        --help; --profile PREFIX writes PREFIX.PID.0.heap at exit;
+#                        an empty --profile, an unknown option, a bad --conf and no
 #                        program exit 2
 #    uninstall_prefix    nothing left under the prefix but empty directories
 # Env (from scripts/run-tests): BUILD = build/ or build/debug (make install
@@ -259,12 +260,18 @@ launch "$launcher" --version
 if [ $rc -eq 0 ] && [ "$out" = "buddyslab $version" ]; then pass launcher_version
 else fail launcher_version "status $rc" "$out"; fi
 launch "$launcher" --help
-if [ $rc -eq 0 ] && has '^usage: buddyslab \[options\] \[--\] program' && has -- '--profile FILE'; then pass launcher_help
+if [ $rc -eq 0 ] && has '^usage: buddyslab \[options\] \[--\] program' && has -- '--profile PREFIX'; then pass launcher_help
 else fail launcher_help "status $rc" "$out"; fi
-why=()
 launch "$launcher" --profile "$tmp/heap" ./probe
-[ $rc -eq 2 ] && has '^buddyslab: heap profiling is not available in this version$' && ! has '^preloaded ' ||
-	why+=("--profile: status $rc: $out")
+prof=$(ls "$tmp"/heap.*.0.heap 2>/dev/null | head -n 1)
+if [ $rc -eq 0 ] && has '^preloaded ' && [ -n "$prof" ] && head -n 1 "$prof" | grep -q '^heap profile: .* @ heap_v2/'; then
+	pass launcher_profile
+else
+	fail launcher_profile "status $rc, profile '${prof:-none}'" "$out"
+fi
+why=()
+launch "$launcher" --profile "" ./probe
+[ $rc -eq 2 ] && ! has '^preloaded ' || why+=("--profile '': status $rc: $out")
 launch "$launcher" --bogus ./probe
 [ $rc -eq 2 ] && has "unknown option '--bogus'" && ! has '^preloaded ' || why+=("--bogus: status $rc: $out")
 launch "$launcher" --conf nocolon ./probe
