@@ -8,7 +8,9 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=${BUILD:-$top/build}
 LIB=${LIB:-$B/libbuddyslab.so}
-LIMIT=72
+# 70 static / 72 preloaded before the heap profiler's countdown (prof.h: one
+# subtraction and one branch in malloc, taken with prof:0 too) made it 72 / 74
+LIMIT=74
 N1=1000 N2=101000
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 case "$B" in *debug*) echo "SKIP fastpath_instructions: counted on the optimised build only"; exit 0;; esac
