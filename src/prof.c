@@ -12,12 +12,14 @@
  *  - prof_lock guards both tables and the counters; it is a leaf: no other
  *    allocator lock is taken while it is held, and it is taken with none
  *    held. A dump holds it while it writes (system calls only).
- *  - The tables live in memory mapped here on the first sample: stacks
- *    (deduplicated, up to PROF_DEPTH return addresses, leaf first) and the
- *    live samples, keyed by the block's address stored hidden (common.h), so
- *    memcheck's leak check finds no pointer to a program's block in them.
- *    When a table is full, a new stack is counted in the "overflow" stack
- *    and a new live sample is not recorded (prof_dropped counts both).
+ *  - The tables live in memory mapped here, from the first sample on, and
+ *    double when half full (a new mapping, filled, the old one unmapped):
+ *    stacks (deduplicated, up to PROF_DEPTH return addresses, leaf first)
+ *    and the live samples, keyed by the block's address stored hidden
+ *    (common.h), so memcheck's leak check finds no pointer to a program's
+ *    block in them. At their bounds (or when no memory can be mapped), a new
+ *    stack is counted in the "overflow" stack and a new live sample is not
+ *    recorded (prof_dropped counts both).
  *  - Counts are raw: samples and the requested bytes of sampled blocks;
  *    pprof scales them back with the rate in the header (heap_v2/RATE).
  */
@@ -33,9 +35,10 @@
 #include <time.h>
 
 #define PROF_DEPTH   64
-#define NSTACKS      (1u << 16)        /* stack records; index 0 is the overflow stack */
-#define STACK_SLOTS  (NSTACKS * 2)     /* hash slots of the stack index */
-#define NLIVE        (1u << 20)        /* live samples (power of two) */
+#define STACKS_MIN   256u              /* stack records at first; index 0: overflow */
+#define STACKS_MAX   (1u << 16)
+#define LIVE_MIN     4096u             /* live-sample slots at first (powers of two) */
+#define LIVE_MAX     (1u << 20)
 
 struct prof_stack {
 	uint64_t hash;
@@ -55,10 +58,10 @@ static __thread uint64_t prof_rng;       /* 0 until the thread's first tick */
 static __thread int prof_busy;
 
 static lock_t prof_lock = LOCK_INIT;
-static struct prof_stack *stacks;        /* NSTACKS; NULL until the first sample */
-static uint32_t *stack_index;            /* STACK_SLOTS: stack number + 1, 0 = empty */
-static struct prof_live *live;           /* NLIVE */
-static uint32_t nstacks, nlive;
+static struct prof_stack *stacks;        /* stack_cap records; NULL until the first sample */
+static uint32_t *stack_index;            /* 2 * stack_cap slots: record number + 1, 0 = empty */
+static struct prof_live *live;           /* live_cap slots */
+static uint32_t nstacks, stack_cap, nlive, live_cap;
 static uint64_t prof_dropped;
 static uint64_t dump_seq;                /* atomic */
 static int dump_pending;                 /* a signal asked while the lock was busy */
@@ -144,24 +147,47 @@ static uint64_t stack_hash(const struct walk *w)
 	return h | 1;
 }
 
-static bool tables_ready_locked(void)
+static size_t map_len(size_t n, size_t each)
+{
+	return align_up(n * each, PAGE_SIZE);
+}
+
+static uint32_t *index_slot(uint32_t *index, uint32_t nslots, uint64_t h)
+{
+	uint32_t i = (uint32_t)h & (nslots - 1);
+	while (index[i])
+		i = (i + 1) & (nslots - 1);
+	return &index[i];
+}
+
+/* Room for one more stack record: false at STACKS_MAX or when mapping fails. */
+static bool stacks_room_locked(void)
 {
 	lock_assert_held(&prof_lock);
-	if (stacks)
+	if (nstacks < stack_cap)
 		return true;
-	void *s = os_map(align_up(NSTACKS * sizeof *stacks, PAGE_SIZE), PAGE_SIZE);
-	void *x = os_map(align_up(STACK_SLOTS * sizeof *stack_index, PAGE_SIZE), PAGE_SIZE);
-	void *l = os_map(align_up(NLIVE * sizeof *live, PAGE_SIZE), PAGE_SIZE);
-	if (!s || !x || !l) {
-		if (s) os_unmap(s, align_up(NSTACKS * sizeof *stacks, PAGE_SIZE));
-		if (x) os_unmap(x, align_up(STACK_SLOTS * sizeof *stack_index, PAGE_SIZE));
-		if (l) os_unmap(l, align_up(NLIVE * sizeof *live, PAGE_SIZE));
+	uint32_t cap = stack_cap ? stack_cap * 2 : STACKS_MIN;
+	if (cap > STACKS_MAX)
+		return false;
+	struct prof_stack *s = os_map(map_len(cap, sizeof *s), PAGE_SIZE);
+	uint32_t *x = os_map(map_len(2 * cap, sizeof *x), PAGE_SIZE);
+	if (!s || !x) {
+		if (s) os_unmap(s, map_len(cap, sizeof *s));
+		if (x) os_unmap(x, map_len(2 * cap, sizeof *x));
 		return false;
 	}
-	stack_index = x;
-	live = l;
+	if (stacks) {
+		memcpy(s, stacks, nstacks * sizeof *s);
+		os_unmap(stacks, map_len(stack_cap, sizeof *stacks));
+		os_unmap(stack_index, map_len(2 * stack_cap, sizeof *stack_index));
+	} else {
+		nstacks = 1;        /* record 0: the overflow stack, depth 0, in no slot */
+	}
+	for (uint32_t k = 1; k < nstacks; k++)
+		*index_slot(x, 2 * cap, s[k].hash) = k + 1;
 	stacks = s;
-	nstacks = 1;        /* stacks[0]: the overflow stack, depth 0 */
+	stack_index = x;
+	stack_cap = cap;
 	return true;
 }
 
@@ -169,51 +195,88 @@ static bool tables_ready_locked(void)
 static uint32_t stack_find_locked(const struct walk *w)
 {
 	uint64_t h = stack_hash(w);
-	for (uint32_t i = (uint32_t)h & (STACK_SLOTS - 1);; i = (i + 1) & (STACK_SLOTS - 1)) {
+	uint32_t nslots = 2 * stack_cap;
+	for (uint32_t i = (uint32_t)h & (nslots - 1); nslots; i = (i + 1) & (nslots - 1)) {
 		uint32_t k = stack_index[i];
-		if (!k) {
-			if (nstacks == NSTACKS) {
-				prof_dropped++;
-				return 0;
-			}
-			struct prof_stack *s = &stacks[nstacks];
-			s->hash = h;
-			s->depth = w->n;
-			memcpy(s->pc, w->pc, w->n * sizeof w->pc[0]);
-			stack_index[i] = ++nstacks;
-			return nstacks - 1;
-		}
+		if (!k)
+			break;
 		struct prof_stack *s = &stacks[k - 1];
 		if (s->hash == h && s->depth == w->n && !memcmp(s->pc, w->pc, w->n * sizeof w->pc[0]))
 			return k - 1;
 	}
+	if (!stacks_room_locked()) {
+		prof_dropped++;
+		return 0;
+	}
+	struct prof_stack *s = &stacks[nstacks];
+	memset(s, 0, sizeof *s);
+	s->hash = h;
+	s->depth = w->n;
+	memcpy(s->pc, w->pc, w->n * sizeof w->pc[0]);
+	*index_slot(stack_index, 2 * stack_cap, h) = ++nstacks;
+	return nstacks - 1;
 }
 
 /* ------------------------------------------------------- live samples */
 
 static uint32_t live_slot(uintptr_t hkey)
 {
-	return (uint32_t)((hkey * 0x9E3779B97F4A7C15ULL) >> 44) & (NLIVE - 1);
+	return (uint32_t)((hkey * 0x9E3779B97F4A7C15ULL) >> 40) & (live_cap - 1);
 }
 
 static struct prof_live *live_find_locked(uintptr_t hkey)
 {
-	for (uint32_t i = live_slot(hkey);; i = (i + 1) & (NLIVE - 1)) {
+	for (uint32_t i = live_slot(hkey); live_cap; i = (i + 1) & (live_cap - 1)) {
 		if (live[i].hkey == hkey)
 			return &live[i];
 		if (!live[i].hkey)
 			return NULL;
 	}
+	return NULL;
+}
+
+static void live_put_locked(struct prof_live e)
+{
+	uint32_t i = live_slot(e.hkey);
+	while (live[i].hkey)
+		i = (i + 1) & (live_cap - 1);
+	live[i] = e;
+	nlive++;
+}
+
+/* Room for one more live sample, keeping the table at most half full. */
+static bool live_room_locked(void)
+{
+	if (nlive + 1 <= live_cap / 2)
+		return true;
+	uint32_t cap = live_cap ? live_cap * 2 : LIVE_MIN;
+	if (cap > LIVE_MAX)
+		return false;
+	struct prof_live *l = os_map(map_len(cap, sizeof *l), PAGE_SIZE);
+	if (!l)
+		return false;
+	struct prof_live *old = live;
+	uint32_t old_cap = live_cap;
+	live = l;
+	live_cap = cap;
+	nlive = 0;
+	for (uint32_t i = 0; i < old_cap; i++)
+		if (old[i].hkey)
+			live_put_locked(old[i]);
+	if (old)
+		os_unmap(old, map_len(old_cap, sizeof *old));
+	return true;
 }
 
 /* Remove slot e, shifting later entries of its probe run back (no tombstones). */
 static void live_remove_locked(struct prof_live *e)
 {
 	uint32_t i = (uint32_t)(e - live);
-	for (uint32_t j = (i + 1) & (NLIVE - 1); live[j].hkey; j = (j + 1) & (NLIVE - 1)) {
+	uint32_t mask = live_cap - 1;
+	for (uint32_t j = (i + 1) & mask; live[j].hkey; j = (j + 1) & mask) {
 		uint32_t home = live_slot(live[j].hkey);
 		/* j's entry may move to i when its home is not in (i, j] (cyclically) */
-		if (((j - home) & (NLIVE - 1)) >= ((j - i) & (NLIVE - 1))) {
+		if (((j - home) & mask) >= ((j - i) & mask)) {
 			live[i] = live[j];
 			i = j;
 		}
@@ -233,18 +296,13 @@ void prof_record(void *p, size_t n, uintptr_t skip_cfa)
 	_Unwind_Backtrace(walk_frame, &w);
 	prof_busy = 0;
 	lock_acquire(&prof_lock);
-	if (tables_ready_locked()) {
-		uint32_t k = stack_find_locked(&w);
+	uint32_t k = stack_find_locked(&w);
+	if (stacks) {      /* NULL only when not even the first table could be mapped */
 		struct prof_stack *s = &stacks[k];
 		s->alloc_n++;
 		s->alloc_bytes += n;
-		if (nlive < NLIVE / 2) {        /* keep probe runs short */
-			uintptr_t hkey = hide_addr((uintptr_t)p);
-			uint32_t i = live_slot(hkey);
-			while (live[i].hkey)
-				i = (i + 1) & (NLIVE - 1);
-			live[i] = (struct prof_live){ hkey, k, n };
-			nlive++;
+		if (live_room_locked()) {
+			live_put_locked((struct prof_live){ hide_addr((uintptr_t)p), k, n });
 			s->live_n++;
 			s->live_bytes += n;
 		} else {
@@ -259,16 +317,12 @@ void prof_record(void *p, size_t n, uintptr_t skip_cfa)
 void prof_forget(const void *p, const void *q)
 {
 	lock_acquire(&prof_lock);
-	struct prof_live *e = stacks ? live_find_locked(hide_addr((uintptr_t)p)) : NULL;
+	struct prof_live *e = live_find_locked(hide_addr((uintptr_t)p));
 	if (e && q) {
 		struct prof_live moved = *e;
 		live_remove_locked(e);
 		moved.hkey = hide_addr((uintptr_t)q);
-		uint32_t i = live_slot(moved.hkey);
-		while (live[i].hkey)
-			i = (i + 1) & (NLIVE - 1);
-		live[i] = moved;
-		nlive++;
+		live_put_locked(moved);
 	} else if (e) {
 		struct prof_stack *s = &stacks[e->stack];
 		s->live_n--;
