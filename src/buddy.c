@@ -28,7 +28,7 @@
  * whole free chunk also gives back its descriptor pages but the first (the
  * others are set again, arena_desc_init, when the chunk is next split).
  *
- * Lock order: slab cpu lock -> zone lock -> arena lock. One zone lock at a time.
+ * Locks: one zone lock at a time; the order is in src/LAYERS.md.
  */
 #define _GNU_SOURCE
 #include "buddy.h"
@@ -58,13 +58,6 @@ static struct page_desc *page_at(struct page_desc *d, size_t idx)
 }
 
 /* --- free lists: every change of a list goes through these two --- */
-
-uint64_t buddy_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + 1;   /* never 0 */
-}
 
 /* Allocation takes list heads; a block put at the tail is used last, which
  * gives it time to merge with its buddy (the kernel's "merge likely" idea). */
@@ -308,7 +301,7 @@ struct page_desc *buddy_alloc(struct zone *z, unsigned order, bool *dirty)
 void buddy_free(struct page_desc *head, unsigned order)
 {
 	struct zone *z = &zones[head->zone];
-	uint64_t now = buddy_now_ms();
+	uint64_t now = os_now_ms();
 	lock_acquire(&z->lock);
 	z->last_use_ms = now;
 	if (order == 0)
@@ -362,7 +355,7 @@ struct page_desc *buddy_alloc_pages(struct zone *z, size_t npages, size_t align_
 void buddy_free_pages(struct page_desc *head, size_t npages)
 {
 	struct zone *z = &zones[head->zone];
-	uint64_t now = buddy_now_ms();
+	uint64_t now = os_now_ms();
 	lock_acquire(&z->lock);
 	z->last_use_ms = now;
 	free_range_locked(z, head, npages, now, false);
@@ -416,7 +409,7 @@ static size_t purge_zone(struct zone *z, uint64_t before)
 				os_purge(batch[i] + DESCS_PER_PAGE,
 					 (CHUNK_DESC_PAGES - 1) * PAGE_SIZE, false);
 		}
-		uint64_t now = buddy_now_ms();
+		uint64_t now = os_now_ms();
 		lock_acquire(&z->lock);
 		z->npurge += n;
 		z->purged_bytes += pass_bytes;
@@ -439,7 +432,7 @@ bool buddy_decay_tick(void)
 	long decay = opt.decay_ms;
 	if (decay < 0)
 		return false;
-	uint64_t now = buddy_now_ms();
+	uint64_t now = os_now_ms();
 	uint64_t next = __atomic_load_n(&next_decay_ms, __ATOMIC_RELAXED);
 	if (now < next)
 		return false;

@@ -57,9 +57,6 @@ void buddy_free_pages(struct page_desc *head, size_t npages);
 
 /* Move z's pcp pages back onto the free lists (merging them). */
 void buddy_drain_pcp(struct zone *z);
-
-/* Monotonic milliseconds, never 0 (CLOCK_MONOTONIC_COARSE). */
-uint64_t buddy_now_ms(void);
 /* Rate-limited decay: return free pages idle for longer than decay_ms. Cheap
  * when it is not time yet (a clock read and a load); call it from slow paths. */
 bool buddy_decay_tick(void);   /* true when this call did the tick */

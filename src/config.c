@@ -19,7 +19,6 @@
 #define _GNU_SOURCE
 #include "config.h"
 #include "sizeclass.h"
-#include "secure.h"
 #include "output.h"
 #include <stdlib.h>
 #include <string.h>

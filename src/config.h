@@ -34,6 +34,9 @@ struct bsl_options {
 	char   prof_prefix[BSL_PATH_MAX];  /* dumps go to PREFIX.PID.SEQ.heap; absolute */
 };
 
+/* The features of opt.secure (secure.h says what each does). */
+enum { SEC_GUARD = 1, SEC_CANARY = 2, SEC_FILL = 4, SEC_SHUFFLE = 8, SEC_ALL = 15 };
+
 extern struct bsl_options opt;
 
 void config_init(void);        /* parse the environment once */

@@ -17,10 +17,9 @@
  * pthread_create allocates) sleeps decay_ms/4 between ticks; a child of fork
  * starts its own again.
  *
- * Fork: prepare takes every allocator lock in the global order
- *   profile -> tcache registry -> slab cpu locks -> zone locks -> large shards -> arena
- * so the child inherits a consistent heap; parent and child release them.
- * Every other path takes locks in that order too (a subset of it).
+ * Fork: prepare takes every allocator lock in the global order (the table in
+ * src/LAYERS.md) so the child inherits a consistent heap; parent and child
+ * release them.
  *
  * Fork from a signal handler (the rule): a lock the forking thread already
  * holds - the handler interrupted the allocator inside a critical section -
@@ -52,6 +51,7 @@
 #include "vg.h"
 #include "secure.h"
 #include "prof.h"
+#include "os.h"
 
 #include <time.h>
 #include <signal.h>
@@ -70,7 +70,7 @@ static uint64_t bg_state;
 static void decay_all(void)
 {
 	if (buddy_decay_tick()) {
-		uint64_t now = buddy_now_ms(), decay = (uint64_t)opt.decay_ms;
+		uint64_t now = os_now_ms(), decay = (uint64_t)opt.decay_ms;
 		large_cache_release(now > decay ? now - decay : 0);
 	}
 }

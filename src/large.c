@@ -20,7 +20,6 @@
 #include "secure.h"
 #include "os.h"
 #include "config.h"
-#include "buddy.h"
 #include "vg.h"
 #include <errno.h>
 #include <string.h>
@@ -265,7 +264,7 @@ static bool cache_put(void *addr, size_t nbytes)
 				oldest = i;
 		}
 		if (empty >= 0 && cache_bytes + nbytes <= cap) {
-			cache_set_locked(empty, addr, nbytes, buddy_now_ms());
+			cache_set_locked(empty, addr, nbytes, os_now_ms());
 			break;
 		}
 		evicted[nev++] = cache[oldest];

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <time.h>
 
 static long fail_countdown[OS_NOPS];  /* 0 = disarmed; atomic */
 static bool fail_persist[OS_NOPS];
@@ -137,4 +138,11 @@ void os_hugepage_advise(void *addr, size_t nbytes, bool huge)
 	if (injected_failure(OS_MADVISE))
 		return;
 	madvise(addr, nbytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+}
+
+uint64_t os_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + 1;   /* never 0 */
 }

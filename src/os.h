@@ -1,6 +1,6 @@
 /*
  * os.h - the contract with the kernel. os.c is the only file that calls
- * mmap, munmap, mremap, mprotect or madvise.
+ * mmap, munmap, mremap, mprotect or madvise; it also keeps the decay clock.
  *
  * Rules every primitive keeps:
  *  - addresses and lengths are page multiples; results are page aligned;
@@ -38,6 +38,9 @@ bool os_remap_to(void *addr, size_t old_nbytes, size_t new_nbytes, void *to);
 bool os_purge(void *addr, size_t nbytes, bool use_madv_free);
 /* Transparent huge page advice for a committed range: 1 = HUGEPAGE, 0 = NOHUGEPAGE. */
 void os_hugepage_advise(void *addr, size_t nbytes, bool huge);
+
+/* Monotonic milliseconds, never 0 (CLOCK_MONOTONIC_COARSE): the decay clock. */
+uint64_t os_now_ms(void);
 
 /* Test hook: the nth next call of op fails (1 = the next one), and every call
  * after it while persist is true. n = 0 disarms. */

@@ -1,7 +1,9 @@
 /*
  * run.c - page runs (see run.h). Runs come from the calling CPU's zone and
- * go back to the zone owning their chunk. zone->run_pages counts them (an
- * atomic add on the zone's own counter; no lock is held here).
+ * go back to the zone owning their chunk. zone->run_pages counts their pages
+ * and nrun_alloc / nrun_free the runs handed out and freed (parked ones
+ * count as freed); this file is their only writer (atomic adds on the zone's
+ * own counters; no lock is held here).
  */
 #include "run.h"
 #include "buddy.h"
@@ -23,7 +25,8 @@ void *run_alloc(size_t nbytes, size_t align_bytes, bool *dirty)
 	return desc_addr(d);
 }
 
-void run_free(struct page_desc *head)
+/* The pages go back to the buddy layer (the free was counted by the caller). */
+static void run_release(struct page_desc *head)
 {
 	size_t npages = head->npages;
 	ASSERT(head->kind == PD_RUN);
@@ -32,8 +35,31 @@ void run_free(struct page_desc *head)
 	for (size_t i = 0; i < npages; i++)
 		head[i].freed = 1;
 	__atomic_fetch_sub(&zones[head->zone].run_pages, npages, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&zones[head->zone].nrun_free, 1, __ATOMIC_RELAXED);
 	buddy_free_pages(head, npages);
+}
+
+void run_free(struct page_desc *head)
+{
+	__atomic_fetch_add(&zones[head->zone].nrun_free, 1, __ATOMIC_RELAXED);
+	run_release(head);
+}
+
+void run_park(struct page_desc *head)
+{
+	head->flags |= PDF_CACHED;
+	__atomic_fetch_add(&zones[head->zone].nrun_free, 1, __ATOMIC_RELAXED);
+}
+
+void run_unpark(struct page_desc *head)
+{
+	head->flags &= (uint8_t)~PDF_CACHED;
+	__atomic_fetch_add(&zones[head->zone].nrun_alloc, 1, __ATOMIC_RELAXED);
+}
+
+void run_free_parked(struct page_desc *head)
+{
+	head->flags &= (uint8_t)~PDF_CACHED;
+	run_release(head);
 }
 
 void run_shrink(struct page_desc *head, size_t new_npages)

@@ -2,13 +2,13 @@
  * secure.c - the hardening features of BUDDYSLAB_CONF=secure (see secure.h).
  *
  * Every function here runs on a slow path, and only when its feature is on:
- * the callers test opt.secure (or a slab's PDF_GUARD flag) first. The large
+ * the callers test opt.secure (or a slab's PDF_GUARD flag) first. This file
+ * knows memory, not slabs: slab.c owns what a slab holds and calls the slab
+ * hooks with the slab's pages. The large
  * block guards (secure_large_map/unmap) also serve memcheck runs (large.c).
  */
 #include "secure.h"
-#include "config.h"
 #include "sizeclass.h"
-#include "slab.h"
 #include "os.h"
 #include <sys/auxv.h>
 #include <string.h>
@@ -53,54 +53,38 @@ static uint64_t random_u64(void)
 
 /* ------------------------------------------------------------------ slabs */
 
-void secure_slab_new(struct page_desc *s, unsigned c)
+bool secure_guard_slab(void *last_page)
 {
-	const struct class_info *ci = &class_info[c];
-	char *base = desc_addr(s);
-	if (opt.secure & SEC_GUARD) {
-		char *last = base + ((((size_t)1 << s->order) - 1) << PAGE_SHIFT);
-		if (__atomic_sub_fetch(&guard_budget, 1, __ATOMIC_RELAXED) >= 0 &&
-		    os_guard(last, PAGE_SIZE))
-			s->flags |= PDF_GUARD;
-		else      /* out of budget (or mprotect refused): this slab goes without */
-			__atomic_add_fetch(&guard_budget, 1, __ATOMIC_RELAXED);
-	}
-	if (opt.secure & SEC_FILL)
-		memset(base, SEC_FILL_BYTE, (size_t)s->nobjs * ci->size);
-	if (opt.secure & SEC_SHUFFLE) {
-		/* every object on the free list at once, in random order */
-		uint16_t perm[2048];
-		unsigned n = s->nobjs;
-		VERIFY(n <= sizeof perm / sizeof perm[0]);
-		for (unsigned i = 0; i < n; i++)
-			perm[i] = (uint16_t)i;
-		for (unsigned i = n - 1; i > 0; i--) {
-			unsigned j = (unsigned)(random_u64() % (i + 1));
-			uint16_t t = perm[i];
-			perm[i] = perm[j];
-			perm[j] = t;
-		}
-		void *next = NULL;
-		for (unsigned i = n; i-- > 0;) {
-			void *p = base + (size_t)perm[i] * ci->size;
-			obj_set_next(p, next);
-			next = p;
-		}
-		s->freelist = next;
-		s->fresh = s->nobjs;
-	}
+	if (__atomic_sub_fetch(&guard_budget, 1, __ATOMIC_RELAXED) >= 0 && os_guard(last_page, PAGE_SIZE))
+		return true;
+	/* out of budget (or mprotect refused): this slab goes without */
+	__atomic_add_fetch(&guard_budget, 1, __ATOMIC_RELAXED);
+	return false;
 }
 
-bool secure_slab_release(struct page_desc *s)
+bool secure_unguard_slab(void *last_page)
 {
-	if (!(s->flags & PDF_GUARD))
-		return true;
-	char *last = (char *)desc_addr(s) + ((((size_t)1 << s->order) - 1) << PAGE_SHIFT);
-	if (!os_commit(last, PAGE_SIZE))
-		return false;             /* the slab stays, empty, rather than a trap page going free */
-	s->flags &= (uint8_t)~PDF_GUARD;
+	if (!os_commit(last_page, PAGE_SIZE))
+		return false;
 	__atomic_add_fetch(&guard_budget, 1, __ATOMIC_RELAXED);
 	return true;
+}
+
+void secure_fill(void *p, size_t n)
+{
+	memset(p, SEC_FILL_BYTE, n);
+}
+
+void secure_shuffle(uint16_t *perm, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		perm[i] = (uint16_t)i;
+	for (unsigned i = n ? n - 1 : 0; i > 0; i--) {
+		unsigned j = (unsigned)(random_u64() % (i + 1));
+		uint16_t t = perm[i];
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
 }
 
 /* ---------------------------------------------------------------- objects */

@@ -24,22 +24,24 @@
  */
 #ifndef BSL_SECURE_H
 #define BSL_SECURE_H
-#include "common.h"
+#include "config.h"
 #pragma GCC visibility push(hidden)
 
-enum { SEC_GUARD = 1, SEC_CANARY = 2, SEC_FILL = 4, SEC_SHUFFLE = 8, SEC_ALL = 15 };
-#define SEC_FILL_BYTE 0xdb
-
-struct page_desc;
+#define SEC_FILL_BYTE 0xdb     /* the SEC_* feature bits are in config.h */
 
 /* Bytes at the end of each slab object kept for the canary: 0 or 8. */
 extern unsigned sec_canary_bytes;
 
 void secure_init(void);     /* after config_init, before any slab exists */
 
-/* Slab layer hooks, under the slab cpu lock. */
-void secure_slab_new(struct page_desc *s, unsigned class_idx);
-bool secure_slab_release(struct page_desc *s);   /* false: keep the slab */
+/* Slab hooks (slab.c, under the slab cpu lock): make a new slab's last page
+ * a guard (false: out of budget or refused, the slab goes without), and undo
+ * it before the slab goes back (false: keep the slab); fill a new slab; a
+ * random order of n objects for a new slab's free list (n <= 2048). */
+bool secure_guard_slab(void *last_page);
+bool secure_unguard_slab(void *last_page);
+void secure_fill(void *p, size_t n);
+void secure_shuffle(uint16_t *perm, unsigned n);
 
 /* Object hooks (malloc.c): after taking p from its slab / before freeing it. */
 void secure_on_alloc(void *p, unsigned class_idx);

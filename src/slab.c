@@ -16,8 +16,8 @@
  * A slab whose objects are all free goes back to the buddy layer, except a
  * small reserve (SLAB_RESERVE).
  *
- * Lock order: a slab cpu lock, then (to get or free pages) a zone lock.
- * Never two slab cpu locks at once.
+ * Locks: never two slab cpu locks at once; a zone lock may be taken under
+ * one (to get or free pages). The order is in src/LAYERS.md.
  */
 #include "slab.h"
 #include "buddy.h"
@@ -96,6 +96,45 @@ static void partial_del_locked(struct slab_cpu *sc, struct page_desc *s, unsigne
 	s->flags &= (uint8_t)~PDF_PARTIAL;
 }
 
+/* Secure mode on a new slab (secure.h): a guard on its last page, the fill,
+ * and a free list of every object in random order. */
+static void *slab_last_page(struct page_desc *s)
+{
+	return (char *)desc_addr(s) + ((((size_t)1 << s->order) - 1) << PAGE_SHIFT);
+}
+
+static void slab_secure_new(struct page_desc *s, unsigned c)
+{
+	const struct class_info *ci = &class_info[c];
+	char *base = desc_addr(s);
+	if ((opt.secure & SEC_GUARD) && secure_guard_slab(slab_last_page(s)))
+		s->flags |= PDF_GUARD;
+	if (opt.secure & SEC_FILL)
+		secure_fill(base, (size_t)s->nobjs * ci->size);
+	if (opt.secure & SEC_SHUFFLE) {
+		uint16_t perm[2048];
+		VERIFY(s->nobjs <= sizeof perm / sizeof perm[0]);
+		secure_shuffle(perm, s->nobjs);
+		void *next = NULL;
+		for (unsigned i = s->nobjs; i-- > 0;) {
+			void *p = base + (size_t)perm[i] * ci->size;
+			obj_set_next(p, next);
+			next = p;
+		}
+		s->freelist = next;
+		s->fresh = s->nobjs;
+	}
+}
+
+/* Before a guarded slab goes back: its last page readable again. */
+static bool slab_secure_release(struct page_desc *s)
+{
+	if (!secure_unguard_slab(slab_last_page(s)))
+		return false;
+	s->flags &= (uint8_t)~PDF_GUARD;
+	return true;
+}
+
 static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 {
 	lock_assert_held(&sc->lock);
@@ -122,7 +161,7 @@ static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 	s->freelist = NULL;
 	s->slab_cpu = (uint16_t)(sc - slab_cpus);
 	if (opt.secure)
-		secure_slab_new(s, c);
+		slab_secure_new(s, c);
 	sc->nslabs[c]++;
 	sc->nempty[c]++;
 	partial_add_locked(sc, s, c);
@@ -132,8 +171,8 @@ static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 static void slab_release_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c)
 {
 	lock_assert_held(&sc->lock);
-	if (!secure_slab_release(s))
-		return;
+	if ((s->flags & PDF_GUARD) && !slab_secure_release(s))
+		return;        /* the slab stays, empty, rather than a trap page going free */
 	partial_del_locked(sc, s, c);
 	sc->nslabs[c]--;
 	sc->nempty[c]--;

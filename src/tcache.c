@@ -10,7 +10,6 @@
 #include "tcache.h"
 #include "slab.h"
 #include "run.h"
-#include "buddy.h"
 #include "os.h"
 #include <signal.h>
 #include <sys/syscall.h>
@@ -220,18 +219,23 @@ void tcache_free_slow(void *p, unsigned c)
 		publish(tc);
 }
 
+/* The first parked run of npages (the list is not empty). */
+static void *runs_pop(struct tcache *tc, size_t npages)
+{
+	void *p = tc->runs[npages];
+	tc->runs[npages] = obj_next(p);
+	obj_mark_used(p);   /* a copy of this block must not look like a free object */
+	tc->run_bytes -= npages << PAGE_SHIFT;
+	return p;
+}
+
 void *tcache_run_take(size_t npages)
 {
 	struct tcache *tc = &tc_self;
 	if (npages > RUN_CACHE_MAX_PAGES || !tc->runs[npages])
 		return NULL;
-	void *p = tc->runs[npages];
-	tc->runs[npages] = obj_next(p);
-	obj_mark_used(p);   /* a copy of this block must not look like a free object */
-	tc->run_bytes -= npages << PAGE_SHIFT;
-	struct page_desc *d = arena_desc_of(p);
-	d->flags &= (uint8_t)~PDF_CACHED;
-	__atomic_fetch_add(&zones[d->zone].nrun_alloc, 1, __ATOMIC_RELAXED);
+	void *p = runs_pop(tc, npages);
+	run_unpark(arena_desc_of(p));
 	return p;
 }
 
@@ -243,8 +247,7 @@ bool tcache_run_park(struct page_desc *head)
 	    tc->run_bytes + nbytes > RUN_CACHE_BYTES)
 		return false;
 	void *p = desc_addr(head);
-	head->flags |= PDF_CACHED;
-	__atomic_fetch_add(&zones[head->zone].nrun_free, 1, __ATOMIC_RELAXED);
+	run_park(head);
 	obj_set_next(p, tc->runs[npages]);
 	tc->runs[npages] = p;
 	tc->run_bytes += nbytes;
@@ -255,12 +258,8 @@ bool tcache_run_park(struct page_desc *head)
 static void runs_flush(struct tcache *tc)
 {
 	for (size_t n = RUN_CACHE_MIN_PAGES; n <= RUN_CACHE_MAX_PAGES; n++)
-		while (tc->runs[n]) {
-			struct page_desc *d = arena_desc_of(tcache_run_take(n));
-			__atomic_fetch_sub(&zones[d->zone].nrun_alloc, 1, __ATOMIC_RELAXED);
-			__atomic_fetch_sub(&zones[d->zone].nrun_free, 1, __ATOMIC_RELAXED);
-			run_free(d);
-		}
+		while (tc->runs[n])
+			run_free_parked(arena_desc_of(runs_pop(tc, n)));
 }
 
 void tcache_flush(struct tcache *tc)

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# layers.sh - every #include "x.h" in src/ is allowed by the order in src/LAYERS.md:
+# a file may include its own module, lower ranks, and its own rank at ranks 0 and 6;
+# include/buddyslab.h only at rank 6. One case per file; a file whose module is not in
+# the table fails too (the table must name every module).
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+python3 - "$top" <<'PY'
+import os, re, sys
+top = sys.argv[1]
+rank = {}
+for line in open(os.path.join(top, "src/LAYERS.md")):
+    m = re.match(r"\|\s*(\d+)\s*\|\s*([a-z_ ]+?)\s*\|", line)
+    if m:
+        for mod in m.group(2).split():
+            rank[mod] = int(m.group(1))
+if not rank:
+    print("FAIL layers_table: no rank table in src/LAYERS.md"); sys.exit(0)
+top_rank = max(rank.values())
+for f in sorted(os.listdir(os.path.join(top, "src"))):
+    if not f.endswith((".c", ".h")):
+        continue
+    mod = f.rsplit(".", 1)[0]
+    if mod not in rank:
+        print(f"FAIL layers_{f}: module {mod} is not in src/LAYERS.md"); continue
+    r, bad = rank[mod], []
+    for inc in re.findall(r'^\s*#\s*include\s+"([^"]+)\.h"', open(os.path.join(top, "src", f)).read(), re.M):
+        if inc == "buddyslab":
+            if r != top_rank: bad.append(f"{inc}.h (the public header, rank {top_rank} only)")
+            continue
+        if inc not in rank:
+            bad.append(f"{inc}.h (not in the table)"); continue
+        q = rank[inc]
+        if inc == mod or q < r or (q == r and r in (0, top_rank)):
+            continue
+        bad.append(f"{inc}.h (rank {q} from rank {r})")
+    print(f"PASS layers_{f}" if not bad else f"FAIL layers_{f}: includes " + ", ".join(bad))
+PY
