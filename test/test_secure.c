@@ -30,6 +30,30 @@ static void pin_cpu0(void)
 
 /* Run fn in a child; 1 when it died of signal sig (and, for SIGABRT, its
  * stderr holds msg). */
+/* SIGSEGV expected: the child's fn names the guard page it must fault in
+ * (expect_fault_in) before the access; the handler exits FAULT_OK for a fault
+ * there and FAULT_ELSEWHERE (after printing the address) for any other, e.g.
+ * one inside the allocator. */
+enum { FAULT_OK = 42, FAULT_ELSEWHERE = 43 };
+static volatile uintptr_t fault_page;
+
+static void expect_fault_in(const volatile void *addr)
+{
+	fault_page = (uintptr_t)addr & ~(uintptr_t)4095;
+}
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+	uintptr_t a = (uintptr_t)si->si_addr;
+	if (fault_page && a - fault_page < 4096)
+		_exit(FAULT_OK);
+	char msg[] = "  SIGSEGV at 0x0000000000000000, not in the expected guard page\n";
+	for (int i = 0; i < 16; i++)
+		msg[15 + 15 - i] = "0123456789abcdef"[(a >> (4 * i)) & 15];
+	write(2, msg, sizeof msg - 1);
+	_exit(FAULT_ELSEWHERE);
+}
+
 static int expect_signal(void (*fn)(void *), void *arg, int sig, const char *msg)
 {
 	if (sig == SIGABRT)
@@ -37,15 +61,22 @@ static int expect_signal(void (*fn)(void *), void *arg, int sig, const char *msg
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid == 0) {
-		signal(sig, SIG_DFL);
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_sigaction = on_segv;
+		sa.sa_flags = SA_SIGINFO;
+		sigaction(SIGSEGV, &sa, NULL);
+		fault_page = 0;
 		fn(arg);
 		_exit(0);
 	}
 	int st = 0;
 	waitpid(pid, &st, 0);
-	int ok = WIFSIGNALED(st) && WTERMSIG(st) == sig;
+	int ok = sig == SIGSEGV ? WIFEXITED(st) && WEXITSTATUS(st) == FAULT_OK
+				: WIFSIGNALED(st) && WTERMSIG(st) == sig;
 	if (!ok)
-		fprintf(stderr, "  expected signal %d; status 0x%x\n", sig, st);
+		fprintf(stderr, "  expected signal %d%s; status 0x%x\n", sig,
+			sig == SIGSEGV ? " in the guard page" : "", st);
 	return ok;
 }
 
@@ -97,26 +128,39 @@ static void correct_programs_run(void)
 	CHECK(malloc(huge) == NULL && errno == ENOMEM);
 }
 
+/* Each block is filled with its own byte (thread, slot, round) over its whole
+ * usable size and checked before it is freed; returns the count of NULLs,
+ * short usable sizes and changed bytes. */
+static unsigned char fill_byte(uintptr_t t, int k, int i) { return (unsigned char)(t * 61 + k * 7 + i); }
+
 static void *thread_churn(void *arg)
 {
 	void *v[256] = { 0 };
-	unsigned x = (unsigned)(uintptr_t)arg;
+	size_t vn[256];
+	unsigned char vb[256];
+	uintptr_t t = (uintptr_t)arg, bad = 0;
+	unsigned x = (unsigned)t;
 	for (int i = 0; i < 100000; i++) {
 		x = x * 1103515245 + 12345;
 		int k = (int)(x >> 8) % 256;
 		if (v[k]) {
+			const unsigned char *c = v[k];
+			for (size_t j = 0; j < vn[k]; j++)
+				if (c[j] != vb[k]) { bad++; break; }
 			free(v[k]);
 			v[k] = NULL;
 		} else {
 			size_t n = (x >> 16) % 3000;
-			v[k] = malloc(n);
-			if (v[k])
-				memset(v[k], 7, malloc_usable_size(v[k]));
+			if (!(v[k] = malloc(n))) { bad++; continue; }
+			vn[k] = malloc_usable_size(v[k]);
+			if (vn[k] < n) bad++;
+			vb[k] = fill_byte(t, k, i);
+			memset(v[k], vb[k], vn[k]);
 		}
 	}
 	for (int k = 0; k < 256; k++)
 		free(v[k]);
-	return NULL;
+	return (void *)bad;
 }
 
 static void threads_run(void)
@@ -124,8 +168,15 @@ static void threads_run(void)
 	pthread_t t[4];
 	for (int i = 0; i < 4; i++)
 		REQUIRE(pthread_create(&t[i], NULL, thread_churn, (void *)(uintptr_t)(i + 1)) == 0);
-	for (int i = 0; i < 4; i++)
-		pthread_join(t[i], NULL);
+	uintptr_t bad = 0;
+	for (int i = 0; i < 4; i++) {
+		void *r;
+		pthread_join(t[i], &r);
+		bad += (uintptr_t)r;
+	}
+	if (bad)
+		fprintf(stderr, "  %lu bad blocks (NULL, short, or contents changed)\n", (unsigned long)bad);
+	CHECK(bad == 0);
 }
 
 static void config_is_shown(void)
@@ -159,6 +210,8 @@ static void overflow_last_slab_object(void *arg)
 		if ((uintptr_t)p + s->slab_base_hidden == (size_t)(s->nobjs - 1) * class_info[s->class_idx].size)
 			break;
 	}
+	struct page_desc *s = slab_head(arena_desc_of(p), p);
+	expect_fault_in((char *)desc_addr(s) + ((((size_t)1 << s->order) - 1) << 12));
 	memset(p, 'x', 64 << 10);    /* past its end: the guard faults */
 	fprintf(stderr, "overflow not stopped\n");
 }
@@ -175,11 +228,17 @@ static void slab_guard_pages(void)
 }
 
 /* (volatile: a store into a block that is then leaked may be optimised away) */
-static void large_before(void *arg) { volatile char *p = malloc((size_t)(uintptr_t)arg); p[-1] = 1; }
+static void large_before(void *arg)
+{
+	volatile char *p = malloc((size_t)(uintptr_t)arg);
+	expect_fault_in(p - 1);
+	p[-1] = 1;
+}
 static void large_after(void *arg)
 {
 	size_t n = (size_t)(uintptr_t)arg;
 	volatile char *p = malloc(n);
+	expect_fault_in(p + ((n + 4095) & ~(size_t)4095));
 	p[(n + 4095) & ~(size_t)4095] = 1;
 }
 
@@ -192,6 +251,7 @@ static void large_after_reuse(void *arg)
 	volatile char *p = malloc(n);
 	if ((void *)p != big)
 		fprintf(stderr, "(not from the cache: %p, freed %p)\n", (void *)p, big);
+	expect_fault_in(p - 1);
 	p[-1] = 0;     /* the front guard */
 }
 static void large_after_reuse_rear(void *arg)
@@ -199,6 +259,7 @@ static void large_after_reuse_rear(void *arg)
 	size_t n = (size_t)(uintptr_t)arg;
 	free(malloc(n + (n >> 1)));
 	volatile char *p = malloc(n);
+	expect_fault_in(p + ((n + 4095) & ~(size_t)4095));
 	p[(n + 4095) & ~(size_t)4095] = 1;
 }
 
