@@ -6,7 +6,7 @@
 #   make test-programs  real programs and their own test suites on buddyslab (CPython's
 #                   regression suite, PostgreSQL, Redis, node, java, a static server);
 #                   BSL_GLIBC=1 runs them on glibc for comparison
-#   make bench      the side-by-side comparison with glibc and jemalloc
+#   make bench      the side-by-side comparison with glibc, jemalloc, tcmalloc and mimalloc
 #   make fuzz       the libFuzzer harness (clang), run for FUZZ_SECONDS
 #   make install    into PREFIX (/usr/local), under DESTDIR if set; make uninstall (dist/install.mk)
 CC      ?= cc

@@ -1,6 +1,7 @@
 # bench/bench.mk - benchmark targets, included by the top Makefile (uses B, CC, CXX).
 #   make bench-build   micro + workload binaries into $(B)/bench/ (no library needed)
-#   make bench         full comparison glibc / jemalloc / buddyslab (scripts/bench-compare)
+#   make bench         full comparison glibc / jemalloc / tcmalloc / mimalloc / buddyslab
+#                      (scripts/bench-compare)
 #   make bench-quick   the same, tiny and fast, results in $(B)/bench/results/
 # The C bodies are built with -fno-builtin so malloc/free pairs are never elided.
 BENCH_CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -fno-builtin -pthread

@@ -109,4 +109,26 @@ static inline size_t w_logsize(unsigned long *s, int lo, int hi)
 	size_t base = 1UL << (lo + (int)(r % (unsigned long)(hi - lo)));
 	return base + ((r >> 24) & (base - 1));
 }
+
+/* A block filled with a tag of its size; w_blk_free checks its first, middle
+ * and last byte against the tag before it frees it. */
+struct w_blk { char *p; size_t n; };
+
+static inline unsigned char w_tag(size_t n) { return (unsigned char)(n * 7 >> 2) | 1; }
+
+static inline struct w_blk w_blk_new(size_t n)
+{
+	struct w_blk b = { w_malloc(n), n };
+	memset(b.p, w_tag(n), n);
+	return b;
+}
+
+static inline void w_blk_free(struct w_blk *b)
+{
+	unsigned char t = w_tag(b->n);
+	if ((unsigned char)b->p[0] != t || (unsigned char)b->p[b->n / 2] != t || (unsigned char)b->p[b->n - 1] != t)
+		w_fail("block contents changed");
+	free(b->p);
+	b->p = NULL;
+}
 #endif
