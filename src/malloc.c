@@ -177,6 +177,8 @@ static inline void *alloc_counted(size_t n, size_t align, bool zero)
 	return alloc_slow(n, align, zero);
 }
 
+#define ZERO_BY_OS ((size_t)1 << 20)
+
 static void *alloc_tiers(size_t n, size_t align, bool zero)
 {
 	void *p;
@@ -215,7 +217,12 @@ static void *alloc_tiers(size_t n, size_t align, bool zero)
 		p = run_alloc(padded, align, &dirty);   /* mmap refused: use free arena pages */
 	if (!p)
 		goto nomem;
-	if (zero && dirty)
+	/* A reused mapping from ZERO_BY_OS up: os_zero writes only the pages
+	 * that are resident, so the pages the program never touched are not
+	 * faulted in to be written with zeros. */
+	if (zero && dirty && n >= ZERO_BY_OS && !vg_active)
+		os_zero(p, padded);
+	else if (zero && dirty)
 		zero_block(p, n);
 	return p;
 nomem:

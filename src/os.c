@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "os.h"
 #include <sys/mman.h>
+#include <string.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -131,6 +132,44 @@ bool os_purge(void *addr, size_t nbytes, bool use_madv_free)
 	if (injected_failure(OS_MADVISE))
 		return false;
 	return madvise(addr, nbytes, use_madv_free ? MADV_FREE : MADV_DONTNEED) == 0;
+}
+
+/* Zero a page range by dropping it (DONTNEED), or by writing zeros if that fails. */
+static void drop_or_write(char *p, size_t n)
+{
+	if (!os_purge(p, n, false))
+		memset(p, 0, n);
+}
+
+void os_zero(void *addr, size_t nbytes)
+{
+	enum { BATCH = 4096, MAX_RUNS = 64 };    /* pages per mincore call (16 MiB) */
+	unsigned char vec[BATCH];
+	char *p = addr;
+	while (nbytes) {
+		size_t n = nbytes < (size_t)BATCH << PAGE_SHIFT ? nbytes : (size_t)BATCH << PAGE_SHIFT;
+		size_t np = n >> PAGE_SHIFT, resident = 0, runs = 0;
+		bool ok = mincore(p, n, vec) == 0;
+		for (size_t i = 0; ok && i < np; i++) {
+			resident += vec[i] & 1;
+			runs += !(vec[i] & 1) && (i == 0 || (vec[i - 1] & 1));
+		}
+		if (!ok || resident * 2 < np || runs > MAX_RUNS) {
+			drop_or_write(p, n);
+		} else {
+			for (size_t i = 0, j; i < np; i = j) {     /* runs of like pages */
+				for (j = i + 1; j < np && (vec[j] & 1) == (vec[i] & 1); j++)
+					;
+				size_t off = i << PAGE_SHIFT, len = (j - i) << PAGE_SHIFT;
+				if (vec[i] & 1)
+					memset(p + off, 0, len);
+				else
+					drop_or_write(p + off, len);
+			}
+		}
+		p += n;
+		nbytes -= n;
+	}
 }
 
 void os_hugepage_advise(void *addr, size_t nbytes, bool huge)

@@ -481,6 +481,46 @@ static void large_reuse_other_sizes(void)
 	malloc_trim(0);
 }
 
+/* calloc of a reused mapping of 1 MiB or more is zeroed by os_zero: resident
+ * pages written, the others dropped. Every pattern of written pages (all,
+ * none, every 8th, every other, one run in the middle) must come back zero,
+ * from the same mapping, and the untouched pages must not be faulted in. */
+static void large_calloc_zero_patterns(void)
+{
+	const char *conf = getenv("BUDDYSLAB_CONF");
+	if (conf && (strstr(conf, "large_cache:0") || strstr(conf, "secure") || strstr(conf, "decay_ms:0"))) {
+		SKIP("the mapping cache is off or guarded in this configuration");
+	}
+	const size_t n = 4u << 20, np = n / 4096;
+	for (int pat = 0; pat < 5; pat++) {
+		malloc_trim(0);
+		unsigned char *p = malloc(n);
+		REQUIRE(p);
+		size_t written = 0;
+		for (size_t i = 0; i < np; i++) {
+			int w = pat == 0 || (pat == 2 && i % 8 == 0) || (pat == 3 && i % 2 == 0) ||
+				 (pat == 4 && i >= np / 3 && i < np / 2);
+			if (w) { memset(p + i * 4096, 0xCD, 4096); written++; }
+		}
+		free(p);
+		long f0 = minflt_now();
+		unsigned char *z = calloc(1, n);
+		long faults = minflt_now() - f0;
+		REQUIRE(z);
+		CHECK(z == p);
+		size_t nonzero = 0;
+		for (size_t i = 0; i < n; i += 64)
+			nonzero += z[i] != 0 || z[i + 63] != 0;
+		if (nonzero || faults > (long)written + 16)
+			printf("  pattern %d: %zu pages written, %zu nonzero lines, %ld faults in calloc\n",
+			       pat, written, nonzero, faults);
+		CHECK(nonzero == 0);
+		CHECK(faults <= (long)written + 16);   /* no page faulted in just to be zeroed */
+		free(z);
+	}
+	malloc_trim(0);
+}
+
 static void calloc_zero_after_dirty_reuse(void)
 {
 	static const size_t sz[] = {
@@ -1491,6 +1531,7 @@ int main(int argc, char **argv)
 	T_RUN(valloc_pvalloc);
 	T_RUN(calloc_zero_after_dirty_reuse);
 	T_RUN(large_reuse_other_sizes);
+	T_RUN(large_calloc_zero_patterns);
 	T_RUN(calloc_zero_after_purge);
 	T_RUN(realloc_keeps_contents);
 	T_RUN(realloc_null_and_zero);
