@@ -172,7 +172,7 @@ static NOINLINE void *alloc_sampled(size_t n, size_t align, bool zero)
  * their bytes down here. */
 static inline void *alloc_counted(size_t n, size_t align, bool zero)
 {
-	if (unlikely((prof_left -= (int64_t)n) < 0))
+	if (unlikely(prof_count(n)))
 		return alloc_sampled(n, align, zero);
 	return alloc_slow(n, align, zero);
 }
@@ -233,7 +233,7 @@ nomem:
 EXPORT void *malloc(size_t n)
 {
 	unsigned c;
-	if (unlikely((prof_left -= (int64_t)n) < 0))
+	if (unlikely(prof_count(n)))
 		return alloc_sampled(n, MIN_ALIGN, false);
 	if (likely(n <= SMALL_LOOKUP))
 		c = small_class[(n + 15) >> 4];
@@ -254,7 +254,7 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (unlikely((prof_left -= (int64_t)n) < 0))
+	if (unlikely(prof_count(n)))
 		return alloc_sampled(n, MIN_ALIGN, true);
 	if (likely(n <= SLAB_MAX)) {
 		void *p = tcache_pop(&tc_self.bins[size_to_class(n)]);

@@ -22,6 +22,14 @@
 
 extern __thread int64_t prof_left __attribute__((tls_model("initial-exec")));
 
+/* Count n bytes down; true when the count went below zero. The subtraction
+ * wraps (unsigned) instead of overflowing: malloc(SIZE_MAX) counts as -1. */
+static inline bool prof_count(size_t n)
+{
+	prof_left = (int64_t)((uint64_t)prof_left - n);
+	return prof_left < 0;
+}
+
 /* The countdown ran out on an allocation of n bytes: true when this one is
  * to be sampled (the count is re-armed either way). */
 bool prof_tick(size_t n);
