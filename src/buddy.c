@@ -64,6 +64,7 @@ static struct page_desc *page_at(struct page_desc *d, size_t idx)
 static void list_add_locked(struct zone *z, struct page_desc *d, unsigned order, uint64_t dirty_ms,
 			    bool to_tail)
 {
+	lock_assert_held(&z->lock);
 	bool dirty = dirty_ms != 0;
 	d->kind = PD_FREE;
 	d->order = (uint8_t)order;
@@ -91,6 +92,7 @@ static void list_add_locked(struct zone *z, struct page_desc *d, unsigned order,
 
 static void list_del_locked(struct zone *z, struct page_desc *d)
 {
+	lock_assert_held(&z->lock);
 	unsigned order = d->order;
 	if (d->prev)
 		d->prev->next = d->next;
@@ -185,6 +187,7 @@ static struct page_desc *alloc_block_locked(struct zone *z, unsigned order, bool
 
 static void pcp_drain_locked(struct zone *z, unsigned npages)
 {
+	lock_assert_held(&z->lock);
 	while (npages-- && z->pcp_count) {
 		struct page_desc *d = z->pcp[0];
 		z->pcp[0] = z->pcp[--z->pcp_count];
@@ -197,6 +200,7 @@ static void pcp_drain_locked(struct zone *z, unsigned npages)
 
 static void free_order0_locked(struct zone *z, struct page_desc *d)
 {
+	lock_assert_held(&z->lock);
 	if (z->pcp_count == PCP_HIGH)
 		pcp_drain_locked(z, PCP_BATCH);
 	d->kind = PD_PCP;
@@ -320,6 +324,7 @@ void buddy_free(struct page_desc *head, unsigned order)
 static void free_range_locked(struct zone *z, struct page_desc *head, size_t npages, uint64_t dirty_ms,
 			      bool to_tail)
 {
+	lock_assert_held(&z->lock);
 	size_t idx = desc_index(head);
 	while (npages) {
 		unsigned order = (unsigned)__builtin_ctzl(idx | CHUNK_PAGES);

@@ -49,6 +49,7 @@ static struct large_shard shards[LARGE_SHARDS];
 
 static void shard_init_locked(struct large_shard *sh)
 {
+	lock_assert_held(&sh->lock);
 	if (!sh->cap) {
 		sh->slots = slots0[sh - shards];
 		sh->cap = LARGE_SLOTS0;
@@ -75,6 +76,7 @@ static bool guarded(void)
  * was seen on the way. */
 static struct large_slot *find_locked(struct large_shard *sh, uintptr_t a, bool *was_freed)
 {
+	lock_assert_held(&sh->lock);
 	*was_freed = false;
 	if (!sh->cap || a == 0)
 		return NULL;
@@ -90,7 +92,8 @@ static struct large_slot *find_locked(struct large_shard *sh, uintptr_t a, bool 
 	}
 }
 
-static void put_locked(struct large_slot *slots, size_t cap, uintptr_t a, size_t nbytes)
+/* Insert into a slot array: a shard's (its lock held) or a new one being filled. */
+static void slot_put(struct large_slot *slots, size_t cap, uintptr_t a, size_t nbytes)
 {
 	size_t i = hash_addr(a) & (cap - 1);
 	while (slots[i].addr_hidden && slots[i].nbytes)
@@ -101,6 +104,7 @@ static void put_locked(struct large_slot *slots, size_t cap, uintptr_t a, size_t
 
 static bool grow_locked(struct large_shard *sh)
 {
+	lock_assert_held(&sh->lock);
 	size_t cap = sh->cap ? sh->cap * 2 : 256;
 	if (sh->live * 4 < sh->cap)   /* mostly tombstones: rehash at same size */
 		cap = sh->cap;
@@ -109,7 +113,7 @@ static bool grow_locked(struct large_shard *sh)
 		return false;
 	for (size_t i = 0; i < sh->cap; i++)
 		if (sh->slots[i].addr_hidden && sh->slots[i].nbytes)
-			put_locked(slots, cap, unhide_addr(sh->slots[i].addr_hidden), sh->slots[i].nbytes);
+			slot_put(slots, cap, unhide_addr(sh->slots[i].addr_hidden), sh->slots[i].nbytes);
 	if (sh->slots && sh->slots != slots0[sh - shards])
 		os_unmap(sh->slots, sh->cap * sizeof *slots);
 	sh->slots = slots;
@@ -129,7 +133,7 @@ static bool record(void *p, size_t nbytes, bool force)
 	bool ok = (sh->used + 1) * 2 <= sh->cap || grow_locked(sh) ||
 		  (force && sh->used + 1 < sh->cap);
 	if (ok) {
-		put_locked(sh->slots, sh->cap, (uintptr_t)p, nbytes);
+		slot_put(sh->slots, sh->cap, (uintptr_t)p, nbytes);
 		sh->used++;
 		sh->live++;
 		sh->live_bytes += nbytes;

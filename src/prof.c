@@ -194,6 +194,7 @@ static bool stacks_room_locked(void)
 /* The record of w's stack, added when new (the overflow stack when full). */
 static uint32_t stack_find_locked(const struct walk *w)
 {
+	lock_assert_held(&prof_lock);
 	uint64_t h = stack_hash(w);
 	uint32_t nslots = 2 * stack_cap;
 	for (uint32_t i = (uint32_t)h & (nslots - 1); nslots; i = (i + 1) & (nslots - 1)) {
@@ -226,6 +227,7 @@ static uint32_t live_slot(uintptr_t hkey)
 
 static struct prof_live *live_find_locked(uintptr_t hkey)
 {
+	lock_assert_held(&prof_lock);
 	for (uint32_t i = live_slot(hkey); live_cap; i = (i + 1) & (live_cap - 1)) {
 		if (live[i].hkey == hkey)
 			return &live[i];
@@ -237,6 +239,7 @@ static struct prof_live *live_find_locked(uintptr_t hkey)
 
 static void live_put_locked(struct prof_live e)
 {
+	lock_assert_held(&prof_lock);
 	uint32_t i = live_slot(e.hkey);
 	while (live[i].hkey)
 		i = (i + 1) & (live_cap - 1);
@@ -247,6 +250,7 @@ static void live_put_locked(struct prof_live e)
 /* Room for one more live sample, keeping the table at most half full. */
 static bool live_room_locked(void)
 {
+	lock_assert_held(&prof_lock);
 	if (nlive + 1 <= live_cap / 2)
 		return true;
 	uint32_t cap = live_cap ? live_cap * 2 : LIVE_MIN;
@@ -271,6 +275,7 @@ static bool live_room_locked(void)
 /* Remove slot e, shifting later entries of its probe run back (no tombstones). */
 static void live_remove_locked(struct prof_live *e)
 {
+	lock_assert_held(&prof_lock);
 	uint32_t i = (uint32_t)(e - live);
 	uint32_t mask = live_cap - 1;
 	for (uint32_t j = (i + 1) & mask; live[j].hkey; j = (j + 1) & mask) {

@@ -70,12 +70,14 @@ static void *slab_next_free(void *p)
  * hold (every 64 calls was quadratic: 150 s for test_cxx in secure mode). */
 static void debug_check_locked(struct slab_cpu *sc)
 {
+	lock_assert_held(&sc->lock);
 	if (BSL_DEBUG && sc->ndebug_checks-- == 0)
 		sc->ndebug_checks = 64 + slab_check(sc);
 }
 
 static void partial_add_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c)
 {
+	lock_assert_held(&sc->lock);
 	s->flags |= PDF_PARTIAL;
 	s->prev = NULL;
 	s->next = sc->partial[c];
@@ -86,6 +88,7 @@ static void partial_add_locked(struct slab_cpu *sc, struct page_desc *s, unsigne
 
 static void partial_del_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c)
 {
+	lock_assert_held(&sc->lock);
 	if (s->prev)
 		s->prev->next = s->next;
 	else

@@ -37,6 +37,7 @@ static pthread_key_t exit_key;
 
 static struct tcache_record *record_get_locked(void)
 {
+	lock_assert_held(&registry_lock);
 	if (!spare) {
 		struct tcache_record *r = os_map(RECORDS_PER_MAP * sizeof *r, PAGE_SIZE);
 		if (!r)
@@ -60,6 +61,7 @@ static struct tcache_record *record_get_locked(void)
 
 static void record_put_locked(struct tcache_record *r)
 {
+	lock_assert_held(&registry_lock);
 	if (r->prev)
 		r->prev->next = r->next;
 	else
