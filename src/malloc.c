@@ -177,7 +177,7 @@ static inline void *alloc_counted(size_t n, size_t align, bool zero)
 	return alloc_slow(n, align, zero);
 }
 
-#define ZERO_BY_OS ((size_t)1 << 20)
+#define ZERO_BY_OS ((size_t)4 << 20)   /* below, writing zeros beats the syscalls and faults */
 
 static void *alloc_tiers(size_t n, size_t align, bool zero)
 {
