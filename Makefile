@@ -76,7 +76,17 @@ $(B)/test/%: test/%.cc test/t.h $(B)/libbuddyslab.a
 	@mkdir -p $(dir $@)
 	$(CXX) -std=gnu++17 -O1 -g -Wall -Iinclude -Itest -fno-builtin $(SANFLAGS) -o $@ $< $(B)/libbuddyslab.a $(LDLIBS_TEST)
 
-tests: lib $(TESTS_C) $(TESTS_CC)
+# test/misuse.sh's drivers: not linked with buddyslab (they run under glibc and
+# preloaded), and not in $(B)/test/, whose every program run-tests runs
+MISUSE := $(B)/misuse/misuse $(B)/misuse/misuse_cxx
+$(B)/misuse/misuse: test/misuse/misuse.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O0 -g -Wall -Wextra -Wno-unused-parameter -fno-builtin -o $@ $< -ldl
+$(B)/misuse/misuse_cxx: test/misuse/misuse_cxx.cc
+	@mkdir -p $(dir $@)
+	$(CXX) -std=gnu++17 -O0 -g -Wall -Wextra -Wno-unused-parameter -fno-builtin -fsized-deallocation -o $@ $<
+
+tests: lib $(TESTS_C) $(TESTS_CC) $(MISUSE)
 
 -include bench/bench.mk
 -include test/fuzz/fuzz.mk
