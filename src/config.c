@@ -55,7 +55,8 @@ static const struct enum_name purge_names[] = {
 /* secure: a '+'-separated set of these (secure.h); 1 = all */
 static const struct enum_name secure_names[] = {
 	{ "0", 0 }, { "1", SEC_ALL }, { "all", SEC_ALL }, { "guard", SEC_GUARD },
-	{ "canary", SEC_CANARY }, { "fill", SEC_FILL }, { "shuffle", SEC_SHUFFLE }, { NULL, 0 },
+	{ "canary", SEC_CANARY }, { "fill", SEC_FILL }, { "shuffle", SEC_SHUFFLE },
+	{ "quarantine", SEC_QUARANTINE }, { "size0", SEC_SIZE0 }, { "sized", SEC_SIZED }, { NULL, 0 },
 };
 
 static const struct enum_name thp_names[] = {
@@ -102,7 +103,7 @@ static const struct option_def defs[] = {
 	{ "stats_file", K_PATH, NULL, { .sval = opt.stats_file }, 0, 0, NULL,
 	  "the report is appended to this file (empty: to stderr)" },
 	{ "secure", K_SET, &opt.secure, { NULL }, 0, 0, secure_names,
-	  "0 | 1 (all) | guard+canary+fill+shuffle: hardening checks" },
+	  "0 | 1 (all) | guard+canary+fill+shuffle+quarantine+size0+sized: hardening checks" },
 	{ "prof", K_NUM, &opt.prof, { NULL }, 0, 1, NULL, "1: sample allocations for heap profiles" },
 	{ "prof_sample", K_SIZE, &opt.prof_sample, { NULL }, 1, 1L << 40, NULL,
 	  "mean bytes allocated between two samples (suffix k/m allowed)" },

@@ -35,7 +35,10 @@ struct bsl_options {
 };
 
 /* The features of opt.secure (secure.h says what each does). */
-enum { SEC_GUARD = 1, SEC_CANARY = 2, SEC_FILL = 4, SEC_SHUFFLE = 8, SEC_ALL = 15 };
+enum {
+	SEC_GUARD = 1, SEC_CANARY = 2, SEC_FILL = 4, SEC_SHUFFLE = 8, SEC_QUARANTINE = 16,
+	SEC_SIZE0 = 32, SEC_SIZED = 64, SEC_ALL = 127
+};
 
 extern struct bsl_options opt;
 

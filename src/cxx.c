@@ -25,8 +25,9 @@
  *    function terminates the program. (libstdc++'s own nothrow new calls the
  *    handler inside a try block.)
  *  - Every delete is free(p): free finds a block's tier and alignment from
- *    its address. The size of a sized delete is not used (free_sized ignores
- *    its size too).
+ *    its address. With BUDDYSLAB_CONF=secure's `sized` feature on (secure.h),
+ *    new records its form (new, new[]) and delete checks its size, alignment
+ *    and form first (malloc.c); otherwise the size is not used.
  *  - new and delete call the exported malloc/aligned_alloc/free, not internal
  *    entry points, so a program that interposes its own malloc gets new and
  *    delete on that same allocator, never a mix.
@@ -47,6 +48,13 @@
 #include <stdlib.h>
 #include <dlfcn.h>
 #include "common.h"
+#include "config.h"
+#include "secure.h"
+
+/* malloc.c: the secure `sized` checks (called only when the feature is on) */
+void bsl_secure_new(void *p, unsigned kind);
+void bsl_secure_delete(void *p, size_t n, size_t align, unsigned kind);
+#define UNSIZED SIZE_MAX
 
 #ifndef BSL_CXX_ARCHIVE
 #define BSL_CXX_ARCHIVE 0
@@ -116,52 +124,79 @@ static COLD void *new_failed(size_t n, size_t align)
 	}
 }
 
-static inline void *cxx_new(size_t n, size_t align)
+static inline void *cxx_new(size_t n, size_t align, unsigned kind)
 {
 	void *p = cxx_alloc(n, align);
-	if (likely(p))
-		return p;
-	return new_failed(n, align);
+	if (unlikely(!p))
+		p = new_failed(n, align);
+	if (unlikely(opt.secure & SEC_SIZED))
+		bsl_secure_new(p, kind);
+	return p;
 }
+
+static inline void *cxx_new_nothrow(size_t n, size_t align, unsigned kind)
+{
+	void *p = cxx_alloc(n, align);
+	if (unlikely(opt.secure & SEC_SIZED))
+		bsl_secure_new(p, kind);
+	return p;
+}
+
+/* n UNSIZED: a delete without a size; align 0: without an alignment */
+static inline void cxx_delete(void *p, size_t n, size_t align, unsigned kind)
+{
+	if (unlikely(opt.secure & SEC_SIZED))
+		bsl_secure_delete(p, n, align, kind);
+	free(p);
+}
+
+#define NEW SEC_KIND_NEW
+#define ARR SEC_KIND_NEW_ARRAY
 
 /* ------------------------------------------------------------------ new */
 
 /* operator new(size_t), operator new[](size_t) */
-EXPORT void *_Znwm(size_t n) { return cxx_new(n, 0); }
-EXPORT void *_Znam(size_t n) { return cxx_new(n, 0); }
+EXPORT void *_Znwm(size_t n) { return cxx_new(n, 0, NEW); }
+EXPORT void *_Znam(size_t n) { return cxx_new(n, 0, ARR); }
 /* operator new(size_t, const std::nothrow_t &), and new[] */
-EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt) { return cxx_alloc(n, 0); }
-EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *nt) { return cxx_alloc(n, 0); }
+EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt) { return cxx_new_nothrow(n, 0, NEW); }
+EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *nt) { return cxx_new_nothrow(n, 0, ARR); }
 /* operator new(size_t, std::align_val_t), and new[] */
-EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t align) { return cxx_new(n, align); }
-EXPORT void *_ZnamSt11align_val_t(size_t n, size_t align) { return cxx_new(n, align); }
+EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t align) { return cxx_new(n, align, NEW); }
+EXPORT void *_ZnamSt11align_val_t(size_t n, size_t align) { return cxx_new(n, align, ARR); }
 /* operator new(size_t, std::align_val_t, const std::nothrow_t &), and new[] */
 EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t align, const void *nt)
 {
-	return cxx_alloc(n, align);
+	return cxx_new_nothrow(n, align, NEW);
 }
 EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t align, const void *nt)
 {
-	return cxx_alloc(n, align);
+	return cxx_new_nothrow(n, align, ARR);
 }
 
 /* --------------------------------------------------------------- delete */
 
 /* operator delete(void *), delete[] */
-EXPORT void _ZdlPv(void *p) { free(p); }
-EXPORT void _ZdaPv(void *p) { free(p); }
+EXPORT void _ZdlPv(void *p) { cxx_delete(p, UNSIZED, 0, NEW); }
+EXPORT void _ZdaPv(void *p) { cxx_delete(p, UNSIZED, 0, ARR); }
 /* operator delete(void *, size_t), delete[] */
-EXPORT void _ZdlPvm(void *p, size_t n) { free(p); }
-EXPORT void _ZdaPvm(void *p, size_t n) { free(p); }
+EXPORT void _ZdlPvm(void *p, size_t n) { cxx_delete(p, n, 0, NEW); }
+EXPORT void _ZdaPvm(void *p, size_t n) { cxx_delete(p, n, 0, ARR); }
 /* operator delete(void *, const std::nothrow_t &), delete[] */
-EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *nt) { free(p); }
-EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *nt) { free(p); }
+EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *nt) { cxx_delete(p, UNSIZED, 0, NEW); }
+EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *nt) { cxx_delete(p, UNSIZED, 0, ARR); }
 /* operator delete(void *, std::align_val_t), delete[] */
-EXPORT void _ZdlPvSt11align_val_t(void *p, size_t align) { free(p); }
-EXPORT void _ZdaPvSt11align_val_t(void *p, size_t align) { free(p); }
+EXPORT void _ZdlPvSt11align_val_t(void *p, size_t align) { cxx_delete(p, UNSIZED, align, NEW); }
+EXPORT void _ZdaPvSt11align_val_t(void *p, size_t align) { cxx_delete(p, UNSIZED, align, ARR); }
 /* operator delete(void *, size_t, std::align_val_t), delete[] */
-EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t align) { free(p); }
-EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t align) { free(p); }
+EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t align) { cxx_delete(p, n, align, NEW); }
+EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t align) { cxx_delete(p, n, align, ARR); }
 /* operator delete(void *, std::align_val_t, const std::nothrow_t &), delete[] */
-EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const void *nt) { free(p); }
-EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const void *nt) { free(p); }
+EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const void *nt)
+{
+	cxx_delete(p, UNSIZED, align, NEW);
+}
+EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const void *nt)
+{
+	cxx_delete(p, UNSIZED, align, ARR);
+}

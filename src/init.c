@@ -120,6 +120,7 @@ static void fork_prepare(void)
 {
 	unsigned n[6];
 	lock_fork_begin();
+	secure_lock_all();
 	prof_lock_all();
 	n[0] = lock_fork_nskipped();
 	tcache_lock_all();
@@ -148,6 +149,7 @@ static void fork_parent(void)
 	slab_unlock_all();
 	tcache_unlock_all();
 	prof_unlock_all();
+	secure_unlock_all();
 	lock_fork_end();
 }
 
@@ -165,6 +167,7 @@ static void fork_child(void)
 	tcache_after_fork_child();
 	stats_after_fork_child();
 	prof_unlock_all();
+	secure_unlock_all();
 	lock_fork_end();
 }
 
@@ -203,10 +206,10 @@ void bsl_init_slow(void)
 		sizeclass_init();
 		config_init();
 		out_init();
-		secure_init();
 		vg_active = vg_memcheck_running();
 		if (vg_active)
 			opt.tcache = 0;     /* every call takes a slow path, where memcheck is told */
+		secure_init();
 		arena_thp_advise((int)opt.thp);
 		tcache_global_init();
 		pthread_atfork(fork_prepare, fork_parent, fork_child);

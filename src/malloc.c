@@ -33,7 +33,7 @@
 #include "prof.h"
 #include "vg.h"
 
-enum tier { TIER_SLAB, TIER_RUN, TIER_LARGE };
+enum tier { TIER_SLAB, TIER_RUN, TIER_LARGE, TIER_SIZE0 };
 
 struct block {
 	enum tier tier;
@@ -41,38 +41,70 @@ struct block {
 	struct page_desc *desc;   /* slab page or run head */
 	unsigned class_idx;
 	bool was_freed;           /* lookup failed: p lies in a block already freed */
+	size_t slot;              /* the block's bytes: class size, run or mapping length */
+	unsigned kind;            /* secure canary: enum sec_kind from the trailer */
 };
 
 /* ---------------------------------------------------------------- lookup */
 
 /* Classify p; false when p is not the start of a live block, and then
  * b->tier says nothing and b->was_freed whether p lies in a freed block. */
-static bool block_lookup(const void *p, struct block *b)
+static bool lookup_tier(const void *p, struct block *b)
 {
-	b->was_freed = false;
 	struct page_desc *d = arena_desc_of(p);
 	if (d) {
 		unsigned c = d->class_idx;
 		if (d->kind == PD_SLAB && c) {
 			size_t off = (uintptr_t)p + d->slab_base_hidden;
-			if (class_obj_index(&class_info[c], off) >= class_info[c].nobjs)
+			size_t i = class_obj_index(&class_info[c], off);
+			if (i >= class_info[c].nobjs || i < sec_front_objs)
 				return false;
-			*b = (struct block){ TIER_SLAB, class_info[c].size - sec_canary_bytes, d, c, false };
+			*b = (struct block){ TIER_SLAB, 0, d, c, false, class_info[c].size, 0 };
 			return true;
 		}
-		if (d->kind == PD_RUN && ((uintptr_t)p & (PAGE_SIZE - 1)) == 0 &&
+		size_t in_page = (uintptr_t)p & (PAGE_SIZE - 1);  /* secure: after a front canary */
+		if (d->kind == PD_RUN && (in_page == 0 || in_page == sec_run_front) &&
 		    !(d->flags & PDF_CACHED)) {
-			*b = (struct block){ TIER_RUN, run_usable(d), d, 0, false };
+			*b = (struct block){ TIER_RUN, 0, d, 0, false, run_usable(d) - in_page, 0 };
 			return true;
 		}
 		b->was_freed = (d->freed && d->kind != PD_SLAB && d->kind != PD_RUN) ||
 			       (d->kind == PD_RUN && (d->flags & PDF_CACHED));
 		return false;
 	}
+	if (unlikely(opt.secure & SEC_SIZE0)) {
+		int st = secure_size0_state(p);
+		if (st == SIZE0_LIVE) {
+			*b = (struct block){ TIER_SIZE0, 0, NULL, 0, false, 0, 0 };
+			return true;
+		}
+		b->was_freed = st == SIZE0_FREED;
+		if (st != SIZE0_NOT)
+			return false;
+	}
 	size_t n = large_usable_size(p, &b->was_freed);
 	if (!n)
 		return false;
-	*b = (struct block){ TIER_LARGE, n, NULL, 0, false };
+	if (unlikely(opt.secure & SEC_QUARANTINE) && secure_holds(SEC_QPAGE, p)) {
+		b->was_freed = true;      /* freed, waiting in the quarantine */
+		return false;
+	}
+	*b = (struct block){ TIER_LARGE, 0, NULL, 0, false, n, 0 };
+	return true;
+}
+
+static bool block_lookup(const void *p, struct block *b)
+{
+	b->was_freed = false;
+	if (!lookup_tier(p, b))
+		return false;
+	b->usable = b->slot;
+	if (unlikely(opt.secure & SEC_CANARY) && b->tier != TIER_SIZE0) {
+		bool front;
+		b->usable = secure_requested(p, b->slot, &b->kind, &front);
+		if (front != (b->tier == TIER_RUN && ((uintptr_t)p & (PAGE_SIZE - 1))))
+			return false;     /* a run's page start, or inside its first page */
+	}
 	return true;
 }
 
@@ -82,7 +114,8 @@ COLD __attribute__((noreturn)) static void invalid_pointer(const void *p, const 
 	/* A freed large block's address may since have been mapped by the program
 	 * itself: then p is a foreign pointer, not a double free. */
 	bool was_freed = b->was_freed &&
-			 (arena_desc_of(p) || large_cache_holds(p) || !os_is_mapped(p));
+			 (arena_desc_of(p) || large_cache_holds(p) || !os_is_mapped(p) ||
+			  ((opt.secure & SEC_QUARANTINE) && secure_holds(SEC_QPAGE, p)));
 	if (was_freed)   /* in a slab, run or mapping that was freed: most likely a double free */
 		bsl_fatalf("aborting on an invalid pointer", "double free %p (free(): invalid pointer "
 			   "%p, passed to %s: its memory was already freed)", p, p, api);
@@ -106,6 +139,7 @@ static void *slab_alloc(unsigned c)
 }
 
 static void *alloc_tiers(size_t n, size_t align, bool zero);
+static bool quarantine_drain(void);
 
 /* Zero a block before it is handed out (memcheck may still see it as freed). */
 static void zero_block(void *p, size_t n)
@@ -131,7 +165,7 @@ static NOINLINE void *alloc_slow(size_t n, size_t align, bool zero)
 	}
 	size_t slot = n + (unlikely(vg_active) ? 1 : 0);
 	void *p = alloc_tiers(slot, align, zero);
-	if (unlikely(!p) && large_cache_release(UINT64_MAX))
+	if (unlikely(!p) && (large_cache_release(UINT64_MAX) | quarantine_drain()))
 		p = alloc_tiers(slot, align, zero);
 	if (unlikely(vg_active) && p) {
 		struct block b;
@@ -149,13 +183,16 @@ static NOINLINE void *alloc_sampled(size_t n, size_t align, bool zero)
 	if (!prof_tick(n) || vg_active || n > PTRDIFF_MAX)
 		return alloc_slow(n, align, zero);
 	void *p = NULL;
-	size_t padded = align_up(n ? n : 1, PAGE_SIZE);
+	size_t padded = align_up(n + sec_canary_bytes ? n + sec_canary_bytes : 1, PAGE_SIZE);
 	bool dirty = true;
 	if (padded <= opt.mmap_threshold && align <= CHUNK_SIZE) {
 		bsl_maintenance();
 		p = run_alloc(padded, align, &dirty);
-		if (p)
+		if (p) {
 			arena_desc_of(p)->flags |= PDF_SAMPLED;
+			if (opt.secure)
+				secure_open(p, n, padded, 0);
+		}
 	} else {
 		p = alloc_slow(n, align, zero);
 		dirty = false;
@@ -182,7 +219,12 @@ static inline void *alloc_counted(size_t n, size_t align, bool zero)
 static void *alloc_tiers(size_t n, size_t align, bool zero)
 {
 	void *p;
-	size_t need = n + sec_canary_bytes;      /* secure canary: 8 more bytes */
+	if (unlikely(opt.secure & SEC_SIZE0) && n == 0 && align <= MIN_ALIGN &&
+	    (p = secure_size0_alloc()))
+		return p;
+	if (unlikely(sec_canary_bytes) && n >= SEC_REQ_MAX)
+		goto nomem;
+	size_t need = n + sec_canary_bytes;      /* secure canary: the trailer */
 	if (need <= SLAB_MAX && align <= PAGE_SIZE) {
 		unsigned c = size_to_class(need > align ? need : align);
 		while (c <= NCLASSES && class_info[c].size % align)
@@ -192,14 +234,15 @@ static void *alloc_tiers(size_t n, size_t align, bool zero)
 			if (!p)
 				goto nomem;
 			if (opt.secure)
-				secure_on_alloc(p, c);
-			if (zero)
+				secure_open(p, n, class_info[c].size, SEC_OPEN_SLAB);
+			if (zero && !(opt.secure & SEC_FILL))   /* fill: zero already */
 				zero_block(p, n);
 			return p;
 		}
 	}
 	bsl_maintenance();
-	size_t padded = align_up(n ? n : 1, PAGE_SIZE);
+	size_t front = align <= sec_run_front ? sec_run_front : 0;   /* secure canary */
+	size_t padded = align_up(need + front ? need + front : 1, PAGE_SIZE);
 	if (padded <= opt.mmap_threshold && align <= CHUNK_SIZE) {
 		bool dirty = true;
 		p = align <= PAGE_SIZE ? tcache_run_take(padded >> PAGE_SHIFT) : NULL;
@@ -207,12 +250,16 @@ static void *alloc_tiers(size_t n, size_t align, bool zero)
 			p = run_alloc(padded, align, &dirty);
 		if (!p)
 			goto nomem;
+		p = (char *)p + front;
 		if (zero && dirty)
 			zero_block(p, n);
+		if (opt.secure)
+			secure_open(p, n, padded - front, front ? SEC_OPEN_FRONT : 0);
 		return p;
 	}
+	padded = align_up(need ? need : 1, PAGE_SIZE);
 	bool dirty;
-	p = large_alloc(n, align, &dirty);   /* fresh mappings are zero */
+	p = large_alloc(need, align, &dirty);   /* fresh mappings are zero */
 	if (!p && padded <= CHUNK_SIZE && align <= CHUNK_SIZE)
 		p = run_alloc(padded, align, &dirty);   /* mmap refused: use free arena pages */
 	if (!p)
@@ -224,6 +271,11 @@ static void *alloc_tiers(size_t n, size_t align, bool zero)
 		os_zero(p, padded);
 	else if (zero && dirty)
 		zero_block(p, n);
+	if (opt.secure & SEC_CANARY) {   /* a large block, or a run when mmap was refused */
+		struct block b;
+		VERIFY(lookup_tier(p, &b));
+		secure_open(p, n, b.slot, 0);
+	}
 	return p;
 nomem:
 	errno = ENOMEM;
@@ -266,6 +318,77 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 
 /* ------------------------------------------------------------------ free */
 
+/* Secure quarantine (secure.h): what leaves a ring is freed for real here. */
+enum { QTAG_SLAB, QTAG_RUN, QTAG_LARGE };
+
+static void release_held(const struct sec_held *h)
+{
+	void *p = h->p;
+	if (!p)
+		return;                /* could not be made readable again: stays out */
+	bsl_maintenance();
+	if (h->tag == QTAG_SLAB) {
+		/* a write while it waited: the mark (and, with fill, the zeros) broken */
+		if (!obj_is_free(p))
+			bsl_fatalf("aborting on heap corruption", "write after free: the free object %p "
+				   "was modified at offset 0 while in quarantine", p);
+		secure_check_free(p, h->len);
+		slab_free_bulk(&p, 1);     /* quarantine turns the thread cache off */
+	}
+	else if (h->tag == QTAG_RUN)
+		run_free_parked(arena_desc_of(p));
+	else
+		large_free(p);
+}
+
+static void quarantine_put(unsigned ring, void *p, size_t len, unsigned tag, bool in_arena)
+{
+	struct sec_held out = secure_hold(ring, p, len, tag, in_arena);
+	release_held(&out);
+}
+
+/* Memory is short: free every block waiting in the quarantine. */
+static bool quarantine_drain(void)
+{
+	bool any = false;
+	struct sec_held h;
+	for (unsigned r = SEC_QOBJ; (opt.secure & SEC_QUARANTINE) && r <= SEC_QPAGE; r++)
+		while (secure_unhold(r, &h)) {
+			release_held(&h);
+			any = true;
+		}
+	return any;
+}
+
+/* Secure mode's part of a free: the checks, then the fill or the quarantine.
+ * true: the block is dealt with (waits in the quarantine). */
+static bool secure_free(void *p, const struct block *b)
+{
+	if (b->tier == TIER_SIZE0) {
+		secure_size0_free(p);
+		return true;
+	}
+	bool slab = b->tier == TIER_SLAB, run = b->tier == TIER_RUN;
+	secure_close(p, b->slot, slab ? SEC_OPEN_SLAB : 0);
+	void *pages = run ? desc_addr(b->desc) : p;      /* a run's block may not start its pages */
+	size_t len = run ? run_usable(b->desc) : b->slot;
+	if (opt.secure & SEC_QUARANTINE) {
+		if (slab) {
+			obj_set_next(p, NULL);   /* reads as free: a second free is a double free */
+			quarantine_put(SEC_QOBJ, p, b->slot, QTAG_SLAB, true);
+		} else if (run) {
+			run_park(b->desc);       /* counts as freed; a second free is a double free */
+			quarantine_put(SEC_QPAGE, pages, len, QTAG_RUN, true);
+		} else {
+			quarantine_put(SEC_QPAGE, p, len, QTAG_LARGE, false);
+		}
+		return true;
+	}
+	if ((opt.secure & SEC_FILL) && !slab)
+		os_purge(pages, len, false);     /* erased: the pages read as zero */
+	return false;
+}
+
 static NOINLINE void free_slow(void *p, const char *api)
 {
 	if (!p)
@@ -279,8 +402,8 @@ static NOINLINE void free_slow(void *p, const char *api)
 	case TIER_SLAB:
 		if (!vg_active && obj_is_free(p))
 			double_free(p);
-		if (opt.secure)
-			secure_on_free(p, b.class_idx);
+		if (opt.secure && secure_free(p, &b))
+			break;
 		bsl_maintenance();
 		if (opt.tcache)
 			tcache_free_slow(p, b.class_idx);
@@ -292,6 +415,8 @@ static NOINLINE void free_slow(void *p, const char *api)
 			b.desc->flags &= (uint8_t)~PDF_SAMPLED;
 			prof_forget(p, NULL);
 		}
+		if (opt.secure && secure_free(p, &b))
+			break;
 		if (tcache_run_park(b.desc))
 			break;
 		bsl_maintenance();
@@ -300,8 +425,13 @@ static NOINLINE void free_slow(void *p, const char *api)
 	case TIER_LARGE:
 		if (unlikely(opt.prof))
 			prof_forget(p, NULL);
+		if (opt.secure && secure_free(p, &b))
+			break;
 		bsl_maintenance();
 		large_free(p);
+		break;
+	case TIER_SIZE0:
+		secure_free(p, &b);
 		break;
 	}
 	errno = saved_errno;
@@ -327,8 +457,61 @@ EXPORT void free(void *p)
 	free_slow(p, "free");
 }
 
-EXPORT void free_sized(void *p, size_t n) { free(p); }
-EXPORT void free_aligned_sized(void *p, size_t align, size_t n) { free(p); }
+/* Secure sized (secure.h): the size and alignment a sized free names, and for
+ * C++ the form of delete, must match the block. */
+#define UNSIZED SIZE_MAX
+
+static const char *const kind_name[] = { "malloc", "operator new", "operator new[]", "free" };
+
+static NOINLINE void sized_check(const void *p, size_t n, size_t align, const char *api,
+				 unsigned kind)
+{
+	struct block b;
+	if (!p || !block_lookup(p, &b))
+		return;                      /* free reports it, or not ours (interposed) */
+	bool exact = opt.secure & SEC_CANARY;
+	if (n != UNSIZED && (exact ? n != b.usable : n > b.usable)) {
+		bsl_fatalf("aborting on a size mismatch", "size mismatch: %s(%p, %zu), but the "
+			   "block %s %zu bytes", api, p, n, exact ? "was allocated with" : "has",
+			   b.usable);
+	}
+	if (align > MIN_ALIGN && (uintptr_t)p % align)
+		bsl_fatalf("aborting on an alignment mismatch", "alignment mismatch: %s(%p) with "
+			   "alignment %zu, which the block does not have", api, p, align);
+	if (exact && kind != SEC_KIND_MALLOC && b.kind != SEC_KIND_MALLOC && b.kind != kind &&
+	    b.kind != SEC_KIND_FREE) {
+		bsl_fatalf("aborting on a mismatched delete", "mismatched delete: %s on %p, which %s "
+			   "allocated", api, p, kind_name[b.kind]);
+	}
+}
+
+EXPORT void free_sized(void *p, size_t n)
+{
+	if (unlikely(opt.secure & SEC_SIZED))
+		sized_check(p, n, 0, "free_sized", SEC_KIND_MALLOC);
+	free(p);
+}
+
+EXPORT void free_aligned_sized(void *p, size_t align, size_t n)
+{
+	if (unlikely(opt.secure & SEC_SIZED))
+		sized_check(p, n, align, "free_aligned_sized", SEC_KIND_MALLOC);
+	free(p);
+}
+
+/* The C++ operators' part (cxx.c), with SEC_SIZED on: new records its form
+ * in the trailer (canary), delete checks the size, alignment and form. */
+void bsl_secure_new(void *p, unsigned kind)
+{
+	struct block b;
+	if ((opt.secure & SEC_CANARY) && p && block_lookup(p, &b) && b.tier != TIER_SIZE0)
+		secure_set_kind(p, b.slot, kind);
+}
+
+void bsl_secure_delete(void *p, size_t n, size_t align, unsigned kind)
+{
+	sized_check(p, n, align, kind == SEC_KIND_NEW ? "operator delete" : "operator delete[]", kind);
+}
 EXPORT void cfree(void *p) { free(p); }
 
 /* --------------------------------------------------------------- realloc */
@@ -350,6 +533,7 @@ static bool resize_in_place(void *p, struct block *b, size_t n)
 		return true;
 	}
 	case TIER_LARGE:
+	case TIER_SIZE0:
 		return false;
 	}
 	return false;
@@ -371,7 +555,9 @@ EXPORT void *realloc(void *p, size_t n)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (!vg_active) {   /* under memcheck every realloc moves, so it sees each size */
+	/* under memcheck every realloc moves, so it sees each size; with secure
+	 * canaries too, so the trailer is written for the new size */
+	if (!vg_active && !(opt.secure & SEC_CANARY)) {
 		if (resize_in_place(p, &b, n))
 			return p;
 		if (b.tier == TIER_LARGE && n > opt.mmap_threshold) {
@@ -481,9 +667,12 @@ EXPORT size_t malloc_usable_size(void *p)
  * cache still counts as owned (reading that cache would race its owner). */
 EXPORT int bsl_owns(const void *p)
 {
-	struct block b;
-	if (!p || !bsl_ready || !block_lookup(p, &b))
+	struct block b = { .was_freed = false };
+	/* lookup_tier: no canary read, p may be another thread's (being freed) */
+	if (!p || !bsl_ready || !lookup_tier(p, &b))
 		return 0;
+	if (b.tier == TIER_SLAB && (opt.secure & SEC_QUARANTINE) && obj_is_free(p))
+		return 0;           /* waiting in the quarantine */
 	if (b.tier == TIER_SLAB &&
 	    (tcache_holds(p, b.class_idx) || slab_obj_is_free(b.desc, p)))
 		return 0;

@@ -4,24 +4,32 @@
  * Every function here runs on a slow path, and only when its feature is on:
  * the callers test opt.secure (or a slab's PDF_GUARD flag) first. This file
  * knows memory, not slabs: slab.c owns what a slab holds and calls the slab
- * hooks with the slab's pages. The large
+ * hooks with the slab's pages; malloc.c calls the block hooks with a block's
+ * address and length, and frees what leaves a quarantine ring. The large
  * block guards (secure_large_map/unmap) also serve memcheck runs (large.c).
  */
 #include "secure.h"
 #include "sizeclass.h"
 #include "os.h"
+#include "vg.h"
 #include <sys/auxv.h>
 #include <string.h>
 
-unsigned sec_canary_bytes;
+unsigned sec_canary_bytes, sec_front_objs, sec_run_front;
 static uint64_t canary_key;
+/* The pad between a request and its trailer: the byte at offset i of a block
+ * is pad_tab[i % 128], 0x80..0xff (never 0 nor ASCII, the usual overflows),
+ * each value once per 128 bytes, so a run of 2 or more equal bytes never
+ * matches it. */
+static uint8_t pad_tab[128];
+static lock_t sec_lock = LOCK_INIT;   /* the rings and the size-0 map; a leaf */
 static uint64_t shuffle_state;     /* splitmix64 counter; atomic */
 static long guard_budget;         /* slab guard pages that may still be made; atomic */
 
-#define FILL_WORD (0x0101010101010101ull * SEC_FILL_BYTE)
-
 void secure_init(void)
 {
+	if (vg_active)       /* memcheck checks objects itself, and owns their bytes */
+		opt.secure &= SEC_GUARD | SEC_SHUFFLE;
 	if (!opt.secure)
 		return;
 	const void *rnd = (const void *)getauxval(AT_RANDOM);
@@ -30,10 +38,15 @@ void secure_init(void)
 		memcpy(r, rnd, sizeof r);
 	canary_key = (r[0] * 0xBF58476D1CE4E5B9ull) ^ (r[1] >> 7) ^ (uintptr_t)&canary_key;
 	shuffle_state = r[1] ^ (r[0] << 17) ^ (uintptr_t)&shuffle_state;
-	if (opt.secure & (SEC_CANARY | SEC_FILL))
+	for (unsigned i = 0; i < 128; i++)
+		pad_tab[i] = (uint8_t)(0x80 | ((r[0] >> 56) + i * 5) % 128);
+	if (opt.secure & ~(SEC_GUARD | SEC_SHUFFLE))
 		opt.tcache = 0;            /* their checks live on the slow paths */
-	if (opt.secure & SEC_CANARY)
-		sec_canary_bytes = sizeof(uint64_t);
+	if (opt.secure & SEC_CANARY) {
+		sec_canary_bytes = SEC_TRAILER;
+		sec_run_front = SEC_RUN_FRONT;
+		sec_front_objs = 1;
+	}
 	if (opt.secure & SEC_GUARD) {
 		sizeclass_reserve_guard_page();
 		/* each guard page inside the heap splits a mapping in three: keep
@@ -70,10 +83,6 @@ bool secure_unguard_slab(void *last_page)
 	return true;
 }
 
-void secure_fill(void *p, size_t n)
-{
-	memset(p, SEC_FILL_BYTE, n);
-}
 
 void secure_shuffle(uint16_t *perm, unsigned n)
 {
@@ -87,48 +96,323 @@ void secure_shuffle(uint16_t *perm, unsigned n)
 	}
 }
 
-/* ---------------------------------------------------------------- objects */
+/* ---------------------------------------------------------------- trailers */
 
-static uint64_t *canary_of(void *p, unsigned c)
+/* A trailer is two words at the end of a block:
+ *   t[0]  the size word: bits 0-39 the requested size, 40-41 the kind, 42 the
+ *         front-canary flag, 43-63 a hash of the key, t's address and bits 0-42;
+ *   t[1]  a hash of the key and its own address alone: it never changes, so
+ *         the block after it can check it (underflow) while another thread
+ *         frees or allocates the block it belongs to.
+ * Only the owner of a block reads or writes its t[0]. */
+#define REQ_MASK  (SEC_REQ_MAX - 1)
+#define KIND_SHIFT 40
+#define FRONT_BIT ((uint64_t)1 << 42)
+#define LOW_MASK  (((uint64_t)1 << 43) - 1)
+
+static uint64_t mix(uint64_t h)
 {
-	return (uint64_t *)((char *)p + class_info[c].size - sizeof(uint64_t));
+	h = (h ^ (h >> 31)) * 0xBF58476D1CE4E5B9ull;
+	h = (h ^ (h >> 29)) * 0x94D049BB133111EBull;
+	return h ^ (h >> 32);
 }
 
-static uint64_t canary_value(const uint64_t *where)
+static uint64_t size_word(const uint64_t *t, uint64_t low)
 {
-	return canary_key ^ ((uintptr_t)where * 0x9E3779B97F4A7C15ull);
+	uint64_t h = mix(canary_key ^ ((uintptr_t)t * 0x9E3779B97F4A7C15ull) ^ (low * 0xC2B2AE3D27D4EB4Full));
+	return (h & ~LOW_MASK) | low;
 }
 
-void secure_on_alloc(void *p, unsigned c)
+static uint64_t fixed_word(const uint64_t *w)
 {
-	if (opt.secure & SEC_FILL) {
-		/* words 0 and 1 held the free-list link; the rest must be untouched */
-		const uint64_t *w = p;
-		for (size_t i = 2, n = class_info[c].size / sizeof *w; i < n; i++)
-			if (unlikely(w[i] != FILL_WORD)) {
-				bsl_fatalf("aborting on heap corruption", "write after free: the free "
-					   "object %p was modified at offset %zu", p, i * sizeof *w);
-			}
+	return mix(~canary_key ^ ((uintptr_t)w * 0xD6E8FEB86659FD93ull));
+}
+
+static uint64_t *trailer_of(const void *p, size_t slot)
+{
+	return (uint64_t *)((char *)p + slot - SEC_TRAILER);
+}
+
+static void trailer_set(uint64_t *t, uint64_t req_front, unsigned kind)
+{
+	t[0] = size_word(t, req_front | (uint64_t)kind << KIND_SHIFT);
+	t[1] = fixed_word(t + 1);
+}
+
+/* false: the trailer was overwritten; *req has the front bit */
+static bool trailer_get(const uint64_t *t, size_t room, size_t *req, unsigned *kind)
+{
+	uint64_t low = t[0] & LOW_MASK;
+	if (t[1] != fixed_word(t + 1) || t[0] != size_word(t, low) || (low & REQ_MASK) > room)
+		return false;
+	*req = (size_t)(low & (REQ_MASK | FRONT_BIT));
+	*kind = (unsigned)(low >> KIND_SHIFT) & 3;
+	return true;
+}
+
+COLD __attribute__((noreturn)) static void overflow(const void *p, size_t req)
+{
+	bsl_fatalf("aborting on heap corruption", "heap overflow: the bytes after the %zu "
+		   "bytes asked for at %p were overwritten", req, p);
+}
+
+COLD __attribute__((noreturn)) static void broken_trailer(const void *p)
+{
+	bsl_fatalf("aborting on heap corruption", "heap overflow: the canary at the end of the "
+		   "block %p was overwritten (a write past its end)", p);
+}
+
+size_t secure_requested(const void *p, size_t slot, unsigned *kind, bool *front)
+{
+	size_t req;
+	if (!trailer_get(trailer_of(p, slot), slot - SEC_TRAILER, &req, kind))
+		broken_trailer(p);
+	*front = req & FRONT_BIT;
+	return req & ~FRONT_BIT;
+}
+
+void secure_set_kind(void *p, size_t slot, unsigned kind)
+{
+	uint64_t *t = trailer_of(p, slot);
+	trailer_set(t, t[0] & (REQ_MASK | FRONT_BIT), kind);
+}
+
+void secure_slab_prepare(void *base, size_t size, unsigned n, bool dirty)
+{
+	if ((opt.secure & SEC_FILL) && dirty)
+		memset(base, 0, size * n);
+	if (opt.secure & SEC_CANARY)
+		for (unsigned i = 0; i < n; i++)
+			trailer_set(trailer_of((char *)base + i * size, size), 0, SEC_KIND_FREE);
+}
+
+/* ----------------------------------------------------------------- blocks */
+
+/* A free slab object: words 0 and 1 hold its free-list link, the rest up to
+ * its trailer (end) must still be 0. */
+static void check_fill(const void *p, size_t end)
+{
+	const uint64_t *w = p;
+	for (size_t i = 2, n = end / sizeof *w; i < n; i++)
+		if (unlikely(w[i] != 0)) {
+			bsl_fatalf("aborting on heap corruption", "write after free: the free "
+				   "object %p was modified at offset %zu", p, i * sizeof *w);
+		}
+}
+
+void secure_open(void *p, size_t req, size_t slot, unsigned how)
+{
+	bool slab = how & SEC_OPEN_SLAB;
+	size_t end = slot - sec_canary_bytes;    /* where the trailer starts */
+	if ((opt.secure & SEC_FILL) && slab) {
+		check_fill(p, end);
+		memset(p, 0, 2 * sizeof(uint64_t));   /* the free-list link */
 	}
 	if (opt.secure & SEC_CANARY) {
-		uint64_t *k = canary_of(p, c);
-		*k = canary_value(k);
+		uint8_t *b = p;
+		for (size_t i = req; i < end; i++)
+			b[i] = pad_tab[i % 128];
+		bool front = how & SEC_OPEN_FRONT;
+		trailer_set(trailer_of(p, slot), req | (front ? FRONT_BIT : 0), SEC_KIND_MALLOC);
+		if (front)    /* checked as a slab object checks the slot before it */
+			trailer_set((uint64_t *)p - 2, 0, SEC_KIND_FREE);
 	}
 }
 
-void secure_on_free(void *p, unsigned c)
+void secure_close(void *p, size_t slot, unsigned how)
 {
+	bool slab = how & SEC_OPEN_SLAB;
+	size_t end = slot - sec_canary_bytes;
 	if (opt.secure & SEC_CANARY) {
-		uint64_t *k = canary_of(p, c);
-		if (unlikely(*k != canary_value(k))) {
-			bsl_fatalf("aborting on heap corruption", "heap overflow: the canary after the %zu "
-				   "usable bytes of %p was overwritten",
-				   (size_t)class_info[c].size - sec_canary_bytes, p);
+		unsigned kind;
+		bool front;
+		size_t req = secure_requested(p, slot, &kind, &front);
+		const uint8_t *b = p;
+		for (size_t i = req; i < end; i++)
+			if (unlikely(b[i] != pad_tab[i % 128]))
+				overflow(p, req);
+		/* the slot before p (or the front canary) ends right before p */
+		const uint64_t *before = (const uint64_t *)p - 1;
+		if ((slab || front) && *before != fixed_word(before)) {
+			bsl_fatalf("aborting on heap corruption", "heap underflow: the 16 bytes before "
+				   "%p (the canary before it) were overwritten", p);
+		}
+		trailer_set(trailer_of(p, slot), 0, SEC_KIND_FREE);
+	}
+	if ((opt.secure & SEC_FILL) && slab)
+		memset((char *)p + 2 * sizeof(uint64_t), 0, end - 2 * sizeof(uint64_t));
+}
+
+void secure_check_free(const void *p, size_t slot)
+{
+	size_t end = slot - sec_canary_bytes, req;
+	unsigned kind;
+	if (opt.secure & SEC_FILL)
+		check_fill(p, end);
+	if ((opt.secure & SEC_CANARY) &&
+	    (!trailer_get(trailer_of(p, slot), end, &req, &kind) || kind != SEC_KIND_FREE)) {
+		bsl_fatalf("aborting on heap corruption", "write after free: the canary at the end "
+			   "of the free object %p was modified", p);
+	}
+}
+
+/* ------------------------------------------------------------- quarantine */
+
+struct ring {
+	struct sec_held e[SEC_QOBJS];
+	unsigned head, n, cap;      /* oldest at head */
+	size_t bytes, max_bytes;
+};
+static struct ring rings[2] = {
+	{ .cap = SEC_QOBJS, .max_bytes = SEC_QOBJ_BYTES },
+	{ .cap = SEC_QPAGES, .max_bytes = SIZE_MAX },
+};
+
+/* A page block leaving: readable again (false: it must stay out for good). */
+static bool revive(struct sec_held *h)
+{
+	if (!h->prot)
+		return true;
+	if (!os_commit(h->p, h->len))
+		return false;
+	if (h->in_arena)     /* it split one of the arena's mappings */
+		__atomic_add_fetch(&guard_budget, 1, __ATOMIC_RELAXED);
+	return true;
+}
+
+static struct sec_held pop_locked(struct ring *r)
+{
+	lock_assert_held(&sec_lock);
+	struct sec_held h = r->e[r->head];
+	r->head = (r->head + 1) % r->cap;
+	r->n--;
+	r->bytes -= h.len;
+	return h;
+}
+
+struct sec_held secure_hold(unsigned ring, void *p, size_t len, unsigned tag, bool in_arena)
+{
+	struct sec_held h = { p, len, tag, false, in_arena };
+	struct sec_held out = { NULL, 0, 0, false, false };
+	if (ring == SEC_QPAGE && os_purge(p, len, false)) {
+		/* in the arena each PROT_NONE range splits a mapping: the guard budget */
+		bool budget = !in_arena || __atomic_sub_fetch(&guard_budget, 1, __ATOMIC_RELAXED) >= 0;
+		h.prot = budget && os_guard(p, len);
+		if (in_arena && !h.prot)
+			__atomic_add_fetch(&guard_budget, 1, __ATOMIC_RELAXED);
+	}
+	struct ring *r = &rings[ring];
+	lock_acquire(&sec_lock);
+	if (r->n == r->cap || r->bytes + len > r->max_bytes)
+		out = pop_locked(r);
+	r->e[(r->head + r->n) % r->cap] = h;
+	r->n++;
+	r->bytes += len;
+	lock_release(&sec_lock);
+	if (out.p && !revive(&out))
+		out.p = NULL;
+	return out;
+}
+
+bool secure_holds(unsigned ring, const void *p)
+{
+	struct ring *r = &rings[ring];
+	bool found = false;
+	lock_acquire(&sec_lock);
+	for (unsigned i = 0; i < r->n && !found; i++)
+		found = r->e[(r->head + i) % r->cap].p == p;
+	lock_release(&sec_lock);
+	return found;
+}
+
+size_t secure_held_bytes(void)
+{
+	return __atomic_load_n(&rings[SEC_QOBJ].bytes, __ATOMIC_RELAXED) +
+	       __atomic_load_n(&rings[SEC_QPAGE].bytes, __ATOMIC_RELAXED);
+}
+
+bool secure_unhold(unsigned ring, struct sec_held *out)
+{
+	struct ring *r = &rings[ring];
+	bool any = false;
+	lock_acquire(&sec_lock);
+	if (r->n) {
+		*out = pop_locked(r);
+		any = true;
+	}
+	lock_release(&sec_lock);
+	if (any && !revive(out))
+		out->p = NULL;       /* left out for good */
+	return any;
+}
+
+/* ------------------------------------------------------------ size-0 slots */
+
+#define SIZE0_SLOTS  ((size_t)1 << 20)      /* 16 MiB of PROT_NONE address space */
+#define SIZE0_STRIDE 16
+static char *size0_base;              /* set once, under sec_lock */
+static uint64_t *size0_live;          /* one bit per slot */
+static size_t size0_next;             /* next-fit cursor, in words */
+
+void *secure_size0_alloc(void)
+{
+	void *p = NULL;
+	lock_acquire(&sec_lock);
+	if (!size0_base) {
+		char *b = os_reserve(SIZE0_SLOTS * SIZE0_STRIDE);
+		uint64_t *m = b ? os_map(SIZE0_SLOTS / 8, PAGE_SIZE) : NULL;
+		if (m) {
+			size0_live = m;
+			__atomic_store_n(&size0_base, b, __ATOMIC_RELEASE);
+		} else if (b) {
+			os_unmap(b, SIZE0_SLOTS * SIZE0_STRIDE);
 		}
 	}
-	if (opt.secure & SEC_FILL)
-		memset((char *)p + 2 * sizeof(uint64_t), SEC_FILL_BYTE,
-		       class_info[c].size - 2 * sizeof(uint64_t));
+	for (size_t k = 0, nw = SIZE0_SLOTS / 64; size0_base && k < nw; k++) {
+		size_t w = (size0_next + k) % nw;
+		uint64_t v = size0_live[w];
+		if (v != ~(uint64_t)0) {
+			unsigned bit = (unsigned)__builtin_ctzll(~v);
+			__atomic_store_n(&size0_live[w], v | (uint64_t)1 << bit, __ATOMIC_RELAXED);
+			size0_next = w;
+			p = size0_base + (w * 64 + bit) * SIZE0_STRIDE;
+			break;
+		}
+	}
+	lock_release(&sec_lock);
+	return p;
+}
+
+int secure_size0_state(const void *p)
+{
+	const char *b = __atomic_load_n(&size0_base, __ATOMIC_ACQUIRE);
+	size_t off = (uintptr_t)p - (uintptr_t)b;
+	if (!b || off >= SIZE0_SLOTS * SIZE0_STRIDE)
+		return SIZE0_NOT;
+	if (off % SIZE0_STRIDE)
+		return SIZE0_BAD;
+	size_t i = off / SIZE0_STRIDE;
+	uint64_t v = __atomic_load_n(&size0_live[i / 64], __ATOMIC_RELAXED);
+	return (v >> (i % 64)) & 1 ? SIZE0_LIVE : SIZE0_FREED;
+}
+
+void secure_size0_free(void *p)
+{
+	size_t i = (size_t)((char *)p - size0_base) / SIZE0_STRIDE;
+	lock_acquire(&sec_lock);
+	__atomic_store_n(&size0_live[i / 64], size0_live[i / 64] & ~((uint64_t)1 << (i % 64)),
+			 __ATOMIC_RELAXED);
+	lock_release(&sec_lock);
+}
+
+void secure_lock_all(void)
+{
+	lock_fork_acquire(&sec_lock);
+}
+
+void secure_unlock_all(void)
+{
+	lock_fork_release(&sec_lock);
 }
 
 /* ----------------------------------------------------------- large blocks */

@@ -1,55 +1,124 @@
 /*
  * secure.h - BUDDYSLAB_CONF=secure: hardening checks, each with its own cost.
  *
- *   guard    the last page of every slab and a page on each side of every
- *            large block are PROT_NONE: a linear overflow out of a slab or a
- *            large block faults. Slabs lose a page (and are 8 pages or more);
- *            large blocks are never resized with mremap, and keep their guards
- *            in the mapping cache (a reused one gets a new rear guard).
- *   canary   the last 8 bytes of every slab object hold a value derived from
- *            a per-process key and the object's address; the program sees
- *            8 bytes less (malloc_usable_size), and free checks the value:
- *            an overflow past the usable size aborts.
- *   fill     freed slab objects are filled with SEC_FILL_BYTE past their two
- *            link words, and the fill is checked when the object is handed
- *            out again: a write after free aborts. New slabs are filled whole.
- *   shuffle  a new slab's objects go on its free list in random order, so
- *            the address of the next object is not predictable from the last.
- * canary and fill run on the slow paths only, so they turn the thread cache
- * off; guard and shuffle keep it. The default build's fast paths do not
- * test opt.secure at all.
+ *   guard      the last page of every slab and a page on each side of every
+ *              large block are PROT_NONE: a linear overflow out of a slab or a
+ *              large block, or an underflow before a large block, faults.
+ *              Slabs lose a page (and are 8 pages or more); large blocks are
+ *              never resized with mremap, and keep their guards in the mapping
+ *              cache (a reused one gets a new rear guard).
+ *   canary     every block (slab object, page run, large block) ends in a
+ *              16-byte trailer: the requested size, and a tag derived from a
+ *              per-process key, the trailer's address, the size and the kind
+ *              (malloc, new, new[], free). The bytes between the request and
+ *              the trailer hold a pad byte. free checks both: a write past the
+ *              requested size aborts ("heap overflow"). Slab objects also check
+ *              the trailer of the slot before them ("heap underflow"); the first
+ *              slot of every slab is never handed out, so each object has one.
+ *              A page run starts SEC_RUN_FRONT bytes into its first page, after
+ *              a front canary checked the same way (unless it is aligned to
+ *              more). malloc_usable_size returns the requested size.
+ *   fill       freed slab objects are zeroed past their two link words, and the
+ *              zeros are checked when the object is handed out again: a write
+ *              after free aborts ("write after free"); a new slab is zeroed
+ *              whole, so a fresh object never shows an earlier owner's data.
+ *              Freed page runs and large blocks are dropped (MADV_DONTNEED).
+ *   shuffle    a new slab's objects go on its free list in random order, so
+ *              the address of the next object is not predictable from the last.
+ *   quarantine a freed block is not reused at once: slab objects wait in a
+ *              FIFO (SEC_QOBJS objects, SEC_QOBJ_BYTES bytes); page runs and
+ *              large blocks wait in another (SEC_QPAGES blocks) with their
+ *              pages dropped and PROT_NONE, so a read or write after free
+ *              faults. A second free of a waiting block is a double free.
+ *   size0      malloc(0) returns a distinct address in a PROT_NONE region: any
+ *              read or write through it, before or after free, faults.
+ *   sized      free_sized, free_aligned_sized and C++ sized delete check the
+ *              size (the requested size exactly when canary is on, else at
+ *              most the usable size) and the alignment; with canary on, delete
+ *              and delete[] check that new, resp. new[], made the block.
+ * guard and shuffle keep the thread cache; the others turn it off (their
+ * checks live on the slow paths). The default build's fast paths do not test
+ * opt.secure at all. Under memcheck only guard and shuffle stay (memcheck
+ * checks the objects itself).
  *
  * Invariant: the set is fixed by secure_init, before the first allocation,
- * and never changes (class geometry and block layouts depend on it).
+ * and never changes (class geometry and block layouts depend on it). With
+ * canary, every slot of every slab, free or not, ends in a valid trailer.
+ * Lock: sec_lock (quarantine rings, size-0 map) is a leaf: taken with no
+ * other lock held, none taken under it (src/LAYERS.md).
  */
 #ifndef BSL_SECURE_H
 #define BSL_SECURE_H
 #include "config.h"
 #pragma GCC visibility push(hidden)
 
-#define SEC_FILL_BYTE 0xdb     /* the SEC_* feature bits are in config.h */
+#define SEC_TRAILER    16          /* canary bytes at the end of each block */
+#define SEC_REQ_MAX    ((size_t)1 << 40)   /* with canary: larger requests fail */
+#define SEC_QOBJS      4096
+#define SEC_QOBJ_BYTES (4u << 20)
+#define SEC_QPAGES     64
 
-/* Bytes at the end of each slab object kept for the canary: 0 or 8. */
-extern unsigned sec_canary_bytes;
+/* The kinds a trailer records (sized: delete vs delete[]). */
+enum sec_kind { SEC_KIND_MALLOC, SEC_KIND_NEW, SEC_KIND_NEW_ARRAY, SEC_KIND_FREE };
 
-void secure_init(void);     /* after config_init, before any slab exists */
+/* Bytes of each block kept for the trailer (0 or SEC_TRAILER), the slots at
+ * the start of each slab that are never handed out (0 or 1), and where in its
+ * first page a page run's block starts (0, or SEC_RUN_FRONT: after a front
+ * canary; runs aligned to more than that start at 0 and have none). */
+#define SEC_RUN_FRONT 64
+extern unsigned sec_canary_bytes, sec_front_objs, sec_run_front;
+
+void secure_init(void);     /* after config_init and vg detection, before any slab */
 
 /* Slab hooks (slab.c, under the slab cpu lock): make a new slab's last page
  * a guard (false: out of budget or refused, the slab goes without), and undo
- * it before the slab goes back (false: keep the slab); fill a new slab; a
- * random order of n objects for a new slab's free list (n <= 2048). */
+ * it before the slab goes back (false: keep the slab); prepare a new slab's
+ * n slots of size bytes at base (zeroed when dirty and fill is on, trailers);
+ * a random order of n objects for a new slab's free list (n <= 2048). */
 bool secure_guard_slab(void *last_page);
 bool secure_unguard_slab(void *last_page);
-void secure_fill(void *p, size_t n);
+void secure_slab_prepare(void *base, size_t size, unsigned n, bool dirty);
 void secure_shuffle(uint16_t *perm, unsigned n);
 
-/* Object hooks (malloc.c): after taking p from its slab / before freeing it. */
-void secure_on_alloc(void *p, unsigned class_idx);
-void secure_on_free(void *p, unsigned class_idx);
+/* Block hooks (malloc.c). slot is the block's bytes: the class size, the
+ * run's pages, the mapping's length. open: after taking a block for a request
+ * of req bytes (slab: checks the fill first); close: before freeing it
+ * (checks the trailer and pad, slab: the trailer before it; fills); both
+ * abort with a message naming the block on corruption. */
+enum { SEC_OPEN_SLAB = 1, SEC_OPEN_FRONT = 2 };   /* how: a slab object; a run with a front canary */
+void secure_open(void *p, size_t req, size_t slot, unsigned how);
+void secure_close(void *p, size_t slot, unsigned how);
+/* A free slab object about to be reused: its fill and free trailer intact. */
+void secure_check_free(const void *p, size_t slot);
+/* The trailer of a block: its requested size, kind, and whether it has a
+ * front canary (aborts if the trailer is broken). */
+size_t secure_requested(const void *p, size_t slot, unsigned *kind, bool *front);
+void secure_set_kind(void *p, size_t slot, unsigned kind);
+
+/* Quarantine. A block handed in comes back later, as `out`, to be freed for
+ * real; out.p NULL: nothing leaves now. Page blocks (runs, large) are dropped
+ * and made PROT_NONE while they wait, and readable again when they leave. */
+struct sec_held { void *p; size_t len; unsigned tag; bool prot, in_arena; };
+enum { SEC_QOBJ, SEC_QPAGE };
+struct sec_held secure_hold(unsigned ring, void *p, size_t len, unsigned tag, bool in_arena);
+bool secure_holds(unsigned ring, const void *p);    /* p waits in the ring */
+size_t secure_held_bytes(void);     /* in both rings (a statistic: racy) */
+/* The oldest into *out (out->p NULL: it could not be made readable and stays
+ * out for good); false when the ring is empty. */
+bool secure_unhold(unsigned ring, struct sec_held *out);
+
+/* Size-0 blocks: NULL when the region is full (use an ordinary block). */
+void *secure_size0_alloc(void);
+enum { SIZE0_NOT, SIZE0_LIVE, SIZE0_FREED, SIZE0_BAD };   /* BAD: inside a slot */
+int secure_size0_state(const void *p);
+void secure_size0_free(void *p);
 
 /* Large blocks with a guard page on each side; unmap takes the block's
  * address and length, guards included implicitly. */
 void *secure_large_map(size_t len, size_t align_bytes);
 void secure_large_unmap(void *p, size_t len);
+
+void secure_lock_all(void);      /* fork */
+void secure_unlock_all(void);
 #pragma GCC visibility pop
 #endif

@@ -10,8 +10,10 @@
  *   fresh      index of the first object never handed out (bump allocation,
  *              so a new slab is not written to before it is used)
  *   inuse      objects out of the slab (in the program or a thread cache)
- * Invariant: inuse + (objects on freelist) + (nobjs - fresh) == nobjs; a slab
- * is on its cpu's partial list exactly when inuse < nobjs (PDF_PARTIAL).
+ * Invariant: inuse + (objects on freelist) + (nobjs - fresh) == nobjs - front,
+ * where front (sec_front_objs, 0 or 1: secure canary mode) counts the slots at
+ * the start of the slab that are never handed out; a slab is on its cpu's
+ * partial list exactly when inuse < nobjs - front (PDF_PARTIAL).
  *
  * A slab whose objects are all free goes back to the buddy layer, except a
  * small reserve (SLAB_RESERVE).
@@ -99,28 +101,29 @@ static void partial_del_locked(struct slab_cpu *sc, struct page_desc *s, unsigne
 	s->flags &= (uint8_t)~PDF_PARTIAL;
 }
 
-/* Secure mode on a new slab (secure.h): a guard on its last page, the fill,
- * and a free list of every object in random order. */
+/* Secure mode on a new slab (secure.h): a guard on its last page, the fill
+ * and trailers, and a free list of every object in random order. */
 static void *slab_last_page(struct page_desc *s)
 {
 	return (char *)desc_addr(s) + ((((size_t)1 << s->order) - 1) << PAGE_SHIFT);
 }
 
-static void slab_secure_new(struct page_desc *s, unsigned c)
+static void slab_secure_new(struct page_desc *s, unsigned c, bool dirty)
 {
 	const struct class_info *ci = &class_info[c];
 	char *base = desc_addr(s);
 	if ((opt.secure & SEC_GUARD) && secure_guard_slab(slab_last_page(s)))
 		s->flags |= PDF_GUARD;
-	if (opt.secure & SEC_FILL)
-		secure_fill(base, (size_t)s->nobjs * ci->size);
+	secure_slab_prepare(base, ci->size, s->nobjs, dirty);
+	s->fresh = (uint16_t)sec_front_objs;
 	if (opt.secure & SEC_SHUFFLE) {
 		uint16_t perm[2048];
-		VERIFY(s->nobjs <= sizeof perm / sizeof perm[0]);
-		secure_shuffle(perm, s->nobjs);
+		unsigned n = s->nobjs - sec_front_objs;
+		VERIFY(n <= sizeof perm / sizeof perm[0]);
+		secure_shuffle(perm, n);
 		void *next = NULL;
-		for (unsigned i = s->nobjs; i-- > 0;) {
-			void *p = base + (size_t)perm[i] * ci->size;
+		for (unsigned i = n; i-- > 0;) {
+			void *p = base + (size_t)(perm[i] + sec_front_objs) * ci->size;
 			obj_set_next(p, next);
 			next = p;
 		}
@@ -164,7 +167,7 @@ static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 	s->freelist = NULL;
 	s->slab_cpu = (uint16_t)(sc - slab_cpus);
 	if (opt.secure)
-		slab_secure_new(s, c);
+		slab_secure_new(s, c, dirty);
 	sc->nslabs[c]++;
 	sc->nempty[c]++;
 	partial_add_locked(sc, s, c);
@@ -220,7 +223,7 @@ unsigned slab_alloc_bulk(unsigned c, void **objs, unsigned n)
 			objs[got++] = p;
 			s->inuse++;
 		}
-		if (s->inuse == s->nobjs)
+		if (s->inuse + sec_front_objs == s->nobjs)
 			partial_del_locked(sc, s, c);
 	}
 	sc->nobjs_out[c] += got;
@@ -302,11 +305,11 @@ size_t slab_check(struct slab_cpu *sc)
 		for (struct page_desc *s = sc->partial[c]; s; s = s->next) {
 			VERIFY(s->kind == PD_SLAB && s->class_idx == c && unhide_addr(s->slab_base_hidden) == (uintptr_t)desc_addr(s));
 			VERIFY(s->flags & PDF_PARTIAL);
-			VERIFY(s->inuse < s->nobjs);
+			VERIFY(s->inuse + sec_front_objs < s->nobjs);
 			size_t nfree = 0;
 			for (void *p = s->freelist; p; p = slab_next_free(p))
 				VERIFY(++nfree <= s->nobjs);
-			VERIFY(s->inuse + nfree + (size_t)(s->nobjs - s->fresh) == s->nobjs);
+			VERIFY(s->inuse + nfree + (size_t)(s->nobjs - s->fresh) + sec_front_objs == s->nobjs);
 			empty += s->inuse == 0;
 			visited += 1 + nfree;
 		}

@@ -24,6 +24,7 @@
 #include "slab.h"
 #include "tcache.h"
 #include "large.h"
+#include "secure.h"
 #include "output.h"
 #include "stats.h"
 #include <unistd.h>
@@ -59,7 +60,8 @@ EXPORT int bsl_stats(struct bsl_stats *out)
 	size_t arena_bytes = arena_committed_bytes();
 	s.tcache = tc_bytes;
 	size_t held = slab_obj_bytes + (run_pages << PAGE_SHIFT) + large_bytes;
-	s.allocated = held > tc_bytes ? held - tc_bytes : 0;   /* racy readers may see more cached */
+	size_t parked = tc_bytes + secure_held_bytes();    /* freed, not yet reusable */
+	s.allocated = held > parked ? held - parked : 0;   /* racy readers may see more parked */
 	s.active = ((slab_pages + run_pages) << PAGE_SHIFT) + large_bytes;
 	size_t cached = large_cached_bytes();
 	s.mapped = arena_bytes + large_bytes + cached;

@@ -251,7 +251,7 @@ else
 	fail launcher_keeps_environment "status $rc" "$out"
 fi
 launch env -u BUDDYSLAB_CONF "$launcher" --secure ./probe 3
-if [ $rc -eq 3 ] && has '^BUDDYSLAB_CONF=secure:1$' && conf_has 'secure:(all|guard\+canary\+fill\+shuffle)'; then
+if [ $rc -eq 3 ] && has '^BUDDYSLAB_CONF=secure:1$' && conf_has 'secure:(all|guard\+canary\+fill\+shuffle\+quarantine\+size0\+sized)'; then
 	pass launcher_secure
 else
 	fail launcher_secure "status $rc" "$out"

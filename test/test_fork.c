@@ -591,13 +591,14 @@ static int sig_op(uint64_t *s)
 		cs -= (cs / 4) * (r >> 30 & 1);                       /* and the classes between */
 		size_t cnt = (96 * 1024) / cs;
 		cnt = cnt < 8 ? 8 : cnt > BURST_MAX ? BURST_MAX : cnt;
+		size_t head = cs < 16 ? cs : 16;    /* cs is 12 at the smallest */
 		for (size_t k = 0; k < cnt; k++) {
 			v[k] = malloc(cs);
-			if (v[k]) { memset(v[k], (int)(k & 255), 16); } else bad++;
+			if (v[k]) { memset(v[k], (int)(k & 255), head); } else bad++;
 		}
 		for (size_t k = 0; k < cnt; k++) {
 			size_t j = (r >> 31) & 1 ? cnt - 1 - k : k;
-			if (v[j] && ((unsigned char *)v[j])[15] != (unsigned char)(j & 255)) bad++;
+			if (v[j] && ((unsigned char *)v[j])[head - 1] != (unsigned char)(j & 255)) bad++;
 			free(v[j]);
 		}
 	} else if (pick < 960) {          /* page runs past the run cache */

@@ -26,7 +26,8 @@
 
 #define PATTERN 0x5a     /* written into a block before it is freed */
 #define NEIGHBOURS 4     /* blocks allocated before an underflow's victim */
-#define REFILLS 200      /* uaf_write: allocations after the write */
+#define REFILLS 200      /* uaf_write: allocations after the write, per round */
+#define ROUNDS  30       /* rounds of them: more frees than a quarantine holds (4096) */
 #define TRIES 100        /* stale_new: allocations that may show the pattern */
 
 typedef char *volatile vptr;   /* the compiler may not drop the misuse */
@@ -74,10 +75,12 @@ static void uaf_write(size_t n)
 	free(p);
 	memset(p + 16, 1, 8);
 	static void *again[REFILLS];
-	for (int i = 0; i < REFILLS; i++)
-		again[i] = malloc(n);
-	for (int i = 0; i < REFILLS; i++)
-		free(again[i]);
+	for (int r = 0; r < ROUNDS; r++) {
+		for (int i = 0; i < REFILLS; i++)
+			again[i] = malloc(n);
+		for (int i = 0; i < REFILLS; i++)
+			free(again[i]);
+	}
 	say("missed");
 }
 
