@@ -85,7 +85,7 @@ static bool lookup_tier(const void *p, struct block *b)
 	size_t n = large_usable_size(p, &b->was_freed);
 	if (!n)
 		return false;
-	if (unlikely(opt.secure & SEC_QUARANTINE) && secure_holds(SEC_QPAGE, p)) {
+	if (unlikely(opt.secure & SEC_QUARANTINE) && secure_holds(p)) {
 		b->was_freed = true;      /* freed, waiting in the quarantine */
 		return false;
 	}
@@ -115,7 +115,7 @@ COLD __attribute__((noreturn)) static void invalid_pointer(const void *p, const 
 	 * itself: then p is a foreign pointer, not a double free. */
 	bool was_freed = b->was_freed &&
 			 (arena_desc_of(p) || large_cache_holds(p) || !os_is_mapped(p) ||
-			  ((opt.secure & SEC_QUARANTINE) && secure_holds(SEC_QPAGE, p)));
+			  ((opt.secure & SEC_QUARANTINE) && secure_holds(p)));
 	if (was_freed)   /* in a slab, run or mapping that was freed: most likely a double free */
 		bsl_fatalf("aborting on an invalid pointer", "double free %p (free(): invalid pointer "
 			   "%p, passed to %s: its memory was already freed)", p, p, api);
@@ -334,11 +334,11 @@ static void release_held(const struct sec_held *h)
 				   "was modified at offset 0 while in quarantine", p);
 		secure_check_free(p, h->len);
 		slab_free_bulk(&p, 1);     /* quarantine turns the thread cache off */
-	}
-	else if (h->tag == QTAG_RUN)
+	} else if (h->tag == QTAG_RUN) {
 		run_free_parked(arena_desc_of(p));
-	else
+	} else {
 		large_free(p);
+	}
 }
 
 static void quarantine_put(unsigned ring, void *p, size_t len, unsigned tag, bool in_arena)

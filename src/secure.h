@@ -26,7 +26,8 @@
  *   shuffle    a new slab's objects go on its free list in random order, so
  *              the address of the next object is not predictable from the last.
  *   quarantine a freed block is not reused at once: slab objects wait in a
- *              FIFO (SEC_QOBJS objects, SEC_QOBJ_BYTES bytes); page runs and
+ *              FIFO (SEC_QOBJS objects, SEC_QOBJ_BYTES bytes, split into
+ *              SEC_QSHARDS by the freeing CPU); page runs and
  *              large blocks wait in another (SEC_QPAGES blocks) with their
  *              pages dropped and PROT_NONE, so a read or write after free
  *              faults. A second free of a waiting block is a double free.
@@ -44,8 +45,8 @@
  * Invariant: the set is fixed by secure_init, before the first allocation,
  * and never changes (class geometry and block layouts depend on it). With
  * canary, every slot of every slab, free or not, ends in a valid trailer.
- * Lock: sec_lock (quarantine rings, size-0 map) is a leaf: taken with no
- * other lock held, none taken under it (src/LAYERS.md).
+ * Locks: each quarantine ring's lock and sec_lock (the size-0 map) are
+ * leaves: taken one at a time with no other lock held (src/LAYERS.md).
  */
 #ifndef BSL_SECURE_H
 #define BSL_SECURE_H
@@ -57,6 +58,7 @@
 #define SEC_QOBJS      4096
 #define SEC_QOBJ_BYTES (4u << 20)
 #define SEC_QPAGES     64
+#define SEC_QSHARDS    8           /* the object quarantine, split by CPU */
 
 /* The kinds a trailer records (sized: delete vs delete[]). */
 enum sec_kind { SEC_KIND_MALLOC, SEC_KIND_NEW, SEC_KIND_NEW_ARRAY, SEC_KIND_FREE };
@@ -101,7 +103,7 @@ void secure_set_kind(void *p, size_t slot, unsigned kind);
 struct sec_held { void *p; size_t len; unsigned tag; bool prot, in_arena; };
 enum { SEC_QOBJ, SEC_QPAGE };
 struct sec_held secure_hold(unsigned ring, void *p, size_t len, unsigned tag, bool in_arena);
-bool secure_holds(unsigned ring, const void *p);    /* p waits in the ring */
+bool secure_holds(const void *p);    /* p waits in the page ring */
 size_t secure_held_bytes(void);     /* in both rings (a statistic: racy) */
 /* The oldest into *out (out->p NULL: it could not be made readable and stays
  * out for good); false when the ring is empty. */
