@@ -385,7 +385,7 @@ static bool secure_free(void *p, const struct block *b)
 		return true;
 	}
 	if ((opt.secure & SEC_FILL) && !slab)
-		os_purge(pages, len, false);     /* erased: the pages read as zero */
+		os_zero(pages, len);     /* erased; resident pages stay, for the next block */
 	return false;
 }
 

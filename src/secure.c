@@ -315,7 +315,11 @@ struct sec_held secure_hold(unsigned ring, void *p, size_t len, unsigned tag, bo
 {
 	struct sec_held h = { p, len, tag, false, in_arena };
 	struct sec_held out = { NULL, 0, 0, false, false };
-	if (ring == SEC_QPAGE && os_purge(p, len, false)) {
+	/* A run is erased with a memset (cheaper here than a madvise and the
+	 * faults at its reuse), a large block dropped; either then waits PROT_NONE. */
+	if (ring == SEC_QPAGE && in_arena && (opt.secure & SEC_FILL))
+		memset(p, 0, len);
+	if (ring == SEC_QPAGE && (in_arena || os_purge(p, len, false))) {
 		/* in the arena each PROT_NONE range splits a mapping: the guard budget */
 		bool budget = !in_arena || __atomic_sub_fetch(&guard_budget, 1, __ATOMIC_RELAXED) >= 0;
 		h.prot = budget && os_guard(p, len);

@@ -22,14 +22,15 @@
  *              zeros are checked when the object is handed out again: a write
  *              after free aborts ("write after free"); a new slab is zeroed
  *              whole, so a fresh object never shows an earlier owner's data.
- *              Freed page runs and large blocks are dropped (MADV_DONTNEED).
+ *              Freed page runs and large blocks are zeroed (os_zero: resident
+ *              pages written, the others dropped).
  *   shuffle    a new slab's objects go on its free list in random order, so
  *              the address of the next object is not predictable from the last.
  *   quarantine a freed block is not reused at once: slab objects wait in a
  *              FIFO (SEC_QOBJS objects, SEC_QOBJ_BYTES bytes, split into
  *              SEC_QSHARDS by the freeing CPU); page runs and
- *              large blocks wait in another (SEC_QPAGES blocks) with their
- *              pages dropped and PROT_NONE, so a read or write after free
+ *              large blocks wait in another (SEC_QPAGES blocks) PROT_NONE
+ *              (large blocks' pages dropped), so a read or write after free
  *              faults. A second free of a waiting block is a double free.
  *   size0      malloc(0) returns a distinct address in a PROT_NONE region: any
  *              read or write through it, before or after free, faults.
