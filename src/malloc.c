@@ -335,6 +335,7 @@ static void release_held(const struct sec_held *h)
 		secure_check_free(p, h->len);
 		slab_free_bulk(&p, 1);     /* quarantine turns the thread cache off */
 	} else if (h->tag == QTAG_RUN) {
+		secure_check_run(p, h->len);
 		run_free_parked(arena_desc_of(p));
 	} else {
 		large_free(p);

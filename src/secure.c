@@ -192,12 +192,12 @@ void secure_slab_prepare(void *base, size_t size, unsigned n, bool dirty)
 
 /* ----------------------------------------------------------------- blocks */
 
-/* A free slab object: words 0 and 1 hold its free-list link, the rest up to
- * its trailer (end) must still be 0. */
-static void check_fill(const void *p, size_t end)
+/* A free block's bytes from..end must still be 0 (a slab object's first two
+ * words hold its free-list link, so from is 16 there). */
+static void check_zero(const void *p, size_t from, size_t end)
 {
 	const uint64_t *w = p;
-	for (size_t i = 2, n = end / sizeof *w; i < n; i++)
+	for (size_t i = from / sizeof *w, n = end / sizeof *w; i < n; i++)
 		if (unlikely(w[i] != 0)) {
 			bsl_fatalf("aborting on heap corruption", "write after free: the free "
 				   "object %p was modified at offset %zu", p, i * sizeof *w);
@@ -209,7 +209,7 @@ void secure_open(void *p, size_t req, size_t slot, unsigned how)
 	bool slab = how & SEC_OPEN_SLAB;
 	size_t end = slot - sec_canary_bytes;    /* where the trailer starts */
 	if ((opt.secure & SEC_FILL) && slab) {
-		check_fill(p, end);
+		check_zero(p, 2 * sizeof(uint64_t), end);
 		memset(p, 0, 2 * sizeof(uint64_t));   /* the free-list link */
 	}
 	if (opt.secure & SEC_CANARY) {
@@ -252,12 +252,18 @@ void secure_check_free(const void *p, size_t slot)
 	size_t end = slot - sec_canary_bytes, req;
 	unsigned kind;
 	if (opt.secure & SEC_FILL)
-		check_fill(p, end);
+		check_zero(p, 2 * sizeof(uint64_t), end);
 	if ((opt.secure & SEC_CANARY) &&
 	    (!trailer_get(trailer_of(p, slot), end, &req, &kind) || kind != SEC_KIND_FREE)) {
 		bsl_fatalf("aborting on heap corruption", "write after free: the canary at the end "
 			   "of the free object %p was modified", p);
 	}
+}
+
+void secure_check_run(const void *p, size_t len)
+{
+	if (opt.secure & SEC_FILL)
+		check_zero(p, 0, len);
 }
 
 /* ------------------------------------------------------------- quarantine */
@@ -273,6 +279,7 @@ struct ring {
 #define QOBJ_CAP (SEC_QOBJS / SEC_QSHARDS)
 static struct sec_held qobj_slots[SEC_QSHARDS][QOBJ_CAP], qpage_slots[SEC_QPAGES];
 static struct ring qobj[SEC_QSHARDS], qpage;
+static size_t qpage_resident;     /* bytes of waiting page blocks that kept their pages */
 
 static void rings_init(void)
 {
@@ -292,12 +299,12 @@ static struct ring *ring_here(unsigned ring)
 /* A page block leaving: readable again (false: it must stay out for good). */
 static bool revive(struct sec_held *h)
 {
+	if (h->resident)
+		__atomic_sub_fetch(&qpage_resident, h->len, __ATOMIC_RELAXED);
 	if (!h->prot)
 		return true;
 	if (!os_commit(h->p, h->len))
 		return false;
-	if (h->in_arena)     /* it split one of the arena's mappings */
-		__atomic_add_fetch(&guard_budget, 1, __ATOMIC_RELAXED);
 	return true;
 }
 
@@ -313,18 +320,26 @@ static struct sec_held pop_locked(struct ring *r)
 
 struct sec_held secure_hold(unsigned ring, void *p, size_t len, unsigned tag, bool in_arena)
 {
-	struct sec_held h = { p, len, tag, false, in_arena };
-	struct sec_held out = { NULL, 0, 0, false, false };
-	/* A run is erased with a memset (cheaper here than a madvise and the
-	 * faults at its reuse), a large block dropped; either then waits PROT_NONE. */
-	if (ring == SEC_QPAGE && in_arena && (opt.secure & SEC_FILL))
-		memset(p, 0, len);
-	if (ring == SEC_QPAGE && (in_arena || os_purge(p, len, false))) {
-		/* in the arena each PROT_NONE range splits a mapping: the guard budget */
-		bool budget = !in_arena || __atomic_sub_fetch(&guard_budget, 1, __ATOMIC_RELAXED) >= 0;
-		h.prot = budget && os_guard(p, len);
-		if (in_arena && !h.prot)
-			__atomic_add_fetch(&guard_budget, 1, __ATOMIC_RELAXED);
+	struct sec_held h = { p, len, tag, false, in_arena, false };
+	struct sec_held out = { NULL, 0, 0, false, false, false };
+	/* A page run in the arena stays readable: making it PROT_NONE and back
+	 * (two mprotects, each splitting a mapping under the mmap lock) made
+	 * server_churn 20x slower; with fill it is erased now and its zeros are
+	 * checked as it leaves. A large block waits PROT_NONE, keeping its pages
+	 * while the ring's resident bytes stay under SEC_QRESIDENT (erased with
+	 * os_zero under fill: cheaper here than a madvise and faults at reuse),
+	 * dropping them past it. */
+	if (ring == SEC_QPAGE && in_arena && (opt.secure & SEC_FILL)) {
+		os_zero(p, len);
+	} else if (ring == SEC_QPAGE && !in_arena) {
+		bool keep = __atomic_add_fetch(&qpage_resident, len, __ATOMIC_RELAXED) <= SEC_QRESIDENT;
+		if (!keep)
+			__atomic_sub_fetch(&qpage_resident, len, __ATOMIC_RELAXED);
+		h.resident = keep;
+		if (keep && (opt.secure & SEC_FILL))
+			os_zero(p, len);
+		if (keep || os_purge(p, len, false))
+			h.prot = os_guard(p, len);
 	}
 	struct ring *r = ring_here(ring);
 	lock_acquire(&r->lock);

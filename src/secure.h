@@ -28,10 +28,12 @@
  *              the address of the next object is not predictable from the last.
  *   quarantine a freed block is not reused at once: slab objects wait in a
  *              FIFO (SEC_QOBJS objects, SEC_QOBJ_BYTES bytes, split into
- *              SEC_QSHARDS by the freeing CPU); page runs and
- *              large blocks wait in another (SEC_QPAGES blocks) PROT_NONE
- *              (large blocks' pages dropped), so a read or write after free
- *              faults. A second free of a waiting block is a double free.
+ *              SEC_QSHARDS by the freeing CPU); page runs and large blocks
+ *              wait in another (SEC_QPAGES blocks). Large blocks wait
+ *              PROT_NONE (their pages kept up to SEC_QRESIDENT bytes, dropped
+ *              past it), so a read or write after free faults; runs stay
+ *              readable and, with fill, their zeros are checked as they
+ *              leave. A second free of a waiting block is a double free.
  *   size0      malloc(0) returns a distinct address in a PROT_NONE region: any
  *              read or write through it, before or after free, faults.
  *   sized      free_sized, free_aligned_sized and C++ sized delete check the
@@ -60,6 +62,7 @@
 #define SEC_QOBJ_BYTES (4u << 20)
 #define SEC_QPAGES     64
 #define SEC_QSHARDS    8           /* the object quarantine, split by CPU */
+#define SEC_QRESIDENT  ((size_t)32 << 20)   /* waiting page blocks that keep their pages */
 
 /* The kinds a trailer records (sized: delete vs delete[]). */
 enum sec_kind { SEC_KIND_MALLOC, SEC_KIND_NEW, SEC_KIND_NEW_ARRAY, SEC_KIND_FREE };
@@ -93,6 +96,8 @@ void secure_open(void *p, size_t req, size_t slot, unsigned how);
 void secure_close(void *p, size_t slot, unsigned how);
 /* A free slab object about to be reused: its fill and free trailer intact. */
 void secure_check_free(const void *p, size_t slot);
+/* A page run leaving the quarantine: with fill, still all zero. */
+void secure_check_run(const void *p, size_t len);
 /* The trailer of a block: its requested size, kind, and whether it has a
  * front canary (aborts if the trailer is broken). */
 size_t secure_requested(const void *p, size_t slot, unsigned *kind, bool *front);
@@ -101,7 +106,7 @@ void secure_set_kind(void *p, size_t slot, unsigned kind);
 /* Quarantine. A block handed in comes back later, as `out`, to be freed for
  * real; out.p NULL: nothing leaves now. Page blocks (runs, large) are dropped
  * and made PROT_NONE while they wait, and readable again when they leave. */
-struct sec_held { void *p; size_t len; unsigned tag; bool prot, in_arena; };
+struct sec_held { void *p; size_t len; unsigned tag; bool prot, in_arena, resident; };
 enum { SEC_QOBJ, SEC_QPAGE };
 struct sec_held secure_hold(unsigned ring, void *p, size_t len, unsigned tag, bool in_arena);
 bool secure_holds(const void *p);    /* p waits in the page ring */
