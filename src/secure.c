@@ -223,6 +223,22 @@ void secure_open(void *p, size_t req, size_t slot, unsigned how)
 	}
 }
 
+void secure_resize(void *p, size_t slot, size_t n)
+{
+	unsigned kind;
+	bool front;
+	size_t req = secure_requested(p, slot, &kind, &front);
+	uint8_t *b = p;
+	/* the pad depends on the position only: growing, the bytes handed over
+	 * must still be pad (the rest is checked at free); shrinking, pad them */
+	for (size_t i = req; i < n; i++)
+		if (unlikely(b[i] != pad_tab[i % 128]))
+			overflow(p, req);
+	for (size_t i = n; i < req; i++)
+		b[i] = pad_tab[i % 128];
+	trailer_set(trailer_of(p, slot), n | (front ? FRONT_BIT : 0), kind);
+}
+
 void secure_close(void *p, size_t slot, unsigned how)
 {
 	bool slab = how & SEC_OPEN_SLAB;

@@ -94,6 +94,8 @@ void secure_shuffle(uint16_t *perm, unsigned n);
 enum { SEC_OPEN_SLAB = 1, SEC_OPEN_FRONT = 2 };   /* how: a slab object; a run with a front canary */
 void secure_open(void *p, size_t req, size_t slot, unsigned how);
 void secure_close(void *p, size_t slot, unsigned how);
+/* realloc in place: the block (checked) now holds n bytes, n + SEC_TRAILER <= slot. */
+void secure_resize(void *p, size_t slot, size_t n);
 /* A free slab object about to be reused: its fill and free trailer intact. */
 void secure_check_free(const void *p, size_t slot);
 /* A page run leaving the quarantine: with fill, still all zero. */

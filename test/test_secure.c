@@ -296,6 +296,18 @@ static void overflow_one_byte(void *arg)
 	free(p);
 }
 
+/* realloc in place rewrites the trailer: the new size is what is checked */
+static void overflow_after_realloc(void *arg)
+{
+	size_t n = (size_t)(uintptr_t)arg;
+	char *p = malloc(n);
+	char *q = realloc(p, n + 4);
+	if (q != p)
+		fprintf(stderr, "(realloc moved %zu -> %zu)\n", n, n + 4);
+	q[n + 4] = 'x';
+	free(q);
+}
+
 static void canaries(void)
 {
 	NEED(SEC_CANARY);
@@ -308,6 +320,11 @@ static void canaries(void)
 		if (!t_expect_abort(overflow_one_byte, (void *)(uintptr_t)sz[i],
 				    "buddyslab: heap overflow: ")) {
 			fprintf(stderr, "  size %zu: not caught\n", sz[i]);
+			t_failed_case = 1;
+		}
+		if (!t_expect_abort(overflow_after_realloc, (void *)(uintptr_t)(sz[i] * 40),
+				    "buddyslab: heap overflow: ")) {
+			fprintf(stderr, "  size %zu after realloc: not caught\n", sz[i] * 40);
 			t_failed_case = 1;
 		}
 	}
