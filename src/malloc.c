@@ -344,8 +344,9 @@ static void release_held(const struct sec_held *h)
 
 static void quarantine_put(unsigned ring, void *p, size_t len, unsigned tag, bool in_arena)
 {
-	struct sec_held out = secure_hold(ring, p, len, tag, in_arena);
-	release_held(&out);
+	struct sec_held out;
+	if (secure_hold(ring, p, len, tag, in_arena, &out))
+		release_held(&out);
 }
 
 /* Memory is short: free every block waiting in the quarantine. */

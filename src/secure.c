@@ -23,8 +23,9 @@ static uint64_t canary_key;
 /* The pad between a request and its trailer: the byte at offset i of a block
  * is pad_tab[i % 128], 0x80..0xff (never 0 nor ASCII, the usual overflows),
  * each value once per 128 bytes, so a run of 2 or more equal bytes never
- * matches it. */
-static uint8_t pad_tab[128];
+ * matches it. The table holds the 128 values twice, so that the pad of any
+ * 128 bytes is one memcpy from it (pad_fill, pad_intact). */
+static uint8_t pad_tab[256];
 static lock_t sec_lock = LOCK_INIT;   /* the size-0 map; a leaf */
 static uint64_t shuffle_state;     /* splitmix64 counter; atomic */
 static long guard_budget;         /* slab guard pages that may still be made; atomic */
@@ -42,8 +43,8 @@ void secure_init(void)
 		memcpy(r, rnd, sizeof r);
 	canary_key = (r[0] * 0xBF58476D1CE4E5B9ull) ^ (r[1] >> 7) ^ (uintptr_t)&canary_key;
 	shuffle_state = r[1] ^ (r[0] << 17) ^ (uintptr_t)&shuffle_state;
-	for (unsigned i = 0; i < 128; i++)
-		pad_tab[i] = (uint8_t)(0x80 | ((r[0] >> 56) + i * 5) % 128);
+	for (unsigned i = 0; i < 256; i++)
+		pad_tab[i] = (uint8_t)(0x80 | ((r[0] >> 56) + (i % 128) * 5) % 128);
 	if (opt.secure & ~(SEC_GUARD | SEC_SHUFFLE))
 		opt.tcache = 0;            /* their checks live on the slow paths */
 	if (opt.secure & SEC_CANARY) {
@@ -60,12 +61,21 @@ void secure_init(void)
 	}
 }
 
-static uint64_t random_u64(void)
+/* splitmix64 steps on a caller's own state: one atomic add per call of
+ * random_u64, none per step (a shared counter bumped for every element of a
+ * shuffle bounced its cache line between CPUs). */
+static uint64_t splitmix_next(uint64_t *s)
 {
-	uint64_t z = __atomic_add_fetch(&shuffle_state, 0x9E3779B97F4A7C15ull, __ATOMIC_RELAXED);
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
 	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
 	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
 	return z ^ (z >> 31);
+}
+
+static uint64_t random_u64(void)
+{
+	uint64_t s = __atomic_add_fetch(&shuffle_state, 0x9E3779B97F4A7C15ull, __ATOMIC_RELAXED);
+	return splitmix_next(&s);
 }
 
 /* ------------------------------------------------------------------ slabs */
@@ -92,8 +102,10 @@ void secure_shuffle(uint16_t *perm, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
 		perm[i] = (uint16_t)i;
+	uint64_t st = random_u64();
 	for (unsigned i = n ? n - 1 : 0; i > 0; i--) {
-		unsigned j = (unsigned)(random_u64() % (i + 1));
+		/* uniform in [0, i] by a multiply (Lemire), not a division */
+		unsigned j = (unsigned)(((unsigned __int128)splitmix_next(&st) * (i + 1)) >> 64);
 		uint16_t t = perm[i];
 		perm[i] = perm[j];
 		perm[j] = t;
@@ -193,15 +205,39 @@ void secure_slab_prepare(void *base, size_t size, unsigned n, bool dirty)
 /* ----------------------------------------------------------------- blocks */
 
 /* A free block's bytes from..end must still be 0 (a slab object's first two
- * words hold its free-list link, so from is 16 there). */
+ * words hold its free-list link, so from is 16 there). One pass ORs the words
+ * (vectorised); only a block that fails is searched for the offset. */
 static void check_zero(const void *p, size_t from, size_t end)
 {
 	const uint64_t *w = p;
+	uint64_t any = 0;
 	for (size_t i = from / sizeof *w, n = end / sizeof *w; i < n; i++)
-		if (unlikely(w[i] != 0)) {
+		any |= w[i];
+	if (likely(!any))
+		return;
+	for (size_t i = from / sizeof *w;; i++)
+		if (w[i] != 0)
 			bsl_fatalf("aborting on heap corruption", "write after free: the free "
 				   "object %p was modified at offset %zu", p, i * sizeof *w);
-		}
+}
+
+/* The pad over bytes from..end of block b: write it, or check it. */
+static void pad_fill(uint8_t *b, size_t from, size_t end)
+{
+	for (size_t i = from, k; i < end; i += k) {
+		k = end - i < 128 ? end - i : 128;
+		memcpy(b + i, pad_tab + i % 128, k);
+	}
+}
+
+static bool pad_intact(const uint8_t *b, size_t from, size_t end)
+{
+	for (size_t i = from, k; i < end; i += k) {
+		k = end - i < 128 ? end - i : 128;
+		if (memcmp(b + i, pad_tab + i % 128, k))
+			return false;
+	}
+	return true;
 }
 
 void secure_open(void *p, size_t req, size_t slot, unsigned how)
@@ -213,9 +249,7 @@ void secure_open(void *p, size_t req, size_t slot, unsigned how)
 		memset(p, 0, 2 * sizeof(uint64_t));   /* the free-list link */
 	}
 	if (opt.secure & SEC_CANARY) {
-		uint8_t *b = p;
-		for (size_t i = req; i < end; i++)
-			b[i] = pad_tab[i % 128];
+		pad_fill(p, req, end);
 		bool front = how & SEC_OPEN_FRONT;
 		trailer_set(trailer_of(p, slot), req | (front ? FRONT_BIT : 0), SEC_KIND_MALLOC);
 		if (front)    /* checked as a slab object checks the slot before it */
@@ -228,14 +262,11 @@ void secure_resize(void *p, size_t slot, size_t n)
 	unsigned kind;
 	bool front;
 	size_t req = secure_requested(p, slot, &kind, &front);
-	uint8_t *b = p;
 	/* the pad depends on the position only: growing, the bytes handed over
 	 * must still be pad (the rest is checked at free); shrinking, pad them */
-	for (size_t i = req; i < n; i++)
-		if (unlikely(b[i] != pad_tab[i % 128]))
-			overflow(p, req);
-	for (size_t i = n; i < req; i++)
-		b[i] = pad_tab[i % 128];
+	if (!pad_intact(p, req, n))
+		overflow(p, req);
+	pad_fill(p, n, req);
 	trailer_set(trailer_of(p, slot), n | (front ? FRONT_BIT : 0), kind);
 }
 
@@ -247,10 +278,8 @@ void secure_close(void *p, size_t slot, unsigned how)
 		unsigned kind;
 		bool front;
 		size_t req = secure_requested(p, slot, &kind, &front);
-		const uint8_t *b = p;
-		for (size_t i = req; i < end; i++)
-			if (unlikely(b[i] != pad_tab[i % 128]))
-				overflow(p, req);
+		if (unlikely(!pad_intact(p, req, end)))
+			overflow(p, req);
 		/* the slot before p (or the front canary) ends right before p */
 		const uint64_t *before = (const uint64_t *)p - 1;
 		if ((slab || front) && *before != fixed_word(before)) {
@@ -276,6 +305,13 @@ void secure_check_free(const void *p, size_t slot)
 	}
 }
 
+void secure_check_slab(const void *base, size_t size, unsigned n)
+{
+	for (unsigned i = sec_front_objs; i < n; i++)
+		check_zero((const char *)base + (size_t)i * size, 2 * sizeof(uint64_t),
+			   size - sec_canary_bytes);
+}
+
 void secure_check_run(const void *p, size_t len)
 {
 	if (opt.secure & SEC_FILL)
@@ -291,8 +327,10 @@ struct ring {
 	struct sec_held *e;
 	unsigned head, n, cap;      /* oldest at head */
 	size_t bytes, max_bytes;
-};
+} __attribute__((aligned(64)));   /* one cache line each: shards on two CPUs shared one */
 #define QOBJ_CAP (SEC_QOBJS / SEC_QSHARDS)
+_Static_assert((QOBJ_CAP & (QOBJ_CAP - 1)) == 0 && (SEC_QPAGES & (SEC_QPAGES - 1)) == 0,
+	       "ring capacities are powers of two (index masks)");
 static struct sec_held qobj_slots[SEC_QSHARDS][QOBJ_CAP], qpage_slots[SEC_QPAGES];
 static struct ring qobj[SEC_QSHARDS], qpage;
 static size_t qpage_resident;     /* bytes of waiting page blocks that kept their pages */
@@ -324,20 +362,19 @@ static bool revive(struct sec_held *h)
 	return true;
 }
 
-static struct sec_held pop_locked(struct ring *r)
+static void pop_locked(struct ring *r, struct sec_held *out)
 {
 	lock_assert_held(&r->lock);
-	struct sec_held h = r->e[r->head];
-	r->head = (r->head + 1) % r->cap;
+	*out = r->e[r->head];
+	r->head = (r->head + 1) & (r->cap - 1);
 	r->n--;
-	__atomic_store_n(&r->bytes, r->bytes - h.len, __ATOMIC_RELAXED);
-	return h;
+	__atomic_store_n(&r->bytes, r->bytes - out->len, __ATOMIC_RELAXED);
 }
 
-struct sec_held secure_hold(unsigned ring, void *p, size_t len, unsigned tag, bool in_arena)
+bool secure_hold(unsigned ring, void *p, size_t len, unsigned tag, bool in_arena,
+		 struct sec_held *out)
 {
-	struct sec_held h = { p, len, tag, false, in_arena, false };
-	struct sec_held out = { NULL, 0, 0, false, false, false };
+	bool prot = false, resident = false, any = false;
 	/* A page run in the arena stays readable: making it PROT_NONE and back
 	 * (two mprotects, each splitting a mapping under the mmap lock) made
 	 * server_churn 20x slower; with fill it is erased now and its zeros are
@@ -351,23 +388,33 @@ struct sec_held secure_hold(unsigned ring, void *p, size_t len, unsigned tag, bo
 		bool keep = __atomic_add_fetch(&qpage_resident, len, __ATOMIC_RELAXED) <= SEC_QRESIDENT;
 		if (!keep)
 			__atomic_sub_fetch(&qpage_resident, len, __ATOMIC_RELAXED);
-		h.resident = keep;
+		resident = keep;
 		if (keep && (opt.secure & SEC_FILL))
 			os_zero(p, len);
 		if (keep || os_purge(p, len, false))
-			h.prot = os_guard(p, len);
+			prot = os_guard(p, len);
 	}
 	struct ring *r = ring_here(ring);
 	lock_acquire(&r->lock);
-	if (r->n == r->cap || r->bytes + len > r->max_bytes)
-		out = pop_locked(r);
-	r->e[(r->head + r->n) % r->cap] = h;
+	if (r->n == r->cap || r->bytes + len > r->max_bytes) {
+		pop_locked(r, out);
+		any = true;
+	}
+	/* field by field: a struct built on the stack and copied stalled on
+	 * store forwarding, a tenth of a small free's time */
+	struct sec_held *e = &r->e[(r->head + r->n) & (r->cap - 1)];
+	e->p = p;
+	e->len = len;
+	e->tag = tag;
+	e->prot = prot;
+	e->in_arena = in_arena;
+	e->resident = resident;
 	r->n++;
 	__atomic_store_n(&r->bytes, r->bytes + len, __ATOMIC_RELAXED);
 	lock_release(&r->lock);
-	if (out.p && !revive(&out))
-		out.p = NULL;
-	return out;
+	if (any && !revive(out))
+		out->p = NULL;
+	return any;
 }
 
 bool secure_holds(const void *p)
@@ -376,7 +423,7 @@ bool secure_holds(const void *p)
 	bool found = false;
 	lock_acquire(&r->lock);
 	for (unsigned i = 0; i < r->n && !found; i++)
-		found = r->e[(r->head + i) % r->cap].p == p;
+		found = r->e[(r->head + i) & (r->cap - 1)].p == p;
 	lock_release(&r->lock);
 	return found;
 }
@@ -396,7 +443,7 @@ bool secure_unhold(unsigned ring, struct sec_held *out)
 		struct ring *r = ring == SEC_QPAGE ? &qpage : &qobj[i];
 		lock_acquire(&r->lock);
 		if (r->n) {
-			*out = pop_locked(r);
+			pop_locked(r, out);
 			any = true;
 		}
 		lock_release(&r->lock);

@@ -85,6 +85,9 @@ bool secure_guard_slab(void *last_page);
 bool secure_unguard_slab(void *last_page);
 void secure_slab_prepare(void *base, size_t size, unsigned n, bool dirty);
 void secure_shuffle(uint16_t *perm, unsigned n);
+/* With fill, an empty slab about to go back: every object still zero past
+ * its link words (a write after free aborts). */
+void secure_check_slab(const void *base, size_t size, unsigned n);
 
 /* Block hooks (malloc.c). slot is the block's bytes: the class size, the
  * run's pages, the mapping's length. open: after taking a block for a request
@@ -96,7 +99,9 @@ void secure_open(void *p, size_t req, size_t slot, unsigned how);
 void secure_close(void *p, size_t slot, unsigned how);
 /* realloc in place: the block (checked) now holds n bytes, n + SEC_TRAILER <= slot. */
 void secure_resize(void *p, size_t slot, size_t n);
-/* A free slab object about to be reused: its fill and free trailer intact. */
+/* A free slab object leaving the quarantine (or about to be reused): its
+ * fill and free trailer intact. Checked here, a write after free is found
+ * within the quarantine's length even if the object is never reused. */
 void secure_check_free(const void *p, size_t slot);
 /* A page run leaving the quarantine: with fill, still all zero. */
 void secure_check_run(const void *p, size_t len);
@@ -105,12 +110,14 @@ void secure_check_run(const void *p, size_t len);
 size_t secure_requested(const void *p, size_t slot, unsigned *kind, bool *front);
 void secure_set_kind(void *p, size_t slot, unsigned kind);
 
-/* Quarantine. A block handed in comes back later, as `out`, to be freed for
- * real; out.p NULL: nothing leaves now. Page blocks (runs, large) are dropped
- * and made PROT_NONE while they wait, and readable again when they leave. */
+/* Quarantine. A block handed in comes back later, as *out, to be freed for
+ * real; false: nothing leaves now (true with out->p NULL: the one leaving
+ * could not be made readable and stays out for good). Large blocks wait
+ * PROT_NONE, page runs readable (zeroed under fill). */
 struct sec_held { void *p; size_t len; unsigned tag; bool prot, in_arena, resident; };
 enum { SEC_QOBJ, SEC_QPAGE };
-struct sec_held secure_hold(unsigned ring, void *p, size_t len, unsigned tag, bool in_arena);
+bool secure_hold(unsigned ring, void *p, size_t len, unsigned tag, bool in_arena,
+		 struct sec_held *out);
 bool secure_holds(const void *p);    /* p waits in the page ring */
 size_t secure_held_bytes(void);     /* in both rings (a statistic: racy) */
 /* The oldest into *out (out->p NULL: it could not be made readable and stays
