@@ -45,8 +45,10 @@ void secure_init(void)
 	shuffle_state = r[1] ^ (r[0] << 17) ^ (uintptr_t)&shuffle_state;
 	for (unsigned i = 0; i < 256; i++)
 		pad_tab[i] = (uint8_t)(0x80 | ((r[0] >> 56) + (i % 128) * 5) % 128);
-	if (opt.secure & ~(SEC_GUARD | SEC_SHUFFLE))
+	if (opt.secure & (SEC_CANARY | SEC_FILL | SEC_QUARANTINE))
 		opt.tcache = 0;            /* their checks live on the slow paths */
+	if (opt.secure & SEC_SIZE0)
+		small_class[0] = 0;        /* malloc(0) and calloc of 0 miss the caches: bin 0 stays empty */
 	if (opt.secure & SEC_CANARY) {
 		sec_canary_bytes = SEC_TRAILER;
 		sec_run_front = SEC_RUN_FRONT;

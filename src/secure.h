@@ -40,8 +40,9 @@
  *              size (the requested size exactly when canary is on, else at
  *              most the usable size) and the alignment; with canary on, delete
  *              and delete[] check that new, resp. new[], made the block.
- * guard and shuffle keep the thread cache; the others turn it off (their
- * checks live on the slow paths). The default build's fast paths do not test
+ * canary, fill and quarantine turn the thread cache off (their checks live on
+ * the slow paths); guard, shuffle, sized and size0 keep it (size0 sends
+ * requests of 0 bytes to the slow path: small_class[0] is the empty bin 0). The default build's fast paths do not test
  * opt.secure at all. Under memcheck only guard and shuffle stay (memcheck
  * checks the objects itself).
  *
