@@ -14,6 +14,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <time.h>
+#include <stdint.h>
+#include <sys/syscall.h>
 
 static long fail_countdown[OS_NOPS];  /* 0 = disarmed; atomic */
 static bool fail_persist[OS_NOPS];
@@ -141,9 +143,62 @@ static void drop_or_write(char *p, size_t n)
 		memset(p, 0, n);
 }
 
+/*
+ * With /proc/self/pagemap, a page's entry says whether it is present (bit 63)
+ * or swapped out (bit 62). A page of a private anonymous range that is
+ * neither was never touched or was dropped: it reads as zero already and is
+ * left alone, so a reused block keeps its resident pages (written with zeros,
+ * no fault when the program touches them again) and nothing else becomes
+ * resident; swapped pages are dropped. Returns the bytes done from p: less
+ * than nbytes when the map cannot be read (no /proc, a sandbox), and the
+ * caller goes on with mincore. Raw syscalls: no cancellation point (open,
+ * pread and close are ones in libc), no errno change visible to the caller
+ * beyond what malloc may change. The descriptor lives for this call only: one
+ * kept open could be closed, or replaced by dup2, under our feet.
+ */
+#define PM_PRESENT ((uint64_t)1 << 63)
+#define PM_SWAPPED ((uint64_t)1 << 62)
+#define ZERO_BY_PAGEMAP ((size_t)1 << 20)   /* below, mincore's one syscall is cheaper */
+
+static size_t zero_by_pagemap(char *p, size_t nbytes)
+{
+	enum { BATCH = 512 };                /* pages per read: 4 KiB of entries on the stack */
+	uint64_t ent[BATCH];
+	size_t done = 0;
+	long fd = syscall(SYS_openat, AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	while (done < nbytes) {
+		size_t n = nbytes - done < (size_t)BATCH << PAGE_SHIFT ? nbytes - done : (size_t)BATCH << PAGE_SHIFT;
+		size_t np = n >> PAGE_SHIFT;
+		char *q = p + done;
+		off_t at = (off_t)(((uintptr_t)q >> PAGE_SHIFT) * sizeof ent[0]);
+		if (syscall(SYS_pread64, fd, ent, np * sizeof ent[0], at) != (long)(np * sizeof ent[0]))
+			break;
+		for (size_t i = 0, j; i < np; i = j) {     /* runs of like pages */
+			uint64_t kind = ent[i] & (PM_PRESENT | PM_SWAPPED);
+			for (j = i + 1; j < np && (ent[j] & (PM_PRESENT | PM_SWAPPED)) == kind; j++)
+				;
+			size_t off = i << PAGE_SHIFT, len = (j - i) << PAGE_SHIFT;
+			if (kind & PM_PRESENT)
+				memset(q + off, 0, len);
+			else if (kind & PM_SWAPPED)
+				drop_or_write(q + off, len);
+		}
+		done += n;
+	}
+	syscall(SYS_close, fd);
+	return done;
+}
+
 void os_zero(void *addr, size_t nbytes)
 {
 	enum { BATCH = 4096, MAX_RUNS = 64 };    /* pages per mincore call (16 MiB) */
+	if (nbytes >= ZERO_BY_PAGEMAP && !injected_failure(OS_PAGEMAP)) {
+		size_t done = zero_by_pagemap(addr, nbytes);
+		addr = (char *)addr + done;
+		nbytes -= done;
+	}
 	unsigned char vec[BATCH];
 	char *p = addr;
 	while (nbytes) {

@@ -13,7 +13,7 @@
 #include "common.h"
 #pragma GCC visibility push(hidden)
 
-enum os_op { OS_MMAP, OS_MPROTECT, OS_MADVISE, OS_MREMAP, OS_NOPS };
+enum os_op { OS_MMAP, OS_MPROTECT, OS_MADVISE, OS_MREMAP, OS_PAGEMAP, OS_NOPS };   /* PAGEMAP: os_zero reads no page map */
 
 /* Reserve address space: PROT_NONE, MAP_NORESERVE. NULL on failure. */
 void *os_reserve(size_t nbytes);
@@ -36,10 +36,12 @@ bool os_remap_to(void *addr, size_t old_nbytes, size_t new_nbytes, void *to);
 /* Give pages back: their contents become zero (DONTNEED) or undefined until
  * written (FREE). The range stays mapped. */
 bool os_purge(void *addr, size_t nbytes, bool use_madv_free);
-/* Make a private read-write range zero, cheaply: resident pages are written,
- * the others (never touched, or swapped out) dropped with DONTNEED; the whole
- * range is dropped when under half of it is resident or the rest is
- * scattered. Never fails (a refused madvise falls back to writing). */
+/* Make a private anonymous read-write range zero, cheaply. From 1 MiB, with
+ * /proc/self/pagemap: present pages are written, swapped ones dropped with
+ * DONTNEED, the others (zero already) left alone. Otherwise, by mincore:
+ * resident pages are written, the others dropped; the whole range is dropped
+ * when under half of it is resident or the rest is scattered. Never fails (a
+ * refused madvise falls back to writing). */
 void os_zero(void *addr, size_t nbytes);
 /* Transparent huge page advice for a committed range: 1 = HUGEPAGE, 0 = NOHUGEPAGE. */
 void os_hugepage_advise(void *addr, size_t nbytes, bool huge);

@@ -1215,6 +1215,56 @@ static void fresh_mprotect_persistent(void) { in_fresh_process("mprotect-persist
 static void fresh_mprotect_first(void) { in_fresh_process("mprotect-first"); }
 static void fresh_mprotect_second(void) { in_fresh_process("mprotect-second"); }
 
+/* ------------------------------------------------ os_zero, with and without a page map */
+
+/* os_zero on a private anonymous range with pages written in patterns (all,
+ * none, every 8th, every other, a run in the middle; some pages dropped after
+ * being written): all of it reads zero afterwards, and a page that was not
+ * resident before is not resident after (nothing faulted in to be zeroed).
+ * Once through /proc/self/pagemap, once with it refused (the mincore path). */
+static void os_zero_patterns(void)
+{
+	const size_t n = 4u << 20, np = n / PAGE_SIZE;
+	unsigned char *vec = malloc(np);
+	REQUIRE(vec);
+	for (int nomap = 0; nomap < 2; nomap++) {
+		os_fail_at(OS_PAGEMAP, nomap, true);
+		for (int pat = 0; pat < 6; pat++) {
+			unsigned char *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			REQUIRE(p != MAP_FAILED);
+			for (size_t i = 0; i < np; i++)
+				if (pat == 0 || (pat == 2 && i % 8 == 0) || (pat == 3 && i % 2 == 0) ||
+				    (pat == 4 && i >= np / 3 && i < np / 2) || pat == 5)
+					memset(p + i * PAGE_SIZE, 0xCD, PAGE_SIZE);
+			if (pat == 5)     /* written, then every third page dropped */
+				for (size_t i = 0; i < np; i += 3)
+					madvise(p + i * PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED);
+			REQUIRE(mincore(p, n, vec) == 0);
+			size_t before = 0, grew = 0, nonzero = 0;
+			for (size_t i = 0; i < np; i++)
+				before += vec[i] & 1;
+			unsigned char was[(4u << 20) / PAGE_SIZE];
+			for (size_t i = 0; i < np; i++)
+				was[i] = vec[i] & 1;
+			os_zero(p, n);
+			REQUIRE(mincore(p, n, vec) == 0);
+			for (size_t i = 0; i < np; i++)
+				grew += (vec[i] & 1) && !was[i];
+			for (size_t i = 0; i < n; i += 64)
+				nonzero += p[i] != 0 || p[i + 63] != 0;
+			if (nonzero || grew)
+				printf("  %s, pattern %d: %zu of %zu pages resident, %zu nonzero lines, "
+				       "%zu pages faulted in\n", nomap ? "mincore" : "pagemap", pat, before, np,
+				       nonzero, grew);
+			CHECK(nonzero == 0);
+			CHECK(grew == 0);
+			munmap(p, n);
+		}
+	}
+	disarm_all();
+	free(vec);
+}
+
 /* ====================================================================== main */
 
 /* T_ONLY=name runs one case (to reproduce it, or to debug it under gdb). */
@@ -1247,5 +1297,6 @@ int main(int argc, char **argv)
 	RUN(fresh_mprotect_persistent);
 	RUN(fresh_mprotect_first);
 	RUN(fresh_mprotect_second);
+	RUN(os_zero_patterns);
 	return t_done();
 }
