@@ -48,7 +48,7 @@ void secure_init(void)
 	if (opt.secure & (SEC_CANARY | SEC_FILL | SEC_QUARANTINE))
 		opt.tcache = 0;            /* their checks live on the slow paths */
 	if (opt.secure & SEC_SIZE0)
-		small_class[0] = 0;        /* malloc(0) and calloc of 0 miss the caches: bin 0 stays empty */
+		sizeclass_zero_to_slow_path();   /* malloc(0) misses the thread cache */
 	if (opt.secure & SEC_CANARY) {
 		sec_canary_bytes = SEC_TRAILER;
 		sec_run_front = SEC_RUN_FRONT;

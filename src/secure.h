@@ -42,7 +42,7 @@
  *              and delete[] check that new, resp. new[], made the block.
  * canary, fill and quarantine turn the thread cache off (their checks live on
  * the slow paths); guard, shuffle, sized and size0 keep it (size0 sends
- * requests of 0 bytes to the slow path: small_class[0] is the empty bin 0). The default build's fast paths do not test
+ * requests of 0 bytes to the slow path: sizeclass_zero_to_slow_path). The default build's fast paths do not test
  * opt.secure at all. Under memcheck only guard and shuffle stay (memcheck
  * checks the objects itself).
  *

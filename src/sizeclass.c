@@ -67,6 +67,11 @@ void sizeclass_reserve_guard_page(void)
 		slab_geometry(&class_info[c], 1);
 }
 
+void sizeclass_zero_to_slow_path(void)
+{
+	small_class[0] = 0;
+}
+
 void sizeclass_init(void)
 {
 	for (unsigned c = 1; c <= NCLASSES; c++) {

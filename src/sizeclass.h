@@ -54,8 +54,11 @@ extern uint32_t class_tcache_cap[NCLASSES + 1];
 extern uint8_t small_class[SMALL_LOOKUP / 16 + 1];   /* by (n + 15) >> 4 */
 
 void sizeclass_init(void);
-/* Secure mode, before the first slab: every slab's last page becomes a guard. */
+/* Secure mode, before the first slab: every slab's last page becomes a guard;
+ * requests of 0 bytes map to class 0, whose thread-cache bin stays empty, so
+ * malloc(0) and calloc of 0 bytes always take the slow path (size0). */
 void sizeclass_reserve_guard_page(void);
+void sizeclass_zero_to_slow_path(void);
 
 static inline unsigned size_to_class(size_t n)
 {
