@@ -445,6 +445,27 @@ void config_init(void)
 		apply(STR_AND_LEN("prof_prefix"), STR_AND_LEN("buddyslab"));
 }
 
+void config_tcache_off(void)
+{
+	opt.tcache = 0;
+}
+
+void config_secure_keep(long features)
+{
+	opt.secure &= features;
+}
+
+void config_background_off(void)
+{
+	__atomic_store_n(&opt.background_thread, 0, __ATOMIC_RELAXED);
+}
+
+void config_set_mmap_threshold(size_t bytes)
+{
+	size_t v = bytes < SLAB_MAX ? SLAB_MAX : bytes > CHUNK_SIZE ? CHUNK_SIZE : bytes;
+	__atomic_store_n(&opt.mmap_threshold, v, __ATOMIC_RELAXED);
+}
+
 void config_print(int fd)
 {
 	char buf[1024];

@@ -1,6 +1,15 @@
 /*
  * config.h - the options table, filled once from BUDDYSLAB_CONF.
  *
+ * Writers: config_init fills opt; after it, opt changes only through the
+ * config_* setters below (test/layers.sh fails on any other write in src/):
+ * start-up decisions taken under init_lock before the first allocation
+ * (memcheck, secure mode turning the thread cache off), and two run-time
+ * changes, made atomically because other threads read the fields meanwhile:
+ * a background thread that could not start, and mallopt's mmap threshold.
+ * Run-time readers of those two use opt_background_thread and
+ * opt_mmap_threshold.
+ *
  * BUDDYSLAB_CONF="key:value,key:value", white space around keys and values
  * ignored. Parsed without allocating; an unknown key or a bad value prints
  * one warning line (the key, the value, what is allowed) and keeps the
@@ -43,6 +52,23 @@ enum {
 extern struct bsl_options opt;
 
 void config_init(void);        /* parse the environment once */
+
+/* Start-up only (init_lock held, no allocation made yet). */
+void config_tcache_off(void);
+void config_secure_keep(long features);     /* opt.secure &= features */
+/* Run time. */
+void config_background_off(void);
+void config_set_mmap_threshold(size_t bytes);    /* clamped to SLAB_MAX..CHUNK_SIZE */
+
+static inline long opt_background_thread(void)
+{
+	return __atomic_load_n(&opt.background_thread, __ATOMIC_RELAXED);
+}
+
+static inline size_t opt_mmap_threshold(void)
+{
+	return __atomic_load_n(&opt.mmap_threshold, __ATOMIC_RELAXED);
+}
 void config_print(int fd);
 #pragma GCC visibility pop
 #endif

@@ -100,7 +100,7 @@ static COLD void background_start(void)
 		pthread_detach(t);
 	} else {
 		bsl_warn("could not start the background thread;", "slow paths purge instead");
-		opt.background_thread = 0;
+		config_background_off();
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	__atomic_store_n(&bg_state, BG_RUNNING, __ATOMIC_RELEASE);
@@ -108,7 +108,7 @@ static COLD void background_start(void)
 
 void bsl_maintenance(void)
 {
-	if (!opt.background_thread) {
+	if (!opt_background_thread()) {
 		decay_all();
 		return;
 	}
@@ -208,7 +208,7 @@ void bsl_init_slow(void)
 		out_init();
 		vg_active = vg_memcheck_running();
 		if (vg_active)
-			opt.tcache = 0;     /* every call takes a slow path, where memcheck is told */
+			config_tcache_off();   /* every call takes a slow path, where memcheck is told */
 		secure_init();
 		arena_thp_advise((int)opt.thp);
 		tcache_global_init();

@@ -226,7 +226,7 @@ static void *cache_take(size_t *len, size_t align)
 	cache_bytes -= m.nbytes;
 	char *addr = cached_addr(&m);
 	size_t excess = m.nbytes - want;
-	bool split = excess > opt.mmap_threshold && !guarded();
+	bool split = excess > opt_mmap_threshold() && !guarded();
 	if (split)   /* the slot just emptied takes the tail */
 		cache_set_locked(bi, addr + want, excess, m.freed_ms);
 	lock_release(&cache_lock);

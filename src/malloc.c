@@ -185,7 +185,7 @@ static NOINLINE void *alloc_sampled(size_t n, size_t align, bool zero)
 	void *p = NULL;
 	size_t padded = align_up(n + sec_canary_bytes ? n + sec_canary_bytes : 1, PAGE_SIZE);
 	bool dirty = true;
-	if (padded <= opt.mmap_threshold && align <= CHUNK_SIZE) {
+	if (padded <= opt_mmap_threshold() && align <= CHUNK_SIZE) {
 		bsl_maintenance();
 		p = run_alloc(padded, align, &dirty);
 		if (p) {
@@ -243,7 +243,7 @@ static void *alloc_tiers(size_t n, size_t align, bool zero)
 	bsl_maintenance();
 	size_t front = align <= sec_run_front ? sec_run_front : 0;   /* secure canary */
 	size_t padded = align_up(need + front ? need + front : 1, PAGE_SIZE);
-	if (padded <= opt.mmap_threshold && align <= CHUNK_SIZE) {
+	if (padded <= opt_mmap_threshold() && align <= CHUNK_SIZE) {
 		bool dirty = true;
 		p = align <= PAGE_SIZE ? tcache_run_take(padded >> PAGE_SHIFT) : NULL;
 		if (!p)
@@ -527,7 +527,7 @@ static bool resize_in_place(void *p, struct block *b, size_t n)
 		       size_to_class(n + sec_canary_bytes) == b->class_idx;
 	case TIER_RUN: {
 		size_t npages = (n + PAGE_SIZE - 1) >> PAGE_SHIFT;
-		if (n <= SLAB_MAX || (npages << PAGE_SHIFT) > opt.mmap_threshold ||
+		if (n <= SLAB_MAX || (npages << PAGE_SHIFT) > opt_mmap_threshold() ||
 		    npages > b->desc->npages)
 			return false;
 		if (npages < b->desc->npages)
@@ -562,7 +562,7 @@ EXPORT void *realloc(void *p, size_t n)
 	if (!vg_active && !(opt.secure & SEC_CANARY)) {
 		if (resize_in_place(p, &b, n))
 			return p;
-		if (b.tier == TIER_LARGE && n > opt.mmap_threshold) {
+		if (b.tier == TIER_LARGE && n > opt_mmap_threshold()) {
 			if (!(opt.secure & SEC_GUARD)) {
 				void *q = large_realloc(p, n);
 				if (q && q != p && unlikely(opt.prof))

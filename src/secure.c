@@ -33,7 +33,7 @@ static long guard_budget;         /* slab guard pages that may still be made; at
 void secure_init(void)
 {
 	if (vg_active)       /* memcheck checks objects itself, and owns their bytes */
-		opt.secure &= SEC_GUARD | SEC_SHUFFLE;
+		config_secure_keep(SEC_GUARD | SEC_SHUFFLE);
 	if (!opt.secure)
 		return;
 	rings_init();
@@ -46,7 +46,7 @@ void secure_init(void)
 	for (unsigned i = 0; i < 256; i++)
 		pad_tab[i] = (uint8_t)(0x80 | ((r[0] >> 56) + (i % 128) * 5) % 128);
 	if (opt.secure & (SEC_CANARY | SEC_FILL | SEC_QUARANTINE))
-		opt.tcache = 0;            /* their checks live on the slow paths */
+		config_tcache_off();       /* their checks live on the slow paths */
 	if (opt.secure & SEC_SIZE0)
 		sizeclass_zero_to_slow_path();   /* malloc(0) misses the thread cache */
 	if (opt.secure & SEC_CANARY) {

@@ -278,8 +278,7 @@ EXPORT int mallopt(int param, int value)
 	case M_MMAP_THRESHOLD:
 		if (value < 0)
 			return 0;
-		opt.mmap_threshold = (size_t)value < SLAB_MAX ? SLAB_MAX :
-				     (size_t)value > CHUNK_SIZE ? CHUNK_SIZE : (size_t)value;
+		config_set_mmap_threshold((size_t)value);
 		return 1;
 	default:    /* M_TRIM_THRESHOLD, M_ARENA_MAX, M_TOP_PAD, ...: accepted, ignored */
 		return 1;

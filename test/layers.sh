@@ -35,4 +35,15 @@ for f in sorted(os.listdir(os.path.join(top, "src"))):
             continue
         bad.append(f"{inc}.h (rank {q} from rank {r})")
     print(f"PASS layers_{f}" if not bad else f"FAIL layers_{f}: includes " + ", ".join(bad))
+# opt has one writer: config.c (config.h's setters); any other assignment to a field fails.
+writes = []
+for f in sorted(os.listdir(os.path.join(top, "src"))):
+    if f.endswith((".c", ".h")) and f not in ("config.c", "config.h"):
+        for n, line in enumerate(open(os.path.join(top, "src", f)), 1):
+            code = line.split("//")[0].split("/*")[0]
+            if re.search(r"\bopt\.[a-z_]+(\[[^]]*\])?\s*([-+*/&|^]|<<|>>)?=(?!=)", code) or \
+               re.search(r"(\+\+|--)\s*opt\.[a-z_]+|\bopt\.[a-z_]+\s*(\+\+|--)", code):
+                writes.append(f"{f}:{n}")
+print("PASS layers_opt_writers" if not writes else
+      "FAIL layers_opt_writers: opt written outside config.c at " + ", ".join(writes))
 PY
