@@ -35,8 +35,7 @@ static unsigned size_to_class_slow(size_t n)
 {
 	if (n <= 128)
 		return n <= 16 ? 1 : (unsigned)((n + 15) >> 4);
-	unsigned k = 63 - (unsigned)__builtin_clzl(n - 1);
-	return 9 + 4 * (k - 7) + (unsigned)((n - 1 - ((size_t)1 << k)) >> (k - 2));
+	return size_to_class_above_128(n);
 }
 
 /* The smallest slab order that holds SLAB_MIN_OBJS objects (with one object

@@ -60,12 +60,20 @@ void sizeclass_init(void);
 void sizeclass_reserve_guard_page(void);
 void sizeclass_zero_to_slow_path(void);
 
+/* The class of n bytes, 128 < n <= SLAB_MAX: the one formula of the class
+ * spacing above 128 (4 classes per doubling), used by size_to_class and by
+ * sizeclass.c to build small_class. */
+static inline unsigned size_to_class_above_128(size_t n)
+{
+	unsigned k = 63 - (unsigned)__builtin_clzl(n - 1);      /* 2^k < n <= 2^(k+1) */
+	return 9 + 4 * (k - 7) + (unsigned)((n - 1 - ((size_t)1 << k)) >> (k - 2));
+}
+
 static inline unsigned size_to_class(size_t n)
 {
 	if (n <= SMALL_LOOKUP)
 		return small_class[(n + 15) >> 4];
-	unsigned k = 63 - (unsigned)__builtin_clzl(n - 1);      /* 2^k < n <= 2^(k+1) */
-	return 9 + 4 * (k - 7) + (unsigned)((n - 1 - ((size_t)1 << k)) >> (k - 2));
+	return size_to_class_above_128(n);
 }
 
 /* Object index of byte offset off in a slab whose class has the given
