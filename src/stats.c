@@ -1,6 +1,7 @@
 /*
- * stats.c - see stats.h. Also malloc_trim / mallopt / bsl_purge, which act on
- * the same state.
+ * stats.c - see stats.h: the views (bsl_stats, buddyinfo, slabinfo, the report
+ * at exit or on a signal) and glibc's introspection calls (mallinfo2,
+ * malloc_stats, malloc_info).
  *
  * The views are built into a buffer (struct text) and written with one
  * write() per buffer-full, cut at line ends. The public views use 2 KiB on
@@ -183,15 +184,6 @@ void stats_after_fork_child(void)
 		__atomic_store_n(&report_owner, 0, __ATOMIC_RELAXED);
 }
 
-EXPORT size_t bsl_purge(void)
-{
-	if (!bsl_ready)
-		return 0;
-	if (tc_self.state == TC_LIVE)
-		tcache_flush(&tc_self);
-	return buddy_purge_all() + large_cache_release(UINT64_MAX);
-}
-
 /* ------------------------------------------------ glibc's introspection */
 
 EXPORT struct mallinfo2 mallinfo2(void)
@@ -264,23 +256,4 @@ EXPORT int malloc_info(int options, FILE *fp)
 		"<aspace type=\"total\" size=\"%zu\"/>\n<inuse size=\"%zu\"/>\n</malloc>\n",
 		s.mapped - arena_committed_bytes(), s.mapped, s.mapped, s.allocated);
 	return 0;
-}
-
-EXPORT int malloc_trim(size_t pad)
-{
-	return bsl_purge() > 0;
-}
-
-EXPORT int mallopt(int param, int value)
-{
-	bsl_ensure_init();
-	switch (param) {
-	case M_MMAP_THRESHOLD:
-		if (value < 0)
-			return 0;
-		config_set_mmap_threshold((size_t)value);
-		return 1;
-	default:    /* M_TRIM_THRESHOLD, M_ARENA_MAX, M_TOP_PAD, ...: accepted, ignored */
-		return 1;
-	}
 }
