@@ -39,6 +39,7 @@ struct large_shard {
 	size_t live;
 	size_t live_bytes;
 	uint64_t nalloc, nfree;     /* blocks made and freed (realloc moves not counted) */
+	uint32_t ndebug;     /* debug builds: calls until the next shard_check */
 } __attribute__((aligned(64)));
 
 /* Each shard starts with a small table of its own, so recording a block never
@@ -122,6 +123,32 @@ static bool grow_locked(struct large_shard *sh)
 	return true;
 }
 
+/* Debug builds, every 64th change of a shard: its counts match its slots (live
+ * blocks and their bytes; used covers every slot that is not empty), and each
+ * live slot is reachable from its hash position (no empty slot on the way). */
+static void shard_check_locked(struct large_shard *sh)
+{
+	lock_assert_held(&sh->lock);
+	if (!BSL_DEBUG || sh->ndebug++ % 64)
+		return;
+	size_t live = 0, bytes = 0, nonempty = 0;
+	for (size_t i = 0; i < sh->cap; i++) {
+		const struct large_slot *s = &sh->slots[i];
+		if (!s->addr_hidden)
+			continue;
+		nonempty++;
+		if (!s->nbytes)
+			continue;
+		live++;
+		bytes += s->nbytes;
+		for (size_t j = hash_addr(unhide_addr(s->addr_hidden)) & (sh->cap - 1); j != i;
+		     j = (j + 1) & (sh->cap - 1))
+			VERIFY(sh->slots[j].addr_hidden);
+	}
+	VERIFY(live == sh->live && bytes == sh->live_bytes && nonempty <= sh->used);
+	VERIFY(sh->used < sh->cap || !sh->cap);
+}
+
 /* Record a block. The table grows at half load; `force` skips growing (it
  * cannot fail then, as a half-full table always has an empty slot), which is
  * what realloc needs after mremap has already moved the block. */
@@ -138,6 +165,7 @@ static bool record(void *p, size_t nbytes, bool force)
 		sh->live++;
 		sh->live_bytes += nbytes;
 	}
+	shard_check_locked(sh);
 	lock_release(&sh->lock);
 	return ok;
 }
@@ -156,6 +184,7 @@ static size_t unrecord(const void *p)
 		sh->live--;
 		sh->live_bytes -= nbytes;
 	}
+	shard_check_locked(sh);
 	lock_release(&sh->lock);
 	return nbytes;
 }

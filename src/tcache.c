@@ -118,6 +118,29 @@ static bool thread_in_final_exit(void)
 	return (mask >> (32 - 1)) & 1;
 }
 
+/* Debug builds: every bin holds max - room objects, each a free object (its
+ * link checked by obj_next) in a slab page of the bin's class; the parked
+ * runs add up to run_bytes. */
+static void tcache_check(const struct tcache *tc)
+{
+	if (!BSL_DEBUG)
+		return;
+	for (unsigned c = 1; c <= NCLASSES; c++) {
+		const struct tcache_bin *b = &tc->bins[c];
+		int32_t n = 0;
+		for (void *q = b->head; q; q = obj_next(q), n++) {
+			const struct page_desc *d = arena_desc_of(q);
+			VERIFY(d && d->kind == PD_SLAB && d->class_idx == c && n < b->max);
+		}
+		VERIFY(n == b->max - b->room);
+	}
+	size_t bytes = 0;
+	for (size_t np = RUN_CACHE_MIN_PAGES; np <= RUN_CACHE_MAX_PAGES; np++)
+		for (void *q = tc->runs[np]; q; q = obj_next(q))
+			bytes += np << PAGE_SHIFT;
+	VERIFY(bytes == tc->run_bytes);
+}
+
 /* Every bin back to its starting bound (the bins must be empty). */
 static void bins_reset(struct tcache *tc)
 {
@@ -185,6 +208,8 @@ void *tcache_alloc_slow(unsigned c)
 		tcache_push(b, objs[i]);
 	if ((++tc->nslow & 15) == 0)
 		publish(tc);
+	if ((tc->nslow & 63) == 0)
+		tcache_check(tc);
 	return objs[0];
 }
 
@@ -219,6 +244,8 @@ void tcache_free_slow(void *p, unsigned c)
 	tcache_push(b, p);
 	if ((++tc->nslow & 15) == 0)
 		publish(tc);
+	if ((tc->nslow & 63) == 0)
+		tcache_check(tc);
 }
 
 /* The first parked run of npages (the list is not empty). */
@@ -266,6 +293,7 @@ static void runs_flush(struct tcache *tc)
 
 void tcache_flush(struct tcache *tc)
 {
+	tcache_check(tc);
 	runs_flush(tc);
 	for (unsigned c = 1; c <= NCLASSES; c++)
 		bin_flush(&tc->bins[c], (unsigned)(tc->bins[c].max - tc->bins[c].room));
