@@ -336,6 +336,7 @@ _Static_assert((QOBJ_CAP & (QOBJ_CAP - 1)) == 0 && (SEC_QPAGES & (SEC_QPAGES - 1
 static struct sec_held qobj_slots[SEC_QSHARDS][QOBJ_CAP], qpage_slots[SEC_QPAGES];
 static struct ring qobj[SEC_QSHARDS], qpage;
 static size_t qpage_resident;     /* bytes of waiting page blocks that kept their pages */
+static size_t qlarge_bytes, qlarge_n;   /* waiting large blocks (still in large.c's table); atomic */
 
 static void rings_init(void)
 {
@@ -371,6 +372,10 @@ static void pop_locked(struct ring *r, struct sec_held *out)
 	r->head = (r->head + 1) & (r->cap - 1);
 	r->n--;
 	__atomic_store_n(&r->bytes, r->bytes - out->len, __ATOMIC_RELAXED);
+	if (!out->in_arena) {      /* a large block */
+		__atomic_sub_fetch(&qlarge_bytes, out->len, __ATOMIC_RELAXED);
+		__atomic_sub_fetch(&qlarge_n, 1, __ATOMIC_RELAXED);
+	}
 }
 
 bool secure_hold(unsigned ring, void *p, size_t len, unsigned tag, bool in_arena,
@@ -411,6 +416,10 @@ bool secure_hold(unsigned ring, void *p, size_t len, unsigned tag, bool in_arena
 	e->prot = prot;
 	e->in_arena = in_arena;
 	e->resident = resident;
+	if (!in_arena) {
+		__atomic_add_fetch(&qlarge_bytes, len, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&qlarge_n, 1, __ATOMIC_RELAXED);
+	}
 	r->n++;
 	__atomic_store_n(&r->bytes, r->bytes + len, __ATOMIC_RELAXED);
 	lock_release(&r->lock);
@@ -436,6 +445,12 @@ size_t secure_held_bytes(void)
 	for (unsigned i = 0; i < SEC_QSHARDS; i++)
 		n += __atomic_load_n(&qobj[i].bytes, __ATOMIC_RELAXED);
 	return n;
+}
+
+void secure_held_large(size_t *bytes, size_t *n)
+{
+	*bytes = __atomic_load_n(&qlarge_bytes, __ATOMIC_RELAXED);
+	*n = __atomic_load_n(&qlarge_n, __ATOMIC_RELAXED);
 }
 
 bool secure_unhold(unsigned ring, struct sec_held *out)

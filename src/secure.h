@@ -121,6 +121,8 @@ bool secure_hold(unsigned ring, void *p, size_t len, unsigned tag, bool in_arena
 		 struct sec_held *out);
 bool secure_holds(const void *p);    /* p waits in the page ring */
 size_t secure_held_bytes(void);     /* in both rings (a statistic: racy) */
+/* Large blocks waiting (they stay in the large-block table until they leave). */
+void secure_held_large(size_t *bytes, size_t *n);
 /* The oldest into *out (out->p NULL: it could not be made readable and stays
  * out for good); false when the ring is empty. */
 bool secure_unhold(unsigned ring, struct sec_held *out);

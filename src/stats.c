@@ -70,6 +70,9 @@ EXPORT int bsl_stats(struct bsl_stats *out)
 	s.returned = (free_pages - dirty_pages) << PAGE_SHIFT;
 	s.resident = s.mapped - s.returned;
 	large_counts(&s.nmalloc_large, &s.nfree_large);
+	size_t qbytes, qn;
+	secure_held_large(&qbytes, &qn);
+	s.nfree_large += qn;       /* waiting in the quarantine: freed for the program */
 	s.nthreads = ncaches;
 	*out = s;
 	return 0;
@@ -190,14 +193,16 @@ EXPORT struct mallinfo2 mallinfo2(void)
 {
 	struct bsl_stats s;
 	bsl_stats(&s);
-	size_t large_bytes, large_blocks;
+	size_t large_bytes, large_blocks, qbytes, qn;
 	large_totals(&large_bytes, &large_blocks);
+	secure_held_large(&qbytes, &qn);     /* waiting in the quarantine: mapped, not in use */
+	size_t live_bytes = large_bytes > qbytes ? large_bytes - qbytes : 0;
 	struct mallinfo2 m = { 0 };
 	m.arena = s.mapped - large_bytes;          /* arena bytes committed */
 	m.ordblks = 0;
-	m.hblks = large_blocks;
-	m.hblkhd = large_bytes;
-	m.uordblks = s.allocated - large_bytes;    /* in use, outside large blocks */
+	m.hblks = large_blocks > qn ? large_blocks - qn : 0;
+	m.hblkhd = live_bytes;
+	m.uordblks = s.allocated > live_bytes ? s.allocated - live_bytes : 0;   /* outside large blocks */
 	m.fordblks = m.arena > m.uordblks ? m.arena - m.uordblks : 0;
 	m.keepcost = s.dirty;
 	return m;

@@ -18,7 +18,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 # test_fork's two signal-handler cases (half a minute) run in the three direct
 # builds; here they are left out (-NAME) to keep make test within its time.
-for t in test_threads test_fork test_cxx test_static; do
+for t in test_threads test_fork test_cxx test_static test_api; do
 	bin=$BUILD/test/$t
 	if [ ! -x "$bin" ]; then echo "FAIL secure/$t (not built: $bin)"; continue; fi
 	args=(); [ $t = test_fork ] && args=(-fork_from_signal_handler -fork_from_signal_handler_bg)

@@ -1310,6 +1310,11 @@ static void *bad_pointer(int which)
 	case 14: {      /* the program maps the address of a freed large block */
 		char *p = malloc(1 << 20);
 		free(p);
+		/* secure quarantine: the block waits, still mapped, until 64 more page
+		 * blocks are freed after it; push it out */
+		for (int i = 0; getenv("BUDDYSLAB_CONF") && strstr(getenv("BUDDYSLAB_CONF"), "secure") &&
+		     i < 80; i++)
+			free(malloc(40000));
 		malloc_trim(0);         /* the mapping cache lets go of it too */
 		mapped = mmap(p, 1 << 16, PROT_READ | PROT_WRITE,
 			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
