@@ -33,7 +33,6 @@
 #define _GNU_SOURCE
 #include "buddy.h"
 #include "os.h"
-#include <sched.h>
 #include <time.h>
 #include "config.h"
 
@@ -47,9 +46,7 @@ unsigned buddy_nzones(void)
 
 struct zone *buddy_zone_here(void)
 {
-	int cpu = sched_getcpu();
-	unsigned id = cpu < 0 ? 0 : (unsigned)cpu % MAX_CPUS;
-	return &zones[id];
+	return buddy_zone_at(os_cpu_index());
 }
 
 static struct page_desc *page_at(struct page_desc *d, size_t idx)

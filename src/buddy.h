@@ -37,6 +37,13 @@ struct zone {
 
 extern struct zone zones[MAX_CPUS];
 
+/* The zone of CPU index cpu (os_cpu_index's numbering, which the slab
+ * cpus share: slab cpu i takes its slabs from zone i). */
+static inline struct zone *buddy_zone_at(unsigned cpu)
+{
+	return &zones[cpu];
+}
+
 /* The zone of the calling CPU. */
 struct zone *buddy_zone_here(void);
 

@@ -27,7 +27,7 @@
  *  - Every delete is free(p): free finds a block's tier and alignment from
  *    its address. With BUDDYSLAB_CONF=secure's `sized` feature on (secure.h),
  *    new records its form (new, new[]) and delete checks its size, alignment
- *    and form first (malloc.c); otherwise the size is not used.
+ *    and form first (harden.c); otherwise the size is not used.
  *  - new and delete call the exported malloc/aligned_alloc/free, not internal
  *    entry points, so a program that interposes its own malloc gets new and
  *    delete on that same allocator, never a mix.
@@ -50,11 +50,7 @@
 #include "common.h"
 #include "config.h"
 #include "secure.h"
-
-/* malloc.c: the secure `sized` checks (called only when the feature is on) */
-void bsl_secure_new(void *p, unsigned kind);
-void bsl_secure_delete(void *p, size_t n, size_t align, unsigned kind);
-#define UNSIZED SIZE_MAX
+#include "harden.h"      /* the secure `sized` checks (called only when the feature is on) */
 
 #ifndef BSL_CXX_ARCHIVE
 #define BSL_CXX_ARCHIVE 0

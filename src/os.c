@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <time.h>
+#include <sched.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 
@@ -239,4 +240,10 @@ uint64_t os_now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + 1;   /* never 0 */
+}
+
+unsigned os_cpu_index(void)
+{
+	int cpu = sched_getcpu();
+	return cpu < 0 ? 0 : (unsigned)cpu % MAX_CPUS;
 }

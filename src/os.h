@@ -49,6 +49,11 @@ void os_hugepage_advise(void *addr, size_t nbytes, bool huge);
 /* Monotonic milliseconds, never 0 (CLOCK_MONOTONIC_COARSE): the decay clock. */
 uint64_t os_now_ms(void);
 
+/* The CPU the calling thread runs on, as an index below MAX_CPUS: the one
+ * numbering of every per-CPU structure (buddy zones, slab cpus, quarantine
+ * shards). 0 when the kernel cannot say. */
+unsigned os_cpu_index(void);
+
 /* Test hook: the nth next call of op fails (1 = the next one), and every call
  * after it while persist is true. n = 0 disarms. */
 void os_fail_at(enum os_op op, long n, bool persist);

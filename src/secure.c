@@ -4,8 +4,9 @@
  * Every function here runs on a slow path, and only when its feature is on:
  * the callers test opt.secure (or a slab's PDF_GUARD flag) first. This file
  * knows memory, not slabs: slab.c owns what a slab holds and calls the slab
- * hooks with the slab's pages; malloc.c calls the block hooks with a block's
- * address and length, and frees what leaves a quarantine ring. The large
+ * hooks with the slab's pages; malloc.c and harden.c call the block hooks
+ * with a block's address and length, and harden.c frees what leaves a
+ * quarantine ring. The large
  * block guards (secure_large_map/unmap) also serve memcheck runs (large.c).
  */
 #define _GNU_SOURCE
@@ -15,7 +16,6 @@
 #include "vg.h"
 #include <sys/auxv.h>
 #include <string.h>
-#include <sched.h>
 
 unsigned sec_canary_bytes, sec_front_objs, sec_run_front;
 static void rings_init(void);
@@ -350,7 +350,7 @@ static struct ring *ring_here(unsigned ring)
 {
 	if (ring == SEC_QPAGE)
 		return &qpage;
-	return &qobj[(unsigned)sched_getcpu() % SEC_QSHARDS];
+	return &qobj[os_cpu_index() % SEC_QSHARDS];
 }
 
 /* A page block leaving: readable again (false: it must stay out for good). */

@@ -90,7 +90,7 @@ void secure_shuffle(uint16_t *perm, unsigned n);
  * its link words (a write after free aborts). */
 void secure_check_slab(const void *base, size_t size, unsigned n);
 
-/* Block hooks (malloc.c). slot is the block's bytes: the class size, the
+/* Block hooks (malloc.c, harden.c). slot is the block's bytes: the class size, the
  * run's pages, the mapping's length. open: after taking a block for a request
  * of req bytes (slab: checks the fill first); close: before freeing it
  * (checks the trailer and pad, slab: the trailer before it; fills); both

@@ -84,11 +84,6 @@ static inline size_t obj_index(uint64_t inv, unsigned shift, size_t off)
 	return shift ? (x >> shift) | (x << (64 - shift)) : x;
 }
 
-static inline size_t class_obj_index(const struct class_info *ci, size_t off)
-{
-	return obj_index(ci->inv, ci->shift, off);
-}
-
 /* Mimic the kernel's names: kmalloc-16, kmalloc-192, kmalloc-8k. */
 void class_name(unsigned class_idx, char *buf, size_t len);
 #pragma GCC visibility pop

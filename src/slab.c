@@ -28,7 +28,7 @@
 #include "config.h"
 #include <sys/auxv.h>
 #include <string.h>
-#include <sched.h>
+#include "os.h"
 
 struct slab_cpu slab_cpus[MAX_CPUS];
 struct obj_keys obj_keys;
@@ -148,7 +148,7 @@ static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 	lock_assert_held(&sc->lock);
 	const struct class_info *ci = &class_info[c];
 	bool dirty;
-	struct page_desc *s = buddy_alloc(&zones[sc - slab_cpus], ci->order, &dirty);
+	struct page_desc *s = buddy_alloc(buddy_zone_at(slab_cpu_index(sc)), ci->order, &dirty);
 	if (!s)
 		return NULL;
 	size_t npages = (size_t)1 << ci->order;
@@ -167,7 +167,7 @@ static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 	s->fresh = 0;
 	s->inuse = 0;
 	s->freelist = NULL;
-	s->slab_cpu = (uint16_t)(sc - slab_cpus);
+	s->slab_cpu = (uint16_t)slab_cpu_index(sc);
 	if (opt.secure)
 		slab_secure_new(s, c, dirty);
 	sc->nslabs[c]++;
@@ -200,8 +200,7 @@ static void slab_release_locked(struct slab_cpu *sc, struct page_desc *s, unsign
 
 unsigned slab_alloc_bulk(unsigned c, void **objs, unsigned n)
 {
-	int cpu = sched_getcpu();
-	struct slab_cpu *sc = &slab_cpus[cpu < 0 ? 0 : (unsigned)cpu % MAX_CPUS];
+	struct slab_cpu *sc = &slab_cpus[os_cpu_index()];
 	const struct class_info *ci = &class_info[c];
 	unsigned got = 0;
 	lock_acquire(&sc->lock);
@@ -289,11 +288,10 @@ bool slab_obj_is_free(struct page_desc *d, const void *p)
 	if (cpu >= MAX_CPUS)
 		return true;
 	struct slab_cpu *sc = &slab_cpus[cpu];
-	const struct class_info *ci = &class_info[d->class_idx];
 	bool is_free = false;
 	lock_acquire(&sc->lock);
 	if (d->kind != PD_SLAB || slab_head(d, p) != s || s->slab_cpu != cpu ||
-	    class_obj_index(ci, (uintptr_t)p + s->slab_base_hidden) >= s->fresh)
+	    slab_obj_index(d, p) >= s->fresh)
 		is_free = true;
 	for (void *q = s->freelist; q && !is_free; q = slab_next_free(q))
 		is_free = q == p;

@@ -24,7 +24,21 @@ struct slab_cpu {
 	uint64_t ndebug_checks;                     /* debug builds: calls until the next full check */
 } __attribute__((aligned(64)));   /* one cache line apart: no false sharing between CPUs */
 
-extern struct slab_cpu slab_cpus[MAX_CPUS];
+extern struct slab_cpu slab_cpus[MAX_CPUS];   /* by os_cpu_index() */
+
+static inline unsigned slab_cpu_index(const struct slab_cpu *sc)
+{
+	return (unsigned)(sc - slab_cpus);
+}
+
+/* The one object-start test: the index of the object at p in the slab that
+ * d (the descriptor of p's page) belongs to; >= d->obj_nobjs when p is not
+ * the start of an object or d is not a slab page (obj_nobjs 0). free()'s
+ * fast path, the block lookup and slab.c all ask it. */
+static inline size_t slab_obj_index(const struct page_desc *d, const void *p)
+{
+	return obj_index(d->obj_inv, d->obj_shift, (uintptr_t)p + d->slab_base_hidden);
+}
 
 /* Take up to n objects of class c for the calling CPU; returns how many (0
  * only when memory is exhausted). */

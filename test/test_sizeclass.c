@@ -48,7 +48,7 @@ static void t_object_index_without_division(void)
 		const struct class_info *ci = &class_info[c];
 		size_t slab = PAGE_SIZE << ci->order;
 		for (size_t off = 0; off < slab; off++) {
-			size_t idx = class_obj_index(ci, off);
+			size_t idx = obj_index(ci->inv, ci->shift, off);
 			bool start = off % ci->size == 0 && off / ci->size < ci->nobjs;
 			if (start)
 				CHECK(idx == off / ci->size);

@@ -1,0 +1,148 @@
+/*
+ * harden.c - secure mode's part of the API, on top of secure.c's primitives:
+ *  - free: the canary trailer is checked; with fill a run or large block is
+ *    erased (slab objects are zeroed by slab.c's hooks); with quarantine the
+ *    block waits in a ring (a slab object marked free, so a second free is a
+ *    double free; a run counted as freed) and what the ring pushes out is
+ *    checked (the mark, the zeros) and freed for real;
+ *  - free_sized, free_aligned_sized and the C++ deletes: the size, alignment
+ *    and form must match the block.
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include "harden.h"
+#include "init.h"
+#include "config.h"
+#include "slab.h"
+#include "run.h"
+#include "large.h"
+#include "os.h"
+#include "secure.h"
+
+/* ------------------------------------------------------------ the quarantine */
+
+/* What leaves a ring (secure.h) is freed for real here. */
+enum { QTAG_SLAB, QTAG_RUN, QTAG_LARGE };
+
+static void release_held(const struct sec_held *h)
+{
+	void *p = h->p;
+	if (!p)
+		return;                /* could not be made readable again: stays out */
+	bsl_maintenance();
+	if (h->tag == QTAG_SLAB) {
+		/* a write while it waited: the mark (and, with fill, the zeros) broken */
+		if (!obj_is_free(p))
+			bsl_fatalf("aborting on heap corruption", "write after free: the free object %p "
+				   "was modified at offset 0 while in quarantine", p);
+		secure_check_free(p, h->len);
+		slab_free_bulk(&p, 1);     /* quarantine turns the thread cache off */
+	} else if (h->tag == QTAG_RUN) {
+		secure_check_run(p, h->len);
+		run_free_parked(arena_desc_of(p));
+	} else {
+		large_free(p);
+	}
+}
+
+static void quarantine_put(unsigned ring, void *p, size_t len, unsigned tag, bool in_arena)
+{
+	struct sec_held out;
+	if (secure_hold(ring, p, len, tag, in_arena, &out))
+		release_held(&out);
+}
+
+bool harden_drain(void)
+{
+	bool any = false;
+	struct sec_held h;
+	for (unsigned r = SEC_QOBJ; (opt.secure & SEC_QUARANTINE) && r <= SEC_QPAGE; r++)
+		while (secure_unhold(r, &h)) {
+			release_held(&h);
+			any = true;
+		}
+	return any;
+}
+
+bool harden_free(void *p, const struct block *b)
+{
+	if (b->tier == TIER_SIZE0) {
+		secure_size0_free(p);
+		return true;
+	}
+	bool slab = b->tier == TIER_SLAB, run = b->tier == TIER_RUN;
+	secure_close(p, b->slot, slab ? SEC_OPEN_SLAB : 0);
+	void *pages = run ? desc_addr(b->desc) : p;      /* a run's block may not start its pages */
+	size_t len = run ? run_usable(b->desc) : b->slot;
+	if (opt.secure & SEC_QUARANTINE) {
+		if (slab) {
+			obj_set_next(p, NULL);   /* reads as free: a second free is a double free */
+			quarantine_put(SEC_QOBJ, p, b->slot, QTAG_SLAB, true);
+		} else if (run) {
+			run_park(b->desc);       /* counts as freed; a second free is a double free */
+			quarantine_put(SEC_QPAGE, pages, len, QTAG_RUN, true);
+		} else {
+			quarantine_put(SEC_QPAGE, p, len, QTAG_LARGE, false);
+		}
+		return true;
+	}
+	if ((opt.secure & SEC_FILL) && !slab)
+		os_zero(pages, len);     /* erased; resident pages stay, for the next block */
+	return false;
+}
+
+/* -------------------------------------------------------------- sized frees */
+
+/* The size and alignment a sized free names, and for C++ the form of
+ * delete, must match the block. */
+static const char *const kind_name[] = { "malloc", "operator new", "operator new[]", "free" };
+
+static NOINLINE void sized_check(const void *p, size_t n, size_t align, const char *api,
+				 unsigned kind)
+{
+	struct block b;
+	if (!p || !block_lookup(p, &b))
+		return;                      /* free reports it, or not ours (interposed) */
+	bool exact = opt.secure & SEC_CANARY;
+	if (n != UNSIZED && (exact ? n != b.usable : n > b.usable)) {
+		bsl_fatalf("aborting on a size mismatch", "size mismatch: %s(%p, %zu), but the "
+			   "block %s %zu bytes", api, p, n, exact ? "was allocated with" : "has",
+			   b.usable);
+	}
+	if (align > MIN_ALIGN && (uintptr_t)p % align)
+		bsl_fatalf("aborting on an alignment mismatch", "alignment mismatch: %s(%p) with "
+			   "alignment %zu, which the block does not have", api, p, align);
+	if (exact && kind != SEC_KIND_MALLOC && b.kind != SEC_KIND_MALLOC && b.kind != kind &&
+	    b.kind != SEC_KIND_FREE) {
+		bsl_fatalf("aborting on a mismatched delete", "mismatched delete: %s on %p, which %s "
+			   "allocated", api, p, kind_name[b.kind]);
+	}
+}
+
+EXPORT void free_sized(void *p, size_t n)
+{
+	if (unlikely(opt.secure & SEC_SIZED))
+		sized_check(p, n, 0, "free_sized", SEC_KIND_MALLOC);
+	free(p);
+}
+
+EXPORT void free_aligned_sized(void *p, size_t align, size_t n)
+{
+	if (unlikely(opt.secure & SEC_SIZED))
+		sized_check(p, n, align, "free_aligned_sized", SEC_KIND_MALLOC);
+	free(p);
+}
+
+/* The C++ operators' part (cxx.c), with SEC_SIZED on: new records its form
+ * in the trailer (canary), delete checks the size, alignment and form. */
+void bsl_secure_new(void *p, unsigned kind)
+{
+	struct block b;
+	if ((opt.secure & SEC_CANARY) && p && block_lookup(p, &b) && b.tier != TIER_SIZE0)
+		secure_set_kind(p, b.slot, kind);
+}
+
+void bsl_secure_delete(void *p, size_t n, size_t align, unsigned kind)
+{
+	sized_check(p, n, align, kind == SEC_KIND_NEW ? "operator delete" : "operator delete[]", kind);
+}
