@@ -2,7 +2,8 @@
 # layers.sh - every #include "x.h" in src/ is allowed by the order in src/LAYERS.md:
 # a file may include its own module, lower ranks, and its own rank at ranks 0 and 6;
 # include/buddyslab.h only at rank 6. One case per file; a file whose module is not in
-# the table fails too (the table must name every module).
+# the table fails too (the table must name every module). Also: opt has one writer, and
+# no file over 600 lines or function over 60.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 python3 - "$top" <<'PY'
@@ -46,4 +47,23 @@ for f in sorted(os.listdir(os.path.join(top, "src"))):
                 writes.append(f"{f}:{n}")
 print("PASS layers_opt_writers" if not writes else
       "FAIL layers_opt_writers: opt written outside config.c at " + ", ".join(writes))
+# Sizes a reader can hold: every file of src/ under 600 lines, every function
+# (a body from a "{" to a "}" in column 0) under 60.
+big = []
+for f in sorted(os.listdir(os.path.join(top, "src"))):
+    if not f.endswith((".c", ".h")):
+        continue
+    lines = open(os.path.join(top, "src", f)).read().split("\n")
+    if len(lines) > 600:
+        big.append(f"{f} has {len(lines)} lines")
+    start = None
+    for n, line in enumerate(lines):
+        if line.startswith("{") and start is None:
+            start = n
+        elif line.startswith("}") and start is not None:
+            if n - start + 1 > 60:
+                head = next((lines[k] for k in range(start - 1, -1, -1) if "(" in lines[k]), "?")
+                big.append(f"{f}:{start} a {n - start + 1}-line function ({head.strip()[:50]})")
+            start = None
+print("PASS layers_sizes" if not big else "FAIL layers_sizes: " + "; ".join(big))
 PY
