@@ -4,11 +4,14 @@
  * gperftools' heap profiler ("heap_v2"), which google-pprof and pprof read.
  *
  * Invariants
- *  - Nothing here allocates through malloc, and the unwinder runs with no
- *    allocator lock held: it is libgcc's, linked into the library
- *    (-static-libgcc), which finds unwind tables with glibc's lock-free
- *    _dl_find_object. Should it ever call malloc, prof_busy keeps that
- *    allocation from being sampled (no recursion).
+ *  - Nothing here allocates through malloc. Stacks come from stackwalk.c
+ *    (a walker over the unwind tables with a cache of each frame's rule,
+ *    called under prof_lock, which serialises its cache); a stack it does
+ *    not read comes from libgcc's unwinder, linked into the library
+ *    (-static-libgcc), run with no allocator lock held. Both find unwind
+ *    tables with glibc's lock-free _dl_find_object. Should libgcc ever call
+ *    malloc, prof_busy keeps that allocation from being sampled. Debug
+ *    builds check every stackwalk.c stack against libgcc's.
  *  - prof_lock guards both tables and the counters; it is a leaf: no other
  *    allocator lock is taken while it is held, and it is taken with none
  *    held. A dump holds it while it writes (system calls only).
@@ -27,6 +30,7 @@
 #include "prof.h"
 #include "config.h"
 #include "os.h"
+#include "stackwalk.h"
 #include <unwind.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -292,15 +296,44 @@ static void live_remove_locked(struct prof_live *e)
 
 static void maybe_dump(void);
 
+/* libgcc's walk, for the stacks stackwalk.c does not read. Outside prof_lock:
+ * should it allocate, prof_busy keeps that block from being sampled. */
+static void walk_libgcc(struct walk *w)
+{
+	w->n = 0;
+	prof_busy = 1;
+	_Unwind_Backtrace(walk_frame, w);
+	prof_busy = 0;
+}
+
+/* Debug builds: every stack stackwalk.c gives must be libgcc's. */
+static void walk_check(const struct walk *w)
+{
+	struct walk g = { .skip_cfa = w->skip_cfa };
+	walk_libgcc(&g);
+	uint32_t i = 0;
+	while (i < w->n && i < g.n && w->pc[i] == g.pc[i])
+		i++;
+	if (i < w->n || i < g.n)
+		bsl_fatalf("aborting on a profiler bug", "stackwalk.c's stack differs from libgcc's at "
+			   "frame %u of %u/%u: %p, libgcc %p", i, w->n, g.n,
+			   (void *)(i < w->n ? w->pc[i] : 0), (void *)(i < g.n ? g.pc[i] : 0));
+}
+
 void prof_record(void *p, size_t n, uintptr_t skip_cfa)
 {
-	struct walk w;
-	w.skip_cfa = skip_cfa;
-	w.n = 0;
-	prof_busy = 1;
-	_Unwind_Backtrace(walk_frame, &w);
-	prof_busy = 0;
+	struct walk w = { .skip_cfa = skip_cfa };
+	bool complete;
 	lock_acquire(&prof_lock);
+	w.n = stackwalk(skip_cfa, w.pc, PROF_DEPTH, &complete);   /* its cache: under the lock */
+	if (!complete || BSL_DEBUG) {
+		lock_release(&prof_lock);
+		if (complete)
+			walk_check(&w);
+		else
+			walk_libgcc(&w);
+		lock_acquire(&prof_lock);
+	}
 	uint32_t k = stack_find_locked(&w);
 	if (stacks) {      /* NULL only when not even the first table could be mapped */
 		struct prof_stack *s = &stacks[k];
