@@ -94,7 +94,9 @@ static NOINLINE void *alloc_sampled(size_t n, size_t align, bool zero)
 	bool dirty = true;
 	if (padded <= opt_mmap_threshold() && align <= CHUNK_SIZE) {
 		bsl_maintenance();
-		p = run_alloc(padded, align, &dirty);
+		p = align <= PAGE_SIZE ? tcache_run_take(padded >> PAGE_SHIFT) : NULL;
+		if (!p)
+			p = run_alloc(padded, align, &dirty);
 		if (p) {
 			arena_desc_of(p)->flags |= PDF_SAMPLED;
 			if (opt.secure)
