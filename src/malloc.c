@@ -55,6 +55,34 @@ static void zero_block(void *p, size_t n)
 	memset(p, 0, n);
 }
 
+/* The page runs' short path, for the common case above the slabs (a 16-128
+ * KiB buffer allocated and freed again): a run of n's page count parked in
+ * the thread's run cache, when nothing else applies (secure mode, memcheck,
+ * an alignment, a lowered mmap threshold). NULL: take the tiers. */
+static inline void *run_cache_alloc(size_t n, size_t align, bool zero)
+{
+	if (n > (size_t)RUN_CACHE_MAX_PAGES << PAGE_SHIFT || n <= SLAB_MAX ||
+	    align > MIN_ALIGN || opt.secure || vg_active)
+		return NULL;
+	size_t npages = (n + PAGE_SIZE - 1) >> PAGE_SHIFT;
+	if ((npages << PAGE_SHIFT) > opt_mmap_threshold())
+		return NULL;
+	void *p = tcache_run_take(npages);
+	if (p && zero)
+		memset(p, 0, n);
+	return p;
+}
+
+/* free's side: true when p, a run head that is not cached or sampled, was
+ * parked in the run cache (the checks are block_classify's for a run). */
+static inline bool run_cache_free(void *p)
+{
+	struct page_desc *d = arena_desc_of(p);
+	return d && d->kind == PD_RUN && !((uintptr_t)p & (PAGE_SIZE - 1)) &&
+	       !(d->flags & (PDF_CACHED | PDF_SAMPLED)) && !opt.secure && !vg_active &&
+	       tcache_run_park(d);
+}
+
 /* Allocate n bytes aligned to align (a power of two), zeroed when asked.
  * Sets errno on failure. When the OS refuses memory, the cached large
  * mappings (which hold address space under ulimit -v) are given back and
@@ -63,7 +91,7 @@ static void zero_block(void *p, size_t n)
  * of its slot past n): its one-past-the-end pointer, which a program may
  * keep (a full vector's end), then points into its own slot, not at the
  * start of the next block, which would look reachable through it. */
-static NOINLINE void *alloc_slow(size_t n, size_t align, bool zero)
+static NOINLINE void *alloc_tiers_slow(size_t n, size_t align, bool zero)
 {
 	bsl_ensure_init();
 	if (unlikely(n > PTRDIFF_MAX)) {
@@ -80,6 +108,15 @@ static NOINLINE void *alloc_slow(size_t n, size_t align, bool zero)
 		vg_malloclike(p, n, b.usable, zero);
 	}
 	return p;
+}
+
+/* Everything but malloc's and calloc's fast paths comes here: the run
+ * cache's short path first, in a function of its own so that it does not
+ * pay the tiers' register saves. */
+static NOINLINE void *alloc_slow(size_t n, size_t align, bool zero)
+{
+	void *p = run_cache_alloc(n, align, zero);
+	return p ? p : alloc_tiers_slow(n, align, zero);
 }
 
 /* The countdown of prof.h ran out: with prof:1 this block is a sample, a page
@@ -155,8 +192,10 @@ static void *alloc_run_tier(size_t n, size_t padded, size_t front, size_t align,
 {
 	bool dirty = true;
 	void *p = align <= PAGE_SIZE ? tcache_run_take(padded >> PAGE_SHIFT) : NULL;
-	if (!p)
+	if (!p) {
+		bsl_maintenance();     /* the buddy layer's slow path ticks the decay */
 		p = run_alloc(padded, align, &dirty);
+	}
 	if (!p)
 		return NULL;
 	p = (char *)p + front;
@@ -205,13 +244,14 @@ static void *alloc_tiers(size_t n, size_t align, bool zero)
 	if (c) {
 		p = alloc_slab_tier(c, n, zero);
 	} else {
-		bsl_maintenance();
 		size_t front = align <= sec_run_front ? sec_run_front : 0;   /* secure canary */
 		size_t padded = align_up(need + front ? need + front : 1, PAGE_SIZE);
-		if (padded <= opt_mmap_threshold() && align <= CHUNK_SIZE)
+		if (padded <= opt_mmap_threshold() && align <= CHUNK_SIZE) {
 			p = alloc_run_tier(n, padded, front, align, zero);
-		else
+		} else {
+			bsl_maintenance();
 			p = alloc_large_tier(n, need, align, zero);
+		}
 	}
 	if (p)
 		return p;
@@ -256,7 +296,7 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 
 /* ------------------------------------------------------------------ free */
 
-static NOINLINE void free_slow(void *p, const char *api)
+static NOINLINE void free_tiers_slow(void *p, const char *api)
 {
 	if (!p)
 		return;
@@ -302,6 +342,14 @@ static NOINLINE void free_slow(void *p, const char *api)
 		break;
 	}
 	errno = saved_errno;
+}
+
+/* free's slow path: the run cache's short path first (it leaves errno
+ * alone), as alloc_slow does. */
+static NOINLINE void free_slow(void *p, const char *api)
+{
+	if (!run_cache_free(p))
+		free_tiers_slow(p, api);
 }
 
 EXPORT void free(void *p)

@@ -275,7 +275,7 @@ bool tcache_run_park(struct page_desc *head)
 	if (npages < RUN_CACHE_MIN_PAGES || npages > RUN_CACHE_MAX_PAGES ||
 	    tc->run_bytes + nbytes > RUN_CACHE_BYTES)
 		return false;
-	if (!tcache_ready(tc))      /* counts as a slow path: a thread of runs only warms up too */
+	if (tc->state != TC_LIVE && !tcache_ready(tc))   /* a thread of runs only warms up too */
 		return false;
 	void *p = desc_addr(head);
 	run_park(head);
