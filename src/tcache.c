@@ -11,6 +11,7 @@
 #include "slab.h"
 #include "run.h"
 #include "os.h"
+#include "config.h"
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -274,6 +275,8 @@ bool tcache_run_park(struct page_desc *head)
 	size_t npages = head->npages, nbytes = npages << PAGE_SHIFT;
 	if (npages < RUN_CACHE_MIN_PAGES || npages > RUN_CACHE_MAX_PAGES ||
 	    tc->run_bytes + nbytes > RUN_CACHE_BYTES)
+		return false;
+	if (!opt.tcache)            /* tcache:0, memcheck, secure canary, fill, quarantine */
 		return false;
 	if (tc->state != TC_LIVE && !tcache_ready(tc))   /* a thread of runs only warms up too */
 		return false;
