@@ -21,6 +21,10 @@
  *  - Never allocates and takes no lock. The rule cache (RULES_CAP slots,
  *    open addressing, keyed by lookup address) is mapped at the first walk
  *    and emptied when half full; its callers serialise (stackwalk.h).
+ *  - A cached rule describes code that is still loaded: the cache is emptied
+ *    when stackwalk_sync has seen an object unloaded (dlclose) since it was
+ *    filled. The count only grows (an atomic maximum), so a late sync cannot
+ *    hide an unload another thread saw.
  *  - The outermost frame ends a walk the way it ends libgcc's: a return
  *    address rule "undefined" (glibc's _start), no FDE in an object that
  *    has unwind tables, or a return address of 0.
@@ -29,6 +33,8 @@
 #include "stackwalk.h"
 #include "os.h"
 #include <dlfcn.h>
+#include <link.h>
+#include <stddef.h>
 #include <string.h>
 
 #define RULES_CAP 4096u               /* a power of two */
@@ -51,6 +57,8 @@ struct stackwalk_stats stackwalk_stats;
 static struct rule *rules;            /* RULES_CAP slots; NULL until the first walk */
 static uint32_t nrules;
 static bool rules_failed;             /* the cache could not be mapped */
+static uint64_t unloads_seen;         /* atomic: the highest dlpi_subs a sync read */
+static uint64_t unloads_cached;       /* unloads_seen when the cache was last emptied */
 
 /* ------------------------------------------------------ reading tables */
 
@@ -457,6 +465,23 @@ static const struct rule *rule_at(uintptr_t addr)
 
 /* ------------------------------------------------------------- walks */
 
+static int read_unloads(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs)
+		*(uint64_t *)arg = info->dlpi_subs;
+	return 1;                          /* the first object is enough */
+}
+
+void stackwalk_sync(void)
+{
+	uint64_t subs = 0;
+	dl_iterate_phdr(read_unloads, &subs);
+	uint64_t seen = __atomic_load_n(&unloads_seen, __ATOMIC_RELAXED);
+	while (subs > seen && !__atomic_compare_exchange_n(&unloads_seen, &seen, subs, true,
+							   __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
 unsigned stackwalk(uintptr_t skip_sp, uintptr_t *pcs, unsigned max, bool *complete)
 {
 	uintptr_t pc, sp, rbp;
@@ -471,6 +496,13 @@ unsigned stackwalk(uintptr_t skip_sp, uintptr_t *pcs, unsigned max, bool *comple
 	}
 	if (!rules)
 		return 0;
+	uint64_t unloads = __atomic_load_n(&unloads_seen, __ATOMIC_RELAXED);
+	if (unloads != unloads_cached) {       /* code was unloaded: forget every rule */
+		memset(rules, 0, RULES_CAP * sizeof *rules);
+		nrules = 0;
+		unloads_cached = unloads;
+		stackwalk_stats.flushes++;
+	}
 	unsigned n = 0;
 	bool rbp_known = true;
 	for (uintptr_t lookup = pc;; lookup = pc - 1) {   /* return addresses: the call */

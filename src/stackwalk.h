@@ -21,8 +21,15 @@
  * holds prof_lock), because the rule cache is not locked. */
 unsigned stackwalk(uintptr_t skip_sp, uintptr_t *pcs, unsigned max, bool *complete);
 
-/* Walks answered and frame rules decoded since start (for tests). */
-struct stackwalk_stats { uint64_t walks, complete, decoded, cached; };
+/* Call before stackwalk with no allocator lock held (it takes the dynamic
+ * linker's lock): notes whether a shared object was unloaded since the last
+ * call (dl_iterate_phdr's dlpi_subs), and if one was, the next walk empties
+ * the rule cache, whose rules may describe code that is no longer there. */
+void stackwalk_sync(void);
+
+/* Walks answered, frame rules decoded or found cached, and cache flushes
+ * after an unload, since start (for tests). */
+struct stackwalk_stats { uint64_t walks, complete, decoded, cached, flushes; };
 extern struct stackwalk_stats stackwalk_stats;
 #pragma GCC visibility pop
 #endif

@@ -3,14 +3,15 @@
  * stack libgcc's _Unwind_Backtrace gives, frame for frame, or says it cannot:
  * nested calls, frames whose CFA is rbp-based (a variable-length array),
  * more frames than the depth, a thread's stack down to clone, a signal
- * handler's stack; and a stack seen before is walked from the rule cache
- * without decoding any table.
+ * handler's stack; a stack seen before is walked from the rule cache
+ * without decoding any table, and the cache is emptied after a dlclose.
  */
 #define _GNU_SOURCE
 #include "t.h"
 #include "stackwalk.h"
 #include <unwind.h>
 #include <pthread.h>
+#include <dlfcn.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -133,6 +134,25 @@ static void t_cached_second_walk(void)
 	CHECK(stackwalk_stats.cached >= cached + 6);   /* compare_here, 4 nest, this, main... */
 }
 
+/* After a dlclose the cache forgets its rules (the addresses may hold other
+ * code next); without one it keeps them. */
+static void t_unload_empties_the_cache(void)
+{
+	stackwalk_sync();
+	REQUIRE(nest(2) == 1);
+	uint64_t flushes = stackwalk_stats.flushes;
+	stackwalk_sync();
+	REQUIRE(nest(2) == 1);
+	CHECK(stackwalk_stats.flushes == flushes);
+	void *h = dlopen("libanl.so.1", RTLD_NOW | RTLD_LOCAL);
+	if (!h)
+		SKIP("libanl.so.1 could not be loaded: %s", dlerror());
+	dlclose(h);
+	stackwalk_sync();
+	REQUIRE(nest(2) == 1);
+	CHECK(stackwalk_stats.flushes == flushes + 1);
+}
+
 int main(void)
 {
 	T_RUN(t_nested_calls);
@@ -141,5 +161,6 @@ int main(void)
 	T_RUN(t_thread_stack);
 	T_RUN(t_signal_handler);
 	T_RUN(t_cached_second_walk);
+	T_RUN(t_unload_empties_the_cache);
 	return t_done();
 }
