@@ -324,7 +324,6 @@ void prof_record(void *p, size_t n, uintptr_t skip_cfa)
 {
 	struct walk w = { .skip_cfa = skip_cfa };
 	bool complete;
-	stackwalk_sync();      /* the dynamic linker's lock: before prof_lock */
 	lock_acquire(&prof_lock);
 	w.n = stackwalk(skip_cfa, w.pc, PROF_DEPTH, &complete);   /* its cache: under the lock */
 	if (!complete || BSL_DEBUG) {

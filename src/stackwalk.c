@@ -21,10 +21,14 @@
  *  - Never allocates and takes no lock. The rule cache (RULES_CAP slots,
  *    open addressing, keyed by lookup address) is mapped at the first walk
  *    and emptied when half full; its callers serialise (stackwalk.h).
- *  - A cached rule describes code that is still loaded: the cache is emptied
- *    when stackwalk_sync has seen an object unloaded (dlclose) since it was
- *    filled. The count only grows (an atomic maximum), so a late sync cannot
- *    hide an unload another thread saw.
+ *  - A cached rule is used only for the object it was decoded from: each
+ *    entry names its object (link map and start address, as _dl_find_object
+ *    reports them), and a walk asks _dl_find_object once for each object its
+ *    frames enter. After a dlclose, another object at the same addresses has
+ *    another identity and its rules are decoded afresh. (A residual case: a
+ *    different object loaded at the same start, with the same size, the same
+ *    tables address and a link map at the same address is taken for the old
+ *    one; the same file reloaded, the common case, has the same rules.)
  *  - The outermost frame ends a walk the way it ends libgcc's: a return
  *    address rule "undefined" (glibc's _start), no FDE in an object that
  *    has unwind tables, or a return address of 0.
@@ -33,8 +37,6 @@
 #include "stackwalk.h"
 #include "os.h"
 #include <dlfcn.h>
-#include <link.h>
-#include <stddef.h>
 #include <string.h>
 
 #define RULES_CAP 4096u               /* a power of two */
@@ -44,8 +46,15 @@ enum { DW_RBP = 6, DW_RSP = 7, DW_RA = 16 };
 enum rule_kind { RULE_OK, RULE_LAST, RULE_NOFDE, RULE_UNREAD };
 enum { RBP_SAME = 0x7fff, RBP_LOST = 0x7ffe };    /* rbp_off values that are not offsets */
 
+/* An object as _dl_find_object gives it; map NULL: no object covers the address. */
+struct object {
+	const void *map, *tables;
+	uintptr_t start, end;
+};
+
 struct rule {
 	uintptr_t addr;       /* lookup address; 0: empty slot */
+	struct object obj;    /* the object it was decoded from */
 	int32_t cfa_off;
 	int16_t ra_off;
 	int16_t rbp_off;      /* or RBP_SAME, RBP_LOST */
@@ -57,8 +66,6 @@ struct stackwalk_stats stackwalk_stats;
 static struct rule *rules;            /* RULES_CAP slots; NULL until the first walk */
 static uint32_t nrules;
 static bool rules_failed;             /* the cache could not be mapped */
-static uint64_t unloads_seen;         /* atomic: the highest dlpi_subs a sync read */
-static uint64_t unloads_cached;       /* unloads_seen when the cache was last emptied */
 
 /* ------------------------------------------------------ reading tables */
 
@@ -349,20 +356,20 @@ static bool read_cie(const uint8_t *at, struct cie *ci)
 	return p <= end;
 }
 
-/* The FDE covering addr, through the object's binary search table
- * (.eh_frame_hdr). NULL with *found_obj false when no object is known. */
-static const uint8_t *find_fde(uintptr_t addr, bool *in_object)
+/* The FDE covering addr in obj, through the object's binary search table
+ * (.eh_frame_hdr). NULL with *readable false when the table is not there or
+ * not in the one form this file reads. */
+static const uint8_t *find_fde(uintptr_t addr, const struct object *obj, bool *readable)
 {
-	struct dl_find_object fo;
-	*in_object = false;
-	if (_dl_find_object((void *)addr, &fo) != 0 || !fo.dlfo_eh_frame)
+	*readable = false;
+	if (!obj->map || !obj->tables)
 		return NULL;
-	const uint8_t *hdr = fo.dlfo_eh_frame, *p = hdr + 4;
+	const uint8_t *hdr = obj->tables, *p = hdr + 4;
 	uintptr_t ignored, count;
 	if (hdr[0] != 1 || hdr[3] != 0x3b ||           /* table: datarel sdata4 */
 	    !encoded(&p, p + 16, hdr[1], &ignored) || !encoded(&p, p + 16, hdr[2], &count))
 		return NULL;
-	*in_object = true;
+	*readable = true;
 	const int32_t *tab = (const int32_t *)(const void *)p;   /* (start, fde) - hdr */
 	uintptr_t lo = 0, hi = count;
 	while (lo < hi) {                               /* the last start <= addr */
@@ -397,14 +404,14 @@ static struct rule rule_from(const struct cols *c)
 	return r;
 }
 
-/* The rule at addr, from the tables. */
-static struct rule decode(uintptr_t addr)
+/* The rule at addr in obj, from its tables. */
+static struct rule decode(uintptr_t addr, const struct object *obj)
 {
 	struct rule none = { .kind = RULE_UNREAD };
-	bool in_object;
-	const uint8_t *fde = find_fde(addr, &in_object);
-	if (!fde) {         /* libgcc also searches frames registered by JITs */
-		none.kind = in_object ? RULE_NOFDE : RULE_UNREAD;
+	bool readable;
+	const uint8_t *fde = find_fde(addr, obj, &readable);
+	if (!fde) {         /* no object: libgcc also searches frames registered by JITs */
+		none.kind = readable ? RULE_NOFDE : RULE_UNREAD;
 		return none;
 	}
 	uint32_t len;
@@ -441,46 +448,61 @@ static uint32_t rule_slot(uintptr_t addr)
 	return (uint32_t)((addr * 0x9E3779B97F4A7C15ULL) >> 40) & (RULES_CAP - 1);
 }
 
-static const struct rule *rule_at(uintptr_t addr)
+static bool same_object(const struct object *a, const struct object *b)
+{
+	return a->map == b->map && a->start == b->start && a->end == b->end &&
+	       a->tables == b->tables;
+}
+
+/* The rule at addr, which obj covers: cached, or decoded again when the
+ * cached one came from another object. */
+static const struct rule *rule_at(uintptr_t addr, const struct object *obj)
 {
 	static const struct rule unread = { .kind = RULE_UNREAD };
-	uint32_t i = rule_slot(addr);
-	for (; rules[i].addr; i = (i + 1) & (RULES_CAP - 1))
-		if (rules[i].addr == addr) {
-			stackwalk_stats.cached++;
-			return &rules[i];
-		}
 	if (!addr)
 		return &unread;
-	if (nrules >= RULES_CAP / 2) {              /* half full: start again */
+	uint32_t i = rule_slot(addr);
+	for (; rules[i].addr; i = (i + 1) & (RULES_CAP - 1))
+		if (rules[i].addr == addr)
+			break;
+	if (rules[i].addr && same_object(&rules[i].obj, obj)) {
+		stackwalk_stats.cached++;
+		return &rules[i];
+	}
+	if (rules[i].addr) {
+		stackwalk_stats.replaced++;       /* other code is at addr now */
+	} else if (nrules >= RULES_CAP / 2) { /* half full: start again */
 		memset(rules, 0, RULES_CAP * sizeof *rules);
 		nrules = 0;
 		i = rule_slot(addr);
+		nrules++;
+	} else {
+		nrules++;
 	}
-	rules[i] = decode(addr);
+	rules[i] = decode(addr, obj);
 	rules[i].addr = addr;
-	nrules++;
+	rules[i].obj = *obj;
 	return &rules[i];
 }
 
+void stackwalk_test_forge(void)
+{
+	for (uint32_t i = 0; rules && i < RULES_CAP; i++)
+		rules[i].obj.start ^= PAGE_SIZE;
+}
+
+/* The object covering addr (map NULL when none does). */
+static void object_of(uintptr_t addr, struct object *obj)
+{
+	struct dl_find_object fo;
+	if (_dl_find_object((void *)addr, &fo) == 0)
+		*obj = (struct object){ fo.dlfo_link_map, fo.dlfo_eh_frame,
+					(uintptr_t)fo.dlfo_map_start, (uintptr_t)fo.dlfo_map_end };
+	else
+		*obj = (struct object){ NULL, NULL, addr, addr + 1 };
+}
+
 /* ------------------------------------------------------------- walks */
-
-static int read_unloads(struct dl_phdr_info *info, size_t size, void *arg)
-{
-	if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs)
-		*(uint64_t *)arg = info->dlpi_subs;
-	return 1;                          /* the first object is enough */
-}
-
-void stackwalk_sync(void)
-{
-	uint64_t subs = 0;
-	dl_iterate_phdr(read_unloads, &subs);
-	uint64_t seen = __atomic_load_n(&unloads_seen, __ATOMIC_RELAXED);
-	while (subs > seen && !__atomic_compare_exchange_n(&unloads_seen, &seen, subs, true,
-							   __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-		;
-}
 
 unsigned stackwalk(uintptr_t skip_sp, uintptr_t *pcs, unsigned max, bool *complete)
 {
@@ -496,22 +518,20 @@ unsigned stackwalk(uintptr_t skip_sp, uintptr_t *pcs, unsigned max, bool *comple
 	}
 	if (!rules)
 		return 0;
-	uint64_t unloads = __atomic_load_n(&unloads_seen, __ATOMIC_RELAXED);
-	if (unloads != unloads_cached) {       /* code was unloaded: forget every rule */
-		memset(rules, 0, RULES_CAP * sizeof *rules);
-		nrules = 0;
-		unloads_cached = unloads;
-		stackwalk_stats.flushes++;
-	}
 	unsigned n = 0;
 	bool rbp_known = true;
+	struct object obj = { NULL, NULL, 0, 0 };   /* the object of the last frame */
 	for (uintptr_t lookup = pc;; lookup = pc - 1) {   /* return addresses: the call */
 		if (sp >= skip_sp) {
 			pcs[n++] = pc;
 			if (n == max)
 				break;
 		}
-		const struct rule *r = rule_at(lookup);
+		if (lookup - obj.start >= obj.end - obj.start) {   /* another object */
+			object_of(lookup, &obj);
+			stackwalk_stats.objects++;
+		}
+		const struct rule *r = rule_at(lookup, &obj);
 		if (r->kind == RULE_LAST || r->kind == RULE_NOFDE)
 			break;
 		if (r->kind != RULE_OK || (r->cfa_reg == DW_RBP && !rbp_known))

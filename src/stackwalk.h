@@ -21,15 +21,13 @@
  * holds prof_lock), because the rule cache is not locked. */
 unsigned stackwalk(uintptr_t skip_sp, uintptr_t *pcs, unsigned max, bool *complete);
 
-/* Call before stackwalk with no allocator lock held (it takes the dynamic
- * linker's lock): notes whether a shared object was unloaded since the last
- * call (dl_iterate_phdr's dlpi_subs), and if one was, the next walk empties
- * the rule cache, whose rules may describe code that is no longer there. */
-void stackwalk_sync(void);
-
-/* Walks answered, frame rules decoded or found cached, and cache flushes
- * after an unload, since start (for tests). */
-struct stackwalk_stats { uint64_t walks, complete, decoded, cached, flushes; };
+/* Walks answered; objects looked up (_dl_find_object, once per object a
+ * walk enters); frame rules decoded, found cached, and decoded again because
+ * other code is at a cached address now (after a dlclose). For tests. */
+struct stackwalk_stats { uint64_t walks, complete, objects, decoded, cached, replaced; };
 extern struct stackwalk_stats stackwalk_stats;
+/* Test hook: every cached rule now looks decoded from another object, as
+ * after a dlclose and a dlopen that put other code at the same addresses. */
+void stackwalk_test_forge(void);
 #pragma GCC visibility pop
 #endif
