@@ -398,12 +398,10 @@ bool large_free(void *p)
 /* The record of p stays until the mapping has moved, so a refused mremap
  * changes nothing. If the new address cannot be recorded (its shard is full
  * and cannot grow), the mapping is moved back where it was. */
-void *large_realloc(void *p, size_t nbytes)
+void *large_realloc(void *p, size_t old, size_t nbytes)
 {
 	size_t len = align_up(nbytes, PAGE_SIZE);
-	bool was_freed;
-	size_t old = large_usable_size(p, &was_freed);
-	ASSERT(old);
+	ASSERT(old && old == large_usable_size(p, &(bool){ false }));
 	if (len == old)
 		return p;
 	void *q = os_remap(p, old, len);

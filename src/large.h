@@ -27,8 +27,9 @@ size_t large_cache_release(uint64_t before_ms);
 size_t large_usable_size(const void *p, bool *was_freed);
 /* Unmap p; false when p is not a live large block. */
 bool large_free(void *p);
-/* Resize with mremap; NULL (errno ENOMEM) when that fails; p stays valid. */
-void *large_realloc(void *p, size_t nbytes);
+/* Resize live block p, whose mapping is old bytes (large_usable_size), to
+ * hold nbytes, with mremap; NULL (errno ENOMEM) when that fails; p stays valid. */
+void *large_realloc(void *p, size_t old, size_t nbytes);
 void large_totals(size_t *nbytes, size_t *nblocks);
 void large_counts(uint64_t *nalloc, uint64_t *nfree);
 size_t large_cached_bytes(void);

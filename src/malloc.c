@@ -406,10 +406,24 @@ EXPORT void *realloc(void *p, size_t n)
 		free(p);
 		return NULL;
 	}
+	/* A slab object of the first arena whose class still fits n stays (the
+	 * free fast path's test; a string grown a byte at a time lives here) */
+	struct arena *a = &arenas[0];
+	size_t off = (uintptr_t)p + a->base_hidden;
+	if (off < a->limit && n <= SLAB_MAX && !opt.secure && !vg_active) {
+		struct page_desc *d = &a->desc[off >> PAGE_SHIFT];
+		if (slab_obj_index(d, p) < d->obj_nobjs && size_to_class(n) == d->class_idx) {
+			if (unlikely(obj_is_free(p)))
+				block_double_free(p);
+			return p;
+		}
+	}
 	bsl_ensure_init();
 	struct block b;
 	if (!block_lookup(p, &b))
 		block_invalid(p, "realloc", &b);
+	if (b.tier == TIER_SLAB && !vg_active && obj_is_free(p))
+		block_double_free(p);     /* freed (or quarantined): never handed back */
 	if (unlikely(n > PTRDIFF_MAX)) {
 		errno = ENOMEM;
 		return NULL;
@@ -421,7 +435,7 @@ EXPORT void *realloc(void *p, size_t n)
 			return p;
 		if (b.tier == TIER_LARGE && n > opt_mmap_threshold()) {
 			if (!(opt.secure & SEC_GUARD)) {
-				void *q = large_realloc(p, n);
+				void *q = large_realloc(p, b.slot, n);
 				if (q && q != p && unlikely(opt.prof))
 					prof_forget(p, q);
 				return q;

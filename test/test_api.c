@@ -1400,6 +1400,24 @@ static void invalid_realloc_aborts(void)
 	}
 }
 
+/* realloc of a small object freed before, to a size of its class (where
+ * realloc stays in place): a double free, as free would say. */
+static void child_realloc_freed(void *arg)
+{
+	char *volatile p = malloc(40);
+	free(p);
+	p = realloc(p, 48);
+	printf("not caught %p\n", (void *)p);
+}
+
+static void realloc_of_freed_object_aborts(void)
+{
+	const char *conf = getenv("BUDDYSLAB_CONF");
+	if (conf && strstr(conf, "secure"))
+		SKIP("secure mode quarantines the object: its own message");
+	CHECK(t_expect_abort(child_realloc_freed, NULL, "double free 0x"));
+}
+
 /* ---------------------------------------------------------------- out of memory */
 
 /*
@@ -1590,6 +1608,7 @@ int main(int argc, char **argv)
 	T_RUN(enomem_under_rlimit_as);
 	T_RUN(invalid_free_aborts);
 	T_RUN(invalid_realloc_aborts);
+	T_RUN(realloc_of_freed_object_aborts);
 	T_RUN(double_free_run_large_aborts);
 	T_RUN(no_hidden_threads);
 	return t_done();

@@ -130,6 +130,15 @@ static void double_free(size_t n)
 	say("missed");
 }
 
+/* realloc of a freed block to a size it could grow to in place */
+static void realloc_freed(size_t n)
+{
+	vptr p = malloc(n);
+	free(p);
+	vptr q = realloc(p, n + 8);
+	say(q == p ? "missed" : "moved");
+}
+
 static void invalid_free(size_t n)
 {
 	vptr p = malloc(n);
@@ -202,7 +211,7 @@ static void underflow32(size_t n) { underflow(n, 32); }
 static const struct { const char *name; void (*fn)(size_t n); size_t n; } cases[] = {
 	TIERS(overflow1), TIERS(overflow32), TIERS(underflow1), TIERS(underflow32),
 	TIERS(uaf_write), TIERS(uaf_read), TIERS(stale_new), TIERS(reuse),
-	TIERS(double_free), TIERS(invalid_free), TIERS(free_sized_wrong),
+	TIERS(double_free), TIERS(realloc_freed), TIERS(invalid_free), TIERS(free_sized_wrong),
 	UNTIERED(zero_write), UNTIERED(zero_read), UNTIERED(zero_after_free), UNTIERED(zero_distinct),
 };
 
