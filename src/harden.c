@@ -29,7 +29,10 @@ static void release_held(const struct sec_held *h)
 	void *p = h->p;
 	if (!p)
 		return;                /* could not be made readable again: stays out */
-	bsl_maintenance();
+	if (h->tag == QTAG_SLAB)
+		bsl_maintenance_sometimes();
+	else
+		bsl_maintenance();
 	if (h->tag == QTAG_SLAB) {
 		/* a write while it waited: the mark (and, with fill, the zeros) broken */
 		if (!obj_is_free(p))

@@ -106,6 +106,8 @@ static COLD void background_start(void)
 	__atomic_store_n(&bg_state, BG_RUNNING, __ATOMIC_RELEASE);
 }
 
+__thread unsigned bsl_untick __attribute__((tls_model("initial-exec")));
+
 void bsl_maintenance(void)
 {
 	if (!opt_background_thread()) {

@@ -12,6 +12,15 @@ void bsl_init_slow(void);
 /* Called from the slow paths: decay purging (unless a background thread does
  * it) and starting that thread when asked for. */
 void bsl_maintenance(void);
+/* The same for the paths every slab object takes when the thread caches are
+ * off (tcache:0, secure canary, fill, quarantine): every 16th call ticks,
+ * so that a malloc/free pair does not read the clock twice. */
+extern __thread unsigned bsl_untick __attribute__((tls_model("initial-exec")));
+static inline void bsl_maintenance_sometimes(void)
+{
+	if ((++bsl_untick & 15) == 0)
+		bsl_maintenance();
+}
 
 /* Forks seen by the prepare handler; of those, the ones where the forking
  * thread already held allocator locks (a signal handler that forks

@@ -57,12 +57,12 @@ static void zero_block(void *p, size_t n)
 
 /* The page runs' short path, for the common case above the slabs (a 16-128
  * KiB buffer allocated and freed again): a run of n's page count parked in
- * the thread's run cache, when nothing else applies (secure mode, memcheck,
- * an alignment, a lowered mmap threshold). NULL: take the tiers. */
+ * the thread's run cache, when nothing else applies (no thread cache, secure
+ * mode, memcheck, an alignment, a lowered mmap threshold). NULL: the tiers. */
 static inline void *run_cache_alloc(size_t n, size_t align, bool zero)
 {
 	if (n > (size_t)RUN_CACHE_MAX_PAGES << PAGE_SHIFT || n <= SLAB_MAX ||
-	    align > MIN_ALIGN || opt.secure || vg_active)
+	    align > MIN_ALIGN || !opt.tcache || opt.secure || vg_active)
 		return NULL;
 	size_t npages = (n + PAGE_SIZE - 1) >> PAGE_SHIFT;
 	if ((npages << PAGE_SHIFT) > opt_mmap_threshold())
@@ -77,9 +77,10 @@ static inline void *run_cache_alloc(size_t n, size_t align, bool zero)
  * parked in the run cache (the checks are block_classify's for a run). */
 static inline bool run_cache_free(void *p)
 {
+	if (!opt.tcache || opt.secure || vg_active || ((uintptr_t)p & (PAGE_SIZE - 1)))
+		return false;        /* (no run cache then; a slab object rarely starts a page) */
 	struct page_desc *d = arena_desc_of(p);
-	return d && d->kind == PD_RUN && !((uintptr_t)p & (PAGE_SIZE - 1)) &&
-	       !(d->flags & (PDF_CACHED | PDF_SAMPLED)) && !opt.secure && !vg_active &&
+	return d && d->kind == PD_RUN && !(d->flags & (PDF_CACHED | PDF_SAMPLED)) &&
 	       tcache_run_park(d);
 }
 
@@ -311,11 +312,13 @@ static NOINLINE void free_tiers_slow(void *p, const char *api)
 			block_double_free(p);
 		if (opt.secure && harden_free(p, &b))
 			break;
-		bsl_maintenance();
-		if (opt.tcache)
+		if (opt.tcache) {
+			bsl_maintenance();       /* a bin's flush */
 			tcache_free_slow(p, b.class_idx);
-		else
+		} else {
+			bsl_maintenance_sometimes();
 			slab_free_bulk(&p, 1);
+		}
 		break;
 	case TIER_RUN:
 		if (unlikely(b.desc->flags & PDF_SAMPLED)) {
