@@ -240,11 +240,14 @@ static void *cache_take(size_t *len, size_t align)
 	size_t want = *len;
 	int bi = -1;
 	lock_acquire(&cache_lock);
-	for (int i = 0; i < LARGE_CACHE_SLOTS; i++) {
+	for (int i = 0; i < LARGE_CACHE_SLOTS && cache_bytes; i++) {
 		const struct cached_map *m = &cache[i];
 		if (m->addr_hidden && (m->addr_hidden & (align - 1)) == 0 &&   /* -a is aligned as a is */
-		    m->nbytes >= want && (bi < 0 || m->nbytes < cache[bi].nbytes))
+		    m->nbytes >= want && (bi < 0 || m->nbytes < cache[bi].nbytes)) {
 			bi = i;
+			if (m->nbytes == want)
+				break;            /* an exact fit: none is better */
+		}
 	}
 	if (bi < 0) {
 		lock_release(&cache_lock);
