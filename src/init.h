@@ -12,9 +12,11 @@ void bsl_init_slow(void);
 /* Called from the slow paths: decay purging (unless a background thread does
  * it) and starting that thread when asked for. */
 void bsl_maintenance(void);
-/* The same for the paths every slab object takes when the thread caches are
- * off (tcache:0, secure canary, fill, quarantine): every 16th call ticks,
- * so that a malloc/free pair does not read the clock twice. */
+/* The same for the slab objects' slow paths, which batch programs (a bin
+ * refilled or flushed every few objects) and runs without thread caches
+ * (tcache:0, secure canary, fill, quarantine: every object) take often:
+ * every 16th call ticks, so the clock is not read at every one. Page runs
+ * from the buddy layer and large blocks tick every time. */
 extern __thread unsigned bsl_untick __attribute__((tls_model("initial-exec")));
 static inline void bsl_maintenance_sometimes(void)
 {

@@ -42,7 +42,7 @@ static void *slab_alloc(unsigned c)
 	void *p = tcache_pop(&tc_self.bins[c]);
 	if (likely(p))
 		return p;
-	bsl_maintenance();
+	bsl_maintenance_sometimes();    /* a refill: batch programs make many */
 	return tcache_alloc_slow(c);
 }
 
@@ -312,13 +312,11 @@ static NOINLINE void free_tiers_slow(void *p, const char *api)
 			block_double_free(p);
 		if (opt.secure && harden_free(p, &b))
 			break;
-		if (opt.tcache) {
-			bsl_maintenance();       /* a bin's flush */
+		bsl_maintenance_sometimes();     /* a bin's flush, or every free without caches */
+		if (opt.tcache)
 			tcache_free_slow(p, b.class_idx);
-		} else {
-			bsl_maintenance_sometimes();
+		else
 			slab_free_bulk(&p, 1);
-		}
 		break;
 	case TIER_RUN:
 		if (unlikely(b.desc->flags & PDF_SAMPLED)) {
