@@ -42,6 +42,7 @@
 #define CHUNK_PAGES  ((size_t)1 << MAX_ORDER)
 #define CHUNK_SIZE   (CHUNK_PAGES << PAGE_SHIFT)         /* 4 MiB */
 #define MAX_CPUS     256
+#define CACHE_LINE   64         /* bytes; slab colouring steps by it */
 #define MIN_ALIGN    16
 
 #define likely(x)    __builtin_expect(!!(x), 1)

@@ -91,6 +91,8 @@ static const struct option_def defs[] = {
 	{ "stats", K_NUM, &opt.stats, { NULL }, 0, 1, NULL, "1: print buddyinfo/slabinfo/stats at exit" },
 	{ "thp", K_ENUM, &opt.thp, { NULL }, 0, 0, thp_names, "default | never | madvise" },
 	{ "tcache", K_NUM, &opt.tcache, { NULL }, 0, 1, NULL, "0: no per-thread caches" },
+	{ "colour", K_NUM, &opt.colour, { NULL }, 0, 1, NULL,
+	  "1: slab colouring (each slab's first object offset by a cycling cache line)" },
 	{ "decay_ms", K_NUM, &opt.decay_ms, { NULL }, -1, 3600000, NULL,
 	  "free pages idle this many ms go back to the OS; 0 at once, -1 never" },
 	{ "purge", K_ENUM, &opt.purge_free, { NULL }, 0, 0, purge_names, "dontneed | free (madvise advice)" },

@@ -27,6 +27,8 @@ struct bsl_options {
 	long   stats;           /* 1: print the views to stderr at exit */
 	long   thp;             /* -1 leave the system setting, 0 never, 1 madvise */
 	long   tcache;          /* 0 disables the thread caches */
+	long   colour;          /* 1: slab colouring, the first object of each slab offset
+				 * by a cycling multiple of the cache line (slab.c) */
 	long   decay_ms;        /* free pages idle this long go back; 0 at once, -1 never */
 	long   purge_free;      /* 1: MADV_FREE instead of MADV_DONTNEED */
 	long   background_thread;  /* 1: a thread does the decay purging */

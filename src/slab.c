@@ -143,6 +143,29 @@ static bool slab_secure_release(struct page_desc *s)
 	return true;
 }
 
+/* colour:1: where a new slab's first object starts, in bytes from the slab's
+ * first byte: the next multiple of the colour step that the slab's tail room
+ * (the bytes its objects leave, below a page) allows, cycling per class and
+ * CPU, so that objects at the same index of successive slabs fall in
+ * different cache sets (the kernel's slab colouring). The step is the cache
+ * line or, when larger, the alignment the class's objects have from a page
+ * boundary (the largest power of two dividing the size, up to a page), which
+ * aligned_alloc's choice of class relies on. 0 otherwise, and in secure mode,
+ * whose guard pages and front canaries fix the layout. */
+static size_t slab_colour_locked(struct slab_cpu *sc, unsigned c, const struct class_info *ci)
+{
+	lock_assert_held(&sc->lock);
+	if (!opt.colour || opt.secure)
+		return 0;
+	size_t room = (PAGE_SIZE << ci->order) - (size_t)ci->nobjs * ci->size;
+	size_t natural = (size_t)1 << (ci->shift < PAGE_SHIFT ? ci->shift : PAGE_SHIFT);
+	size_t step = natural > CACHE_LINE ? natural : CACHE_LINE;
+	size_t ncolours = (room < PAGE_SIZE ? room : PAGE_SIZE - 1) / step + 1;
+	unsigned k = sc->colour[c];
+	sc->colour[c] = (uint8_t)(k + 1 < ncolours ? k + 1 : 0);
+	return (size_t)k * step;
+}
+
 static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 {
 	lock_assert_held(&sc->lock);
@@ -152,7 +175,7 @@ static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 	if (!s)
 		return NULL;
 	size_t npages = (size_t)1 << ci->order;
-	uintptr_t base = (uintptr_t)desc_addr(s);
+	uintptr_t base = (uintptr_t)desc_addr(s) + slab_colour_locked(sc, c, ci);
 	for (size_t i = 0; i < npages; i++) {
 		s[i].kind = PD_SLAB;
 		s[i].class_idx = (uint8_t)c;
@@ -210,7 +233,7 @@ unsigned slab_alloc_bulk(unsigned c, void **objs, unsigned n)
 			break;
 		if (s->inuse == 0)
 			sc->nempty[c]--;
-		char *base = desc_addr(s);
+		char *base = slab_first_obj(s);
 		while (got < n && s->freelist) {
 			void *p = s->freelist;
 			vg_open(p, 2 * sizeof(void *));
@@ -305,7 +328,7 @@ size_t slab_check(struct slab_cpu *sc)
 	for (unsigned c = 1; c <= NCLASSES; c++) {
 		uint32_t empty = 0;
 		for (struct page_desc *s = sc->partial[c]; s; s = s->next) {
-			VERIFY(s->kind == PD_SLAB && s->class_idx == c && unhide_addr(s->slab_base_hidden) == (uintptr_t)desc_addr(s));
+			VERIFY(s->kind == PD_SLAB && s->class_idx == c && unhide_addr(s->slab_base_hidden) - (uintptr_t)desc_addr(s) < PAGE_SIZE);
 			VERIFY(s->flags & PDF_PARTIAL);
 			VERIFY(s->inuse + sec_front_objs < s->nobjs);
 			size_t nfree = 0;

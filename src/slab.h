@@ -22,6 +22,7 @@ struct slab_cpu {
 	uint64_t nalloc[NCLASSES + 1];              /* objects handed out, ever */
 	uint64_t nfree[NCLASSES + 1];               /* objects given back */
 	uint64_t ndebug_checks;                     /* debug builds: calls until the next full check */
+	uint8_t colour[NCLASSES + 1];               /* colour:1: the next slab's colour, per class */
 } __attribute__((aligned(64)));   /* one cache line apart: no false sharing between CPUs */
 
 extern struct slab_cpu slab_cpus[MAX_CPUS];   /* by os_cpu_index() */
@@ -98,7 +99,17 @@ static inline void obj_mark_used(void *p) { ((uint64_t *)p)[1] = 0; }
 /* The head descriptor of the slab holding p, whose page is described by d. */
 static inline struct page_desc *slab_head(struct page_desc *d, const void *p)
 {
-	return d - ((((uintptr_t)p & ~(PAGE_SIZE - 1)) + d->slab_base_hidden) >> PAGE_SHIFT);
+	/* the first object may start up to a page into the slab (colour:1):
+	 * round the distance from it up to whole pages */
+	return d - ((((uintptr_t)p & ~(PAGE_SIZE - 1)) + d->slab_base_hidden + PAGE_SIZE - 1) >>
+		    PAGE_SHIFT);
+}
+
+/* The first object of slab s (its head): the slab's first byte, or with
+ * colour:1 a multiple of the cache line into it, below a page. */
+static inline char *slab_first_obj(const struct page_desc *s)
+{
+	return (char *)unhide_addr(s->slab_base_hidden);
 }
 
 /* Diagnostic (bsl_owns): is the object at p, in the slab page d, free in its
