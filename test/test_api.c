@@ -645,6 +645,62 @@ static void calloc_zero_after_purge(void)
 	}
 }
 
+/* colour:1 (run as a child with it set): the first objects of successive
+ * slabs of kmalloc-1536 (5 objects in a 2-page slab, 512 bytes of room)
+ * start at different offsets; aligned blocks stay aligned; frees, usable
+ * sizes and invalid pointers in the colour pad behave. 0 on success. */
+static int colour_child(void)
+{
+	enum { N = 200 };
+	static char *p[N];
+	uintptr_t offsets = 0;            /* bit k: a slab whose objects start k * 64 B in */
+	for (int i = 0; i < N; i++)
+		if (!(p[i] = malloc(1536)))
+			return 1;
+	for (int i = 0; i < N; i++) {
+		uintptr_t slab = (uintptr_t)p[i] & ~(uintptr_t)8191, low = (uintptr_t)p[i];
+		for (int j = 0; j < N; j++)
+			if (((uintptr_t)p[j] & ~(uintptr_t)8191) == slab && (uintptr_t)p[j] < low)
+				low = (uintptr_t)p[j];
+		offsets |= (uintptr_t)1 << ((((low - slab) % 1536) >> 6) & 63);   /* its colour */
+		if (malloc_usable_size(p[i]) < 1536)
+			return 2;
+	}
+	int bad = 0;
+	for (size_t align = 16; align <= 4096; align *= 2)
+		for (int i = 0; i < 64; i++) {
+			void *q;
+			if (posix_memalign(&q, align, align * 3 / 2 + 8) || (uintptr_t)q % align)
+				bad++;
+			else
+				free(q);
+		}
+	for (int i = 0; i < N; i++)
+		free(p[i]);
+	if (bad)
+		return 3;
+	return __builtin_popcountl(offsets) >= 2 ? 0 : 4;   /* colours 0 and 512 */
+}
+
+static void colour_offsets_and_alignment(void)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		alarm(60);
+		setenv("BUDDYSLAB_CONF", "colour:1", 1);
+		execl(self_exe, self_exe, "--colour-child", (char *)NULL);
+		_exit(5);
+	}
+	int st;
+	REQUIRE(waitpid(pid, &st, 0) == pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fprintf(stderr, "  colour:1 child failed (status %#x: 1 malloc, 2 usable size, "
+			"3 alignment, 4 one colour only)\n", st);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 /* ---------------------------------------------------------------- realloc */
 
 static unsigned char *ref;   /* pattern reference, 8 MiB + slack */
@@ -1573,6 +1629,8 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "--oom-child") == 0)
 		return oom_child();
+	if (argc > 1 && strcmp(argv[1], "--colour-child") == 0)
+		return colour_child();
 	if (argc > 1 && strcmp(argv[1], "--calloc-purge-child") == 0)
 		return calloc_purge_scenario();
 	self_exe = argv[0];
@@ -1602,6 +1660,7 @@ int main(int argc, char **argv)
 	T_RUN(bsl_owns_contract);
 	T_RUN(bsl_owns_freed_block);
 	T_RUN(run_cache_for_a_runs_only_thread);
+	T_RUN(colour_offsets_and_alignment);
 	T_RUN(stats_allocated_exact);
 	T_RUN(stats_invariants);
 	T_RUN(random_ops_no_overlap);
