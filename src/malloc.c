@@ -32,6 +32,7 @@
 #include "secure.h"
 #include "prof.h"
 #include "vg.h"
+#include "cache.h"
 
 enum tier { TIER_SLAB, TIER_RUN, TIER_LARGE, TIER_SIZE0 };
 
@@ -111,6 +112,7 @@ static bool block_lookup(const void *p, struct block *b)
 COLD __attribute__((noreturn)) static void invalid_pointer(const void *p, const char *api,
 							  const struct block *b)
 {
+	cache_check_not_named(p, api);   /* a named cache's object: say which cache */
 	/* A freed large block's address may since have been mapped by the program
 	 * itself: then p is a foreign pointer, not a double free. */
 	bool was_freed = b->was_freed &&
