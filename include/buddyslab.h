@@ -31,7 +31,8 @@ struct bsl_stats {
 	                         class size, page runs by page, large blocks by mapping),
 	                         objects parked in thread caches excluded; named caches'
 	                         objects count here by slot, those in their per-thread
-	                         bins included) */
+	                         bins included; active, nmalloc_slab and nfree_slab count
+	                         them too */
 	size_t active;        /* bytes of pages in use by slabs, runs and large blocks */
 	size_t mapped;        /* bytes committed from the OS: arena chunks + large maps */
 	size_t resident;      /* estimate: mapped minus pages returned with madvise */

@@ -289,9 +289,9 @@ EXPORT void bsl_cache_free(bsl_cache_t *cache, void *p)
 		return;
 	char *q = (char *)p + cp->first_off;
 	struct page_desc *d = arena_desc_of(p);
+	const struct class_info *ci = &slab_named[cp->sidx - NCLASSES - 1].geom;
 	if (unlikely(!d || d->kind != PD_SLAB || d->cache_id != cp->sidx - NCLASSES ||
-		     class_obj_index(&slab_named[d->cache_id - 1].geom,
-				     (uintptr_t)q + d->slab_base_hidden) >= slab_named[d->cache_id - 1].geom.nobjs))
+		     class_obj_index(ci, (uintptr_t)p + d->slab_base_hidden) >= ci->nobjs))
 		not_ours(cp, p);
 	if (unlikely(vg_active))
 		vg_open(q, TRAILER);

@@ -42,6 +42,13 @@ struct obj_keys obj_keys;
 struct slab_named slab_named[NCACHES_MAX];
 void (*slab_named_release_hook)(unsigned sidx, char *base, unsigned nfresh);
 
+/* Bytes from a slot's start to the slab layer's object: a named cache's
+ * trailer (slab.h); 0 for kmalloc-N. */
+static inline uintptr_t slab_first_off(unsigned c)
+{
+	return c <= NCLASSES ? 0 : slab_named[c - NCLASSES - 1].first_off;
+}
+
 /* Slots at a slab's start never handed out (secure canary; kmalloc only). */
 static inline unsigned slab_front(unsigned c)
 {
@@ -170,7 +177,7 @@ static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 		return NULL;
 	size_t npages = (size_t)1 << ci->order;
 	bool named = c > NCLASSES;
-	uintptr_t base = (uintptr_t)desc_addr(s) + (named ? slab_named[c - NCLASSES - 1].first_off : 0);
+	uintptr_t base = (uintptr_t)desc_addr(s);
 	for (size_t i = 0; i < npages; i++) {
 		s[i].kind = PD_SLAB;
 		s[i].class_idx = named ? 0 : (uint8_t)c;
@@ -201,8 +208,7 @@ static void slab_pages_free(struct page_desc *s)
 {
 	unsigned c = slab_sidx(s);
 	if (c > NCLASSES && slab_named_release_hook)
-		slab_named_release_hook(c, (char *)unhide_addr(s->slab_base_hidden) -
-					slab_named[c - NCLASSES - 1].first_off, s->fresh);
+		slab_named_release_hook(c, desc_addr(s), s->fresh);
 	unsigned order = s->order;
 	for (size_t i = 0, n = (size_t)1 << order; i < n; i++) {
 		s[i].kind = PD_NONE;
@@ -261,7 +267,7 @@ unsigned slab_alloc_bulk(unsigned c, void **objs, unsigned n)
 			break;
 		if (s->inuse == 0)
 			sc->nempty[c]--;
-		char *base = (char *)unhide_addr(s->slab_base_hidden);   /* the first object */
+		char *base = desc_addr(s) + slab_first_off(c);   /* the first object */
 		while (got < n && s->freelist) {
 			void *p = s->freelist;
 			vg_open(p, 2 * sizeof(void *));
@@ -388,10 +394,9 @@ size_t slab_check(struct slab_cpu *sc)
 	size_t visited = 0;
 	for (unsigned c = 1; c < NSLAB_IDX; c++) {
 		uint32_t empty = 0;
-		uintptr_t first_off = c > NCLASSES ? slab_named[c - NCLASSES - 1].first_off : 0;
 		for (struct page_desc *s = sc->partial[c]; s; s = s->next) {
 			VERIFY(s->kind == PD_SLAB && slab_sidx(s) == c &&
-			       unhide_addr(s->slab_base_hidden) == (uintptr_t)desc_addr(s) + first_off);
+			       unhide_addr(s->slab_base_hidden) == (uintptr_t)desc_addr(s));
 			VERIFY(s->flags & PDF_PARTIAL);
 			VERIFY(s->inuse + slab_front(c) < s->nobjs);
 			size_t nfree = 0;

@@ -27,7 +27,9 @@
 /* A named cache's geometry. geom.size is the slot (object, then the three
  * words of its link trailer, rounded up to the alignment); the slab layer's
  * "object" of a slot is its trailer, first_off bytes into the slot, so the
- * free-list words never overlap the program's (constructed) object. */
+ * free-list words never overlap the program's (constructed) object. The
+ * slab's slab_base_hidden is still its first slot, the slab's start, so
+ * slab_head works for any address in it. */
 struct slab_named {
 	struct class_info geom;
 	uint32_t first_off;     /* slot start to trailer */
