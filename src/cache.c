@@ -78,6 +78,9 @@ struct cache_tbin {
 static struct bsl_cache caches[NCACHES_MAX];
 static lock_t caches_lock = LOCK_INIT;
 static __thread struct cache_tbin cache_tls[NCACHES_MAX] __attribute__((tls_model("initial-exec")));
+/* Set when the thread's bins were flushed at its exit: a destructor that runs
+ * during or after the flush must not start a bin again. */
+static __thread bool cache_exiting __attribute__((tls_model("initial-exec")));
 
 static inline uint64_t cons_mark(const void *trailer)
 {
@@ -201,6 +204,7 @@ static void bin_flush(struct bsl_cache *cp, struct cache_tbin *t, int32_t keep)
 /* The exit key's destructor (tcache.c): every bin back, none from now on. */
 static void cache_thread_exit(void)
 {
+	cache_exiting = true;
 	for (unsigned i = 0; i < NCACHES_MAX; i++) {
 		struct cache_tbin *t = &cache_tls[i];
 		int st = __atomic_load_n(&caches[i].state, __ATOMIC_ACQUIRE);
@@ -228,7 +232,7 @@ static struct cache_tbin *bin_of(struct bsl_cache *cp, bool caching)
 
 static NOINLINE void *cache_alloc_slow(struct bsl_cache *cp, int flags)
 {
-	bool caching = opt.tcache && tcache_thread_ready();
+	bool caching = !cache_exiting && opt.tcache && tcache_thread_ready();
 	struct cache_tbin *t = bin_of(cp, caching);
 	void *objs[BIN_MAX / 2 + 1], *failed[BIN_MAX / 2 + 1], *ret = NULL;
 	unsigned want = caching && t->bin.room > 1 ? (unsigned)t->bin.room / 2 + 1 : 1, nfailed = 0;
@@ -272,7 +276,7 @@ EXPORT void *bsl_cache_alloc(bsl_cache_t *cache, int flags)
 
 static NOINLINE void cache_free_slow(struct bsl_cache *cp, void *q)
 {
-	bool caching = opt.tcache && tcache_thread_ready();
+	bool caching = !cache_exiting && opt.tcache && tcache_thread_ready();
 	struct cache_tbin *t = bin_of(cp, caching);
 	if (caching && t->bin.room <= 0)
 		bin_flush(cp, t, t->bin.max / 2);
