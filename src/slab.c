@@ -134,12 +134,12 @@ static void *slab_last_page(struct page_desc *s)
 
 static void slab_secure_new(struct page_desc *s, unsigned c, bool dirty)
 {
-	const struct class_info *ci = &class_info[c];
-	char *base = desc_addr(s);
 	if ((opt.secure & SEC_GUARD) && secure_guard_slab(slab_last_page(s)))
 		s->flags |= PDF_GUARD;
 	if (c > NCLASSES)
 		return;      /* named cache: the guard only */
+	const struct class_info *ci = &class_info[c];
+	char *base = desc_addr(s);
 	secure_slab_prepare(base, ci->size, s->nobjs, dirty);
 	s->fresh = (uint16_t)sec_front_objs;
 	if (opt.secure & SEC_SHUFFLE) {

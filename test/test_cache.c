@@ -102,6 +102,11 @@ static void constructed_state_kept(void)
 	CHECK(b == a);
 	CHECK(b->magic == MAGIC && b->id == id && strcmp(b->payload, "kept") == 0);
 	bsl_cache_free(c, b);
+	bsl_cache_shrink(c);             /* the bin and the empty slab back: dtor runs */
+	CHECK(ndtor == nctor && nctor > 0);
+	struct obj *d = bsl_cache_alloc(c, 0);   /* a new slab, constructed again */
+	CHECK(d && d->magic == MAGIC && strcmp(d->payload, "kept") != 0);
+	bsl_cache_free(c, d);
 	bsl_cache_destroy(c);
 }
 
