@@ -208,7 +208,7 @@ static void cache_thread_exit(void)
 	for (unsigned i = 0; i < NCACHES_MAX; i++) {
 		struct cache_tbin *t = &cache_tls[i];
 		int st = __atomic_load_n(&caches[i].state, __ATOMIC_ACQUIRE);
-		if (t->bin.head && t->gen == caches[i].gen && (st == CACHE_LIVE || st == CACHE_DYING))
+		if (t->bin.head && t->gen == caches[i].gen && st != CACHE_FREE)   /* retired: its slabs stay */
 			bin_flush(&caches[i], t, 0);
 		t->bin = (struct tcache_bin){ NULL, 0, 0 };
 		t->gen = 0;
