@@ -8,10 +8,12 @@
  * later; alignment; bad arguments (size 0, huge size, bad align) rejected
  * with EINVAL; frees from other threads; thread exit flushing the thread's
  * bins; a fork child using a cache made by its parent; destroy with live
- * objects reported; slabinfo lines naming the cache; misuse aborts in a
- * child (free() of a cache object, bsl_cache_free of a malloc block, of
- * another cache's object, twice); bsl_stats counting cache objects; prof:1
- * sampling cache allocations and forgetting them at bsl_cache_free.
+ * objects reported; slabinfo lines and the stats:1 report naming the cache;
+ * misuse aborts in a child (free() or realloc() of a cache object,
+ * bsl_cache_free of a malloc block, of another cache's object, of an
+ * interior pointer, twice; a destroyed cache used); bsl_stats counting cache
+ * objects; prof:1 sampling cache allocations and forgetting them at
+ * bsl_cache_free; the table's bound (32 caches) and slot reuse.
  * Re-executed under secure:1 when run with no argument (guard pages on).
  */
 #define _GNU_SOURCE
@@ -278,33 +280,63 @@ static void leaky_child(void)
 	bsl_cache_destroy(c);
 }
 
-static void destroy_with_live_objects_reported(void)
+/* Re-execute this program as `test_cache mode` with BUDDYSLAB_CONF=conf
+ * (NULL: none), its stderr (the stderr of its start-up) read into buf;
+ * returns its wait status. */
+static int run_child(const char *mode, const char *conf, char *buf, size_t len)
 {
 	int pipefd[2];
-	REQUIRE(pipe(pipefd) == 0);
+	if (pipe(pipefd) != 0)
+		return -1;
 	fflush(stdout);
 	pid_t pid = fork();
 	if (pid == 0) {
 		dup2(pipefd[1], 2);
 		close(pipefd[0]);
-		execl("/proc/self/exe", "test_cache", "leaky", (char *)NULL);
+		if (conf)
+			setenv("BUDDYSLAB_CONF", conf, 1);
+		else
+			unsetenv("BUDDYSLAB_CONF");
+		execl("/proc/self/exe", "test_cache", mode, (char *)NULL);
 		_exit(127);
 	}
 	close(pipefd[1]);
-	char buf[4096];
-	size_t len = 0;
+	size_t got = 0;
 	ssize_t r;
-	while (len < sizeof buf - 1 && (r = read(pipefd[0], buf + len, sizeof buf - 1 - len)) > 0)
-		len += (size_t)r;
-	buf[len] = 0;
+	while (got < len - 1 && (r = read(pipefd[0], buf + got, len - 1 - got)) > 0)
+		got += (size_t)r;
+	buf[got] = 0;
 	close(pipefd[0]);
 	int status = 0;
 	waitpid(pid, &status, 0);
+	return status;
+}
+
+static void destroy_with_live_objects_reported(void)
+{
+	char buf[4096];
+	int status = run_child("leaky", NULL, buf, sizeof buf);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);     /* reported, not aborted */
 	CHECK(strstr(buf, "buddyslab: warning: bsl_cache_destroy(): the cache \"test-leaky\" "
 		      "still has 3 live objects") != NULL);
 	if (!strstr(buf, "test-leaky"))
 		fprintf(stderr, "  got: %s\n", buf);
+}
+
+/* stats:1: the report at exit lists the cache by name (child: "report"). */
+static int report_child(void)
+{
+	bsl_cache_t *c = bsl_cache_create("report-objs", 100, 64, NULL, NULL, NULL);
+	return c && bsl_cache_alloc(c, 0) ? 0 : 1;    /* left live: in the report */
+}
+
+static void stats_report_names_cache(void)
+{
+	char buf[16384];
+	int status = run_child("report", "stats:1", buf, sizeof buf);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* 100 bytes aligned to 64: slots of 128 bytes, 32 per page */
+	CHECK(strstr(buf, "\nreport-objs               1         32    100    32    1        1\n") != NULL);
 }
 
 static void slabinfo_names_cache(void)
@@ -369,16 +401,10 @@ static int prof_child(void)
 
 static void prof_samples_cache_objects(void)
 {
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		setenv("BUDDYSLAB_CONF", "prof:1,prof_sample:4096", 1);
-		execl("/proc/self/exe", "test_cache", "prof", (char *)NULL);
-		_exit(127);
-	}
-	int status = 0;
-	waitpid(pid, &status, 0);
+	char buf[4096];
+	int status = run_child("prof", "prof:1,prof_sample:4096", buf, sizeof buf);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	fputs(buf, stderr);
 }
 
 /* ------------------------------------------------------------ misuse */
@@ -449,6 +475,8 @@ int main(int argc, char **argv)
 	}
 	if (argc > 1 && strcmp(argv[1], "prof") == 0)
 		return prof_child();
+	if (argc > 1 && strcmp(argv[1], "report") == 0)
+		return report_child();
 	T_RUN(ctor_dtor_counts);
 	T_RUN(constructed_state_kept);
 	T_RUN(ctor_failure_enomem);
@@ -457,6 +485,7 @@ int main(int argc, char **argv)
 	T_RUN(fork_child_uses_cache);
 	T_RUN(destroy_with_live_objects_reported);
 	T_RUN(slabinfo_names_cache);
+	T_RUN(stats_report_names_cache);
 	T_RUN(prof_samples_cache_objects);
 	T_RUN(misuse_aborts);
 	T_RUN(many_caches);
