@@ -167,6 +167,43 @@ static void alignment_and_args(void)
 	bsl_cache_destroy(big);
 }
 
+/* Is the page at addr mapped PROT_NONE (a guard)? */
+static int page_is_guard(uintptr_t addr)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512], perms[8];
+	unsigned long lo, hi;
+	int guard = 0;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && addr >= lo && addr < hi)
+			guard = strcmp(perms, "---p") == 0;
+	if (f)
+		fclose(f);
+	return guard;
+}
+
+/* secure:1 (the re-executed run): a cache's slab ends in a guard page. */
+static void secure_guard_page(void)
+{
+	const char *conf = getenv("BUDDYSLAB_CONF");
+	if (!conf || !strstr(conf, "secure:1"))
+		SKIP("runs in the secure:1 pass");
+	bsl_cache_t *c = bsl_cache_create("test-guard", 192, 0, NULL, NULL, NULL);
+	REQUIRE(c);
+	char *first = bsl_cache_alloc(c, 0), *last = first, *p;
+	REQUIRE(first && ((uintptr_t)first & 4095) == 0);     /* a fresh slab's first slot */
+	/* slots of 224 bytes (192, the 24-byte trailer, 16-byte alignment),
+	 * handed out in order until the slab is full */
+	while ((p = bsl_cache_alloc(c, 0)) == last + 224)
+		last = p;
+	uintptr_t guard = ((uintptr_t)last + 224 + 4095) & ~(uintptr_t)4095;
+	if (!page_is_guard(guard))
+		fprintf(stderr, "  first %p last %p (%ld slots) next %p guard %#lx\n", (void *)first, (void *)last, (long)((last - first) / 224 + 1), (void *)p, (unsigned long)guard);
+	CHECK(page_is_guard(guard));
+	CHECK(!page_is_guard((uintptr_t)first));
+	/* the cache and its objects are left as they are (this pass ends soon) */
+}
+
 /* ------------------------------------------------------------ threads */
 
 static bsl_cache_t *shared;
@@ -481,6 +518,7 @@ int main(int argc, char **argv)
 	T_RUN(constructed_state_kept);
 	T_RUN(ctor_failure_enomem);
 	T_RUN(alignment_and_args);
+	T_RUN(secure_guard_page);
 	T_RUN(cross_thread_and_exit);
 	T_RUN(fork_child_uses_cache);
 	T_RUN(destroy_with_live_objects_reported);
