@@ -68,7 +68,8 @@ struct bsl_cache {
 	int (*ctor)(void *obj, void *arg, int flags);
 	void (*dtor)(void *obj, void *arg);
 	void *arg;
-};
+} __attribute__((aligned(128)));   /* a power of two: handle checks and indexes by shift */
+_Static_assert(sizeof(struct bsl_cache) == 128, "struct bsl_cache is 128 bytes");
 
 struct cache_tbin {
 	struct tcache_bin bin;
