@@ -2,7 +2,7 @@
  * buddyslab.h - the extensions buddyslab exports beside the standard malloc API.
  *
  * Every symbol here starts with bsl_. They are safe to call from any thread,
- * and before or after any allocation. None of them allocates.
+ * and before or after any allocation. None of them allocates but bsl_cache_alloc.
  */
 #ifndef BUDDYSLAB_H
 #define BUDDYSLAB_H
@@ -29,7 +29,10 @@ extern "C" {
 struct bsl_stats {
 	size_t allocated;     /* bytes in blocks handed to the program (slab objects by
 	                         class size, page runs by page, large blocks by mapping),
-	                         objects parked in thread caches excluded */
+	                         objects parked in thread caches excluded; named caches'
+	                         objects count here by slot, those in their per-thread
+	                         bins included; active, nmalloc_slab and nfree_slab count
+	                         them too */
 	size_t active;        /* bytes of pages in use by slabs, runs and large blocks */
 	size_t mapped;        /* bytes committed from the OS: arena chunks + large maps */
 	size_t resident;      /* estimate: mapped minus pages returned with madvise */
@@ -50,7 +53,8 @@ int bsl_stats(struct bsl_stats *out);
 /* /proc/buddyinfo-style view: one line per zone (CPU), free blocks per order. */
 void bsl_buddyinfo(int fd);
 
-/* /proc/slabinfo-style view: one line per kmalloc-N cache. */
+/* /proc/slabinfo-style view: one line per kmalloc-N cache, then one per named
+ * cache (bsl_cache_create), by its name. */
 void bsl_slabinfo(int fd);
 
 /* Print the BUDDYSLAB_CONF values in effect. */
@@ -72,6 +76,38 @@ const char *bsl_version(void);
  * reads: to path, or, when path is NULL, to PREFIX.PID.SEQ.heap (prof_prefix).
  * Returns 0, or -1 with errno set (EINVAL: profiling is off). */
 int bsl_prof_dump(const char *path);
+
+/*
+ * Named object caches (libumem's umem_cache_*, the kernel's kmem_cache_*).
+ * A cache hands out objects of one size and alignment from slabs of its own,
+ * already constructed: ctor (may be NULL) runs when an object first leaves a
+ * slab (once per object of a slab, not per allocation), and an object given
+ * back with bsl_cache_free keeps its constructed state for the next
+ * bsl_cache_alloc; dtor (may be NULL) runs when the object's slab goes back
+ * to the page allocator (at any free that empties a slab beyond the reserve,
+ * at bsl_cache_shrink and at bsl_cache_destroy). A ctor returning non-zero
+ * makes that allocation return NULL with errno ENOMEM (the object stays
+ * unconstructed, and is constructed again when next handed out). flags are
+ * passed to ctor and otherwise ignored. Constructors and destructors may call
+ * malloc and free, and the allocation calls of other caches, but not
+ * bsl_cache_create or bsl_cache_destroy.
+ * create: size 1..16384, align 0 (16) or a power of two up to 4096, at most
+ * 32 caches at once; else NULL with errno EINVAL (bad arguments) or ENOMEM.
+ * An object of a cache is freed only with bsl_cache_free of that cache:
+ * free(), realloc() or malloc_usable_size() of it, and bsl_cache_free of
+ * anything else (or twice), abort with a message naming the pointer and cache.
+ * destroy with live objects (or objects cached by other running threads)
+ * reports them on stderr and leaks their slabs.
+ */
+typedef struct bsl_cache bsl_cache_t;
+bsl_cache_t *bsl_cache_create(const char *name, size_t size, size_t align,
+			      int (*ctor)(void *obj, void *arg, int flags),
+			      void (*dtor)(void *obj, void *arg), void *arg);
+void *bsl_cache_alloc(bsl_cache_t *cache, int flags);
+void bsl_cache_free(bsl_cache_t *cache, void *obj);
+/* Give the calling thread's cached objects and every empty slab back (dtor runs). */
+void bsl_cache_shrink(bsl_cache_t *cache);
+void bsl_cache_destroy(bsl_cache_t *cache);
 
 #ifdef __cplusplus
 }

@@ -32,7 +32,7 @@ enum page_kind {
 	PD_NONE = 0,   /* inside a block whose head describes it, or unused */
 	PD_FREE,       /* head of a free buddy block of `order` */
 	PD_PCP,        /* an order-0 page parked in a zone's pcp cache */
-	PD_SLAB,       /* a page of a slab (every page carries class_idx, slab_base_hidden) */
+	PD_SLAB,       /* a page of a slab (every page carries class_idx or cache_id, slab_base_hidden) */
 	PD_RUN,        /* head of a page run of `npages` handed to the program */
 };
 
@@ -50,7 +50,9 @@ struct page_desc {
 	uint8_t  flags;       /* PDF_*; same lock as kind */
 	uint16_t zone;        /* zone owning this page's chunk; set once per chunk */
 	uint8_t  arena;       /* index of the arena holding this page; set once */
-	uint8_t  pad;
+	uint8_t  cache_id;    /* PD_SLAB, every page: 0 for kmalloc-N; else 1 + the named
+	                         cache's slot (slab.h: class_idx and obj_nobjs are 0 then,
+	                         so free()'s fast path and lookup refuse it); slab lock */
 	union {
 		uintptr_t slab_base_hidden;  /* PD_SLAB, every page: hide_addr(the slab's
 		                                first object) */

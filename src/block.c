@@ -26,6 +26,7 @@
 #include "os.h"
 #include "secure.h"
 #include "vg.h"
+#include "cache.h"
 
 bool block_classify(const void *p, struct block *b)
 {
@@ -87,6 +88,7 @@ bool block_lookup(const void *p, struct block *b)
 
 void block_invalid(const void *p, const char *api, const struct block *b)
 {
+	cache_check_not_named(p, api);   /* a named cache's object: say which cache */
 	/* A freed large block's address may since have been mapped by the program
 	 * itself: then p is a foreign pointer, not a double free. */
 	bool was_freed = b->was_freed &&

@@ -52,6 +52,7 @@
 #include "secure.h"
 #include "prof.h"
 #include "os.h"
+#include "cache.h"
 
 #include <time.h>
 #include <signal.h>
@@ -124,6 +125,7 @@ static void fork_prepare(void)
 	lock_fork_begin();
 	secure_lock_all();
 	prof_lock_all();
+	cache_lock_all();
 	n[0] = lock_fork_nskipped();
 	tcache_lock_all();
 	n[1] = lock_fork_nskipped();
@@ -150,6 +152,7 @@ static void fork_parent(void)
 	buddy_unlock_all();
 	slab_unlock_all();
 	tcache_unlock_all();
+	cache_unlock_all();
 	prof_unlock_all();
 	secure_unlock_all();
 	lock_fork_end();
@@ -168,6 +171,7 @@ static void fork_child(void)
 	slab_unlock_all();
 	tcache_after_fork_child();
 	stats_after_fork_child();
+	cache_unlock_all();
 	prof_unlock_all();
 	secure_unlock_all();
 	lock_fork_end();

@@ -399,6 +399,23 @@ static bool resize_in_place(void *p, struct block *b, size_t n)
 	return false;
 }
 
+/* realloc's short path: p is a slab object of the first arena whose class
+ * still fits n (the free fast path's test; a string grown a byte at a time
+ * lives here), so it stays. A freed object is a double free. */
+static inline bool realloc_stays_slab(void *p, size_t n)
+{
+	struct arena *a = &arenas[0];
+	size_t off = (uintptr_t)p + a->base_hidden;
+	if (off >= a->limit || n > SLAB_MAX || opt.secure || vg_active)
+		return false;
+	struct page_desc *d = &a->desc[off >> PAGE_SHIFT];
+	if (slab_obj_index(d, p) >= d->obj_nobjs || size_to_class(n) != d->class_idx)
+		return false;
+	if (unlikely(obj_is_free(p)))
+		block_double_free(p);
+	return true;
+}
+
 EXPORT void *realloc(void *p, size_t n)
 {
 	if (!p)
@@ -407,18 +424,8 @@ EXPORT void *realloc(void *p, size_t n)
 		free(p);
 		return NULL;
 	}
-	/* A slab object of the first arena whose class still fits n stays (the
-	 * free fast path's test; a string grown a byte at a time lives here) */
-	struct arena *a = &arenas[0];
-	size_t off = (uintptr_t)p + a->base_hidden;
-	if (off < a->limit && n <= SLAB_MAX && !opt.secure && !vg_active) {
-		struct page_desc *d = &a->desc[off >> PAGE_SHIFT];
-		if (slab_obj_index(d, p) < d->obj_nobjs && size_to_class(n) == d->class_idx) {
-			if (unlikely(obj_is_free(p)))
-				block_double_free(p);
-			return p;
-		}
-	}
+	if (realloc_stays_slab(p, n))
+		return p;
 	bsl_ensure_init();
 	struct block b;
 	if (!block_lookup(p, &b))

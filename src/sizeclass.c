@@ -60,6 +60,14 @@ static void slab_geometry(struct class_info *ci, unsigned guard_pages)
 	ci->nobjs = (uint16_t)(((PAGE_SIZE << order) - ((size_t)guard_pages << PAGE_SHIFT)) / ci->size);
 }
 
+void class_info_fill(struct class_info *ci, uint32_t size, unsigned guard_pages)
+{
+	ci->size = size;
+	ci->shift = (uint8_t)__builtin_ctz(size);
+	ci->inv = inverse_mod_2_64(size >> ci->shift);
+	slab_geometry(ci, guard_pages);
+}
+
 void sizeclass_reserve_guard_page(void)
 {
 	for (unsigned c = 1; c <= NCLASSES; c++)

@@ -59,6 +59,9 @@ void sizeclass_init(void);
  * malloc(0) and calloc of 0 bytes always take the slow path (size0). */
 void sizeclass_reserve_guard_page(void);
 void sizeclass_zero_to_slow_path(void);
+/* The geometry of a class of objects of size bytes (a named cache's slot,
+ * slab.h), by the same rules as the kmalloc-N classes. */
+void class_info_fill(struct class_info *ci, uint32_t size, unsigned guard_pages);
 
 /* The class of n bytes, 128 < n <= SLAB_MAX: the one formula of the class
  * spacing above 128 (4 classes per doubling), used by size_to_class and by

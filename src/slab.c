@@ -18,6 +18,13 @@
  * A slab whose objects are all free goes back to the buddy layer, except a
  * small reserve (SLAB_RESERVE).
  *
+ * Named caches (cache.c) are more slab indexes (slab.h): the same lists,
+ * counts and release, with their own geometry; their slabs take no secure
+ * fill, canary front slot or shuffle (constructed objects must not be
+ * rewritten, and a slot's constructed state is known by its trailer), only
+ * the guard page; their release runs the cache's hook (destructors) with no
+ * lock held, then gives the pages back.
+ *
  * Locks: never two slab cpu locks at once; a zone lock may be taken under
  * one (to get or free pages). The order is in src/LAYERS.md.
  */
@@ -32,6 +39,21 @@
 
 struct slab_cpu slab_cpus[MAX_CPUS];
 struct obj_keys obj_keys;
+struct slab_named slab_named[NCACHES_MAX];
+void (*slab_named_release_hook)(unsigned sidx, char *base, unsigned nfresh);
+
+/* Bytes from a slot's start to the slab layer's object: a named cache's
+ * trailer (slab.h); 0 for kmalloc-N. */
+static inline uintptr_t slab_first_off(unsigned c)
+{
+	return c <= NCLASSES ? 0 : slab_named[c - NCLASSES - 1].first_off;
+}
+
+/* Slots at a slab's start never handed out (secure canary; kmalloc only). */
+static inline unsigned slab_front(unsigned c)
+{
+	return c <= NCLASSES ? sec_front_objs : 0;
+}
 
 void slab_keys_init(void)
 {
@@ -57,7 +79,7 @@ void obj_link_corrupt(const void *p)
  * every class keeps four (a new slab costs an mprotect there, two with its
  * release, and a fill: keeping four instead of one made cache_mix and
  * server_churn 1.3x faster under secure:1, at the same peak RSS). */
-#define SLAB_RESERVE(c) ((opt.secure & SEC_GUARD) ? 4u : class_info[c].order <= 1 ? 1u : 0u)
+#define SLAB_RESERVE(c) ((opt.secure & SEC_GUARD) ? 4u : slab_geom(c)->order <= 1 ? 1u : 0u)
 
 /* The next object on a slab's free list (read under memcheck's eyes). */
 static void *slab_next_free(void *p)
@@ -112,10 +134,12 @@ static void *slab_last_page(struct page_desc *s)
 
 static void slab_secure_new(struct page_desc *s, unsigned c, bool dirty)
 {
-	const struct class_info *ci = &class_info[c];
-	char *base = desc_addr(s);
 	if ((opt.secure & SEC_GUARD) && secure_guard_slab(slab_last_page(s)))
 		s->flags |= PDF_GUARD;
+	if (c > NCLASSES)
+		return;      /* named cache: the guard only */
+	const struct class_info *ci = &class_info[c];
+	char *base = desc_addr(s);
 	secure_slab_prepare(base, ci->size, s->nobjs, dirty);
 	s->fresh = (uint16_t)sec_front_objs;
 	if (opt.secure & SEC_SHUFFLE) {
@@ -169,21 +193,23 @@ static size_t slab_colour_locked(struct slab_cpu *sc, unsigned c, const struct c
 static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 {
 	lock_assert_held(&sc->lock);
-	const struct class_info *ci = &class_info[c];
+	const struct class_info *ci = slab_geom(c);
 	bool dirty;
 	struct page_desc *s = buddy_alloc(buddy_zone_at(slab_cpu_index(sc)), ci->order, &dirty);
 	if (!s)
 		return NULL;
 	size_t npages = (size_t)1 << ci->order;
-	uintptr_t base = (uintptr_t)desc_addr(s) + slab_colour_locked(sc, c, ci);
+	bool named = c > NCLASSES;
+	uintptr_t base = (uintptr_t)desc_addr(s) + (named ? 0 : slab_colour_locked(sc, c, ci));
 	for (size_t i = 0; i < npages; i++) {
 		s[i].kind = PD_SLAB;
-		s[i].class_idx = (uint8_t)c;
+		s[i].class_idx = named ? 0 : (uint8_t)c;
+		s[i].cache_id = named ? (uint8_t)(c - NCLASSES) : 0;
 		s[i].slab_base_hidden = hide_addr(base);
 		s[i].freed = 0;
-		s[i].obj_inv = ci->inv;
-		s[i].obj_shift = ci->shift;
-		s[i].obj_nobjs = ci->nobjs;
+		s[i].obj_inv = named ? 0 : ci->inv;
+		s[i].obj_shift = named ? 0 : ci->shift;
+		s[i].obj_nobjs = named ? 0 : ci->nobjs;
 	}
 	s->order = ci->order;
 	s->nobjs = ci->nobjs;
@@ -199,20 +225,18 @@ static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 	return s;
 }
 
-static void slab_release_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c)
+/* The pages of a slab taken off every list, back to the buddy layer; a named
+ * cache's hook runs first (no lock held: destructors may call malloc). */
+static void slab_pages_free(struct page_desc *s)
 {
-	lock_assert_held(&sc->lock);
-	if (opt.secure & SEC_FILL)     /* a write after free must not leave with the pages */
-		secure_check_slab(desc_addr(s), class_info[c].size, s->nobjs);
-	if ((s->flags & PDF_GUARD) && !slab_secure_release(s))
-		return;        /* the slab stays, empty, rather than a trap page going free */
-	partial_del_locked(sc, s, c);
-	sc->nslabs[c]--;
-	sc->nempty[c]--;
+	unsigned c = slab_sidx(s);
+	if (c > NCLASSES && slab_named_release_hook)
+		slab_named_release_hook(c, desc_addr(s), s->fresh);
 	unsigned order = s->order;
 	for (size_t i = 0, n = (size_t)1 << order; i < n; i++) {
 		s[i].kind = PD_NONE;
 		s[i].class_idx = 0;
+		s[i].cache_id = 0;
 		s[i].slab_base_hidden = 0;
 		s[i].obj_nobjs = 0;
 		s[i].freed = 1;
@@ -221,10 +245,42 @@ static void slab_release_locked(struct slab_cpu *sc, struct page_desc *s, unsign
 	buddy_free(s, order);
 }
 
+/* Take the empty slab s off its lists. A kmalloc slab is freed now; a named
+ * cache's is chained on *later (through next) for slab_pages_free after the
+ * lock is dropped. */
+static void slab_release_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c,
+				struct page_desc **later)
+{
+	lock_assert_held(&sc->lock);
+	if ((opt.secure & SEC_FILL) && c <= NCLASSES)  /* a write after free must not leave with the pages */
+		secure_check_slab(desc_addr(s), class_info[c].size, s->nobjs);
+	if ((s->flags & PDF_GUARD) && !slab_secure_release(s))
+		return;        /* the slab stays, empty, rather than a trap page going free */
+	partial_del_locked(sc, s, c);
+	sc->nslabs[c]--;
+	sc->nempty[c]--;
+	if (c <= NCLASSES) {
+		slab_pages_free(s);
+		return;
+	}
+	s->next = *later;
+	*later = s;
+}
+
+static void slab_free_later(struct page_desc *later)
+{
+	while (later) {
+		struct page_desc *s = later;
+		later = s->next;
+		s->next = NULL;
+		slab_pages_free(s);
+	}
+}
+
 unsigned slab_alloc_bulk(unsigned c, void **objs, unsigned n)
 {
 	struct slab_cpu *sc = &slab_cpus[os_cpu_index()];
-	const struct class_info *ci = &class_info[c];
+	const struct class_info *ci = slab_geom(c);
 	unsigned got = 0;
 	lock_acquire(&sc->lock);
 	while (got < n) {
@@ -233,7 +289,7 @@ unsigned slab_alloc_bulk(unsigned c, void **objs, unsigned n)
 			break;
 		if (s->inuse == 0)
 			sc->nempty[c]--;
-		char *base = slab_first_obj(s);
+		char *base = slab_first_obj(s) + slab_first_off(c);   /* the first object */
 		while (got < n && s->freelist) {
 			void *p = s->freelist;
 			vg_open(p, 2 * sizeof(void *));
@@ -249,7 +305,7 @@ unsigned slab_alloc_bulk(unsigned c, void **objs, unsigned n)
 			objs[got++] = p;
 			s->inuse++;
 		}
-		if (s->inuse + sec_front_objs == s->nobjs)
+		if (s->inuse + slab_front(c) == s->nobjs)
 			partial_del_locked(sc, s, c);
 	}
 	sc->nobjs_out[c] += got;
@@ -262,7 +318,7 @@ unsigned slab_alloc_bulk(unsigned c, void **objs, unsigned n)
 void slab_free_bulk(void *const *objs, unsigned n)
 {
 	struct slab_cpu *held = NULL;
-	struct page_desc *s = NULL;
+	struct page_desc *s = NULL, *later = NULL;
 	uintptr_t last_page = 0;     /* objects of one page often come in a row */
 	for (unsigned i = 0; i < n; i++) {
 		void *p = objs[i];
@@ -277,7 +333,7 @@ void slab_free_bulk(void *const *objs, unsigned n)
 			lock_acquire(&sc->lock);
 			held = sc;
 		}
-		unsigned c = s->class_idx;
+		unsigned c = slab_sidx(s);
 		ASSERT(s->kind == PD_SLAB && s->inuse > 0);
 		vg_open(p, 2 * sizeof(void *));
 		obj_set_next(p, s->freelist);
@@ -288,7 +344,7 @@ void slab_free_bulk(void *const *objs, unsigned n)
 		if (!(s->flags & PDF_PARTIAL))
 			partial_add_locked(sc, s, c);
 		if (--s->inuse == 0 && ++sc->nempty[c] > SLAB_RESERVE(c)) {
-			slab_release_locked(sc, s, c);
+			slab_release_locked(sc, s, c, &later);
 			last_page = 0;
 		}
 	}
@@ -296,6 +352,37 @@ void slab_free_bulk(void *const *objs, unsigned n)
 		debug_check_locked(held);
 		lock_release(&held->lock);
 	}
+	slab_free_later(later);
+}
+
+void slab_shrink(unsigned c)
+{
+	for (unsigned i = 0; i < MAX_CPUS; i++) {
+		struct slab_cpu *sc = &slab_cpus[i];
+		if (!__atomic_load_n(&sc->nempty[c], __ATOMIC_RELAXED))
+			continue;
+		struct page_desc *later = NULL;
+		lock_acquire(&sc->lock);
+		for (struct page_desc *s = sc->partial[c], *next; s; s = next) {
+			next = s->next;
+			if (s->inuse == 0)
+				slab_release_locked(sc, s, c, &later);
+		}
+		lock_release(&sc->lock);
+		slab_free_later(later);
+	}
+}
+
+uint64_t slab_objs_out(unsigned c, uint64_t *nslabs)
+{
+	uint64_t out = 0, slabs = 0;
+	for (unsigned i = 0; i < MAX_CPUS; i++) {
+		out += __atomic_load_n(&slab_cpus[i].nobjs_out[c], __ATOMIC_RELAXED);
+		slabs += __atomic_load_n(&slab_cpus[i].nslabs[c], __ATOMIC_RELAXED);
+	}
+	if (nslabs)
+		*nslabs = slabs;
+	return out;
 }
 
 bool slab_obj_is_free(struct page_desc *d, const void *p)
@@ -305,7 +392,8 @@ bool slab_obj_is_free(struct page_desc *d, const void *p)
 	 * the head is plausible, take its cpu's lock, and check again. */
 	struct page_desc *s = slab_head(d, p);
 	size_t back = (size_t)(d - s);
-	if (d->kind != PD_SLAB || back >= ((size_t)1 << SLAB_MAX_ORDER) || back > desc_index(d))
+	if (d->kind != PD_SLAB || d->cache_id || back >= ((size_t)1 << SLAB_MAX_ORDER) ||
+	    back > desc_index(d))
 		return true;
 	unsigned cpu = __atomic_load_n(&s->slab_cpu, __ATOMIC_RELAXED);
 	if (cpu >= MAX_CPUS)
@@ -325,16 +413,17 @@ bool slab_obj_is_free(struct page_desc *d, const void *p)
 size_t slab_check(struct slab_cpu *sc)
 {
 	size_t visited = 0;
-	for (unsigned c = 1; c <= NCLASSES; c++) {
+	for (unsigned c = 1; c < NSLAB_IDX; c++) {
 		uint32_t empty = 0;
 		for (struct page_desc *s = sc->partial[c]; s; s = s->next) {
-			VERIFY(s->kind == PD_SLAB && s->class_idx == c && unhide_addr(s->slab_base_hidden) - (uintptr_t)desc_addr(s) < PAGE_SIZE);
+			VERIFY(s->kind == PD_SLAB && slab_sidx(s) == c &&
+			       unhide_addr(s->slab_base_hidden) - (uintptr_t)desc_addr(s) < PAGE_SIZE);
 			VERIFY(s->flags & PDF_PARTIAL);
-			VERIFY(s->inuse + sec_front_objs < s->nobjs);
+			VERIFY(s->inuse + slab_front(c) < s->nobjs);
 			size_t nfree = 0;
 			for (void *p = s->freelist; p; p = slab_next_free(p))
 				VERIFY(++nfree <= s->nobjs);
-			VERIFY(s->inuse + nfree + (size_t)(s->nobjs - s->fresh) + sec_front_objs == s->nobjs);
+			VERIFY(s->inuse + nfree + (size_t)(s->nobjs - s->fresh) + slab_front(c) == s->nobjs);
 			empty += s->inuse == 0;
 			visited += 1 + nfree;
 		}

@@ -13,14 +13,50 @@
 #include "arena.h"
 #pragma GCC visibility push(hidden)
 
+/*
+ * Slab index (sidx): 1..NCLASSES are the kmalloc-N classes; NCLASSES + id,
+ * id = 1..NCACHES_MAX, are the named caches (cache.c), each a class with its
+ * own geometry (slab_named[id - 1]) and a release hook. Their pages have
+ * class_idx 0, obj_nobjs 0 and cache_id = id, so free()'s fast path (bin 0,
+ * which never has room, and an object test that always fails) and
+ * malloc.c's lookup never take them for kmalloc objects.
+ */
+#define NCACHES_MAX 32
+#define NSLAB_IDX   (NCLASSES + 1 + NCACHES_MAX)
+
+/* A named cache's geometry. geom.size is the slot (object, then the three
+ * words of its link trailer, rounded up to the alignment); the slab layer's
+ * "object" of a slot is its trailer, first_off bytes into the slot, so the
+ * free-list words never overlap the program's (constructed) object. The
+ * slab's slab_base_hidden is still its first slot, the slab's start, so
+ * slab_head works for any address in it. */
+struct slab_named {
+	struct class_info geom;
+	uint32_t first_off;     /* slot start to trailer */
+};
+extern struct slab_named slab_named[NCACHES_MAX];
+/* Called with no lock held for a named slab leaving for the buddy layer
+ * (every object free): base is the first slot, nfresh the slots ever handed
+ * out. Set once by cache.c. */
+extern void (*slab_named_release_hook)(unsigned sidx, char *base, unsigned nfresh);
+
+static inline unsigned slab_sidx(const struct page_desc *d)
+{
+	return d->cache_id ? NCLASSES + d->cache_id : d->class_idx;
+}
+static inline const struct class_info *slab_geom(unsigned sidx)
+{
+	return sidx <= NCLASSES ? &class_info[sidx] : &slab_named[sidx - NCLASSES - 1].geom;
+}
+
 struct slab_cpu {
 	lock_t lock;
-	struct page_desc *partial[NCLASSES + 1];   /* slabs with a free object */
-	uint32_t nempty[NCLASSES + 1];              /* of those, fully free */
-	uint32_t nslabs[NCLASSES + 1];              /* slabs owned */
-	uint64_t nobjs_out[NCLASSES + 1];           /* objects taken out */
-	uint64_t nalloc[NCLASSES + 1];              /* objects handed out, ever */
-	uint64_t nfree[NCLASSES + 1];               /* objects given back */
+	struct page_desc *partial[NSLAB_IDX];   /* slabs with a free object */
+	uint32_t nempty[NSLAB_IDX];              /* of those, fully free */
+	uint32_t nslabs[NSLAB_IDX];              /* slabs owned */
+	uint64_t nobjs_out[NSLAB_IDX];           /* objects taken out */
+	uint64_t nalloc[NSLAB_IDX];              /* objects handed out, ever */
+	uint64_t nfree[NSLAB_IDX];               /* objects given back */
 	uint64_t ndebug_checks;                     /* debug builds: calls until the next full check */
 	uint8_t colour[NCLASSES + 1];               /* colour:1: the next slab's colour, per class */
 } __attribute__((aligned(64)));   /* one cache line apart: no false sharing between CPUs */
@@ -41,12 +77,16 @@ static inline size_t slab_obj_index(const struct page_desc *d, const void *p)
 	return obj_index(d->obj_inv, d->obj_shift, (uintptr_t)p + d->slab_base_hidden);
 }
 
-/* Take up to n objects of class c for the calling CPU; returns how many (0
+/* Take up to n objects of slab index c for the calling CPU; returns how many (0
  * only when memory is exhausted). */
 unsigned slab_alloc_bulk(unsigned class_idx, void **objs, unsigned n);
 /* Give objects back to their slabs. Each must be a live object start
  * (checked by the caller); a double free is detected here. */
 void slab_free_bulk(void *const *objs, unsigned n);
+/* Named caches: every empty slab of sidx, on every CPU, back to the buddy
+ * layer (the release hook runs first); the objects of sidx still out. */
+void slab_shrink(unsigned sidx);
+uint64_t slab_objs_out(unsigned sidx, uint64_t *nslabs);
 
 /*
  * Free-object links. Every free object (on a slab's free list, in a thread

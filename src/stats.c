@@ -28,6 +28,7 @@
 #include "secure.h"
 #include "output.h"
 #include "stats.h"
+#include "cache.h"
 #include <unistd.h>
 
 EXPORT int bsl_stats(struct bsl_stats *out)
@@ -36,11 +37,11 @@ EXPORT int bsl_stats(struct bsl_stats *out)
 	size_t slab_obj_bytes = 0, slab_pages = 0;
 	for (unsigned i = 0; i < MAX_CPUS; i++) {
 		struct slab_cpu *sc = &slab_cpus[i];
-		for (unsigned c = 1; c <= NCLASSES; c++) {
+		for (unsigned c = 1; c < NSLAB_IDX; c++) {     /* named caches too (slab.h) */
 			uint64_t out_objs = __atomic_load_n(&sc->nobjs_out[c], __ATOMIC_RELAXED);
-			slab_obj_bytes += out_objs * class_info[c].size;
+			slab_obj_bytes += out_objs * slab_geom(c)->size;
 			slab_pages += (size_t)__atomic_load_n(&sc->nslabs[c], __ATOMIC_RELAXED)
-				      << class_info[c].order;
+				      << slab_geom(c)->order;
 			s.nmalloc_slab += __atomic_load_n(&sc->nalloc[c], __ATOMIC_RELAXED);
 			s.nfree_slab += __atomic_load_n(&sc->nfree[c], __ATOMIC_RELAXED);
 		}
@@ -124,6 +125,7 @@ static void text_slabinfo(struct text *t)
 			    (unsigned long)(slabs * ci->nobjs), ci->size, ci->nobjs, 1u << ci->order,
 			    (unsigned long)slabs);
 	}
+	cache_text_slabinfo(t);     /* the named caches, by name */
 }
 
 EXPORT void bsl_slabinfo(int fd)

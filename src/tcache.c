@@ -88,6 +88,8 @@ static void publish(struct tcache *tc)
 static void tcache_thread_exit(void *unused)
 {
 	struct tcache *tc = &tc_self;
+	if (tcache_exit_hook)
+		tcache_exit_hook();     /* the named caches' bins of this thread (cache.c) */
 	if (tc->state == TC_LIVE) {
 		tcache_flush(tc);
 		for (unsigned c = 1; c <= NCLASSES; c++)
@@ -99,6 +101,8 @@ static void tcache_thread_exit(void *unused)
 	}
 	tc->state = TC_DEAD;
 }
+
+void (*tcache_exit_hook)(void);
 
 void tcache_global_init(void)
 {
@@ -192,6 +196,11 @@ static bool tcache_ready(struct tcache *tc)
 	bins_reset(tc);
 	tc->state = TC_LIVE;
 	return true;
+}
+
+bool tcache_thread_ready(void)
+{
+	return tcache_ready(&tc_self);
 }
 
 void *tcache_alloc_slow(unsigned c)

@@ -96,6 +96,12 @@ void tcache_global_init(void);                   /* once, from bsl_init */
 void *tcache_alloc_slow(unsigned class_idx);     /* bin empty */
 void tcache_free_slow(void *p, unsigned class_idx);  /* bin full or cache not live */
 void tcache_flush(struct tcache *tc);            /* everything back to the slabs */
+/* For per-thread caches beside the bins (cache.c): count a slow-path call
+ * and move the calling thread's cache along its lifecycle; true once it is
+ * TC_LIVE (the exit key is set from TC_WARM on), false when it must not cache.
+ * The hook, set once, runs first in the exit key's destructor. */
+bool tcache_thread_ready(void);
+extern void (*tcache_exit_hook)(void);
 /* Run cache: take a parked run of exactly npages (NULL if none); park a freed
  * run (false when it does not fit: the caller frees it). */
 void *tcache_run_take(size_t npages);

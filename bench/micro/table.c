@@ -10,6 +10,9 @@ long aligned_run(void *, long);
 long large_run(void *, long);
 void *prodcons_setup(long);
 long prodcons_run(void *, long), prodcons_teardown(void *);
+long objcache_malloc_run(void *, long), objcache_ctor_run(void *, long);
+void *objcache_setup(long);
+long objcache_teardown(void *);
 
 #define K 1024L
 #define M (1024L * 1024L)
@@ -20,6 +23,7 @@ static const long calloc_sizes[] = { 64, 4 * K, 64 * K, 1 * M, 0 };
 static const long alignments[] = { 64, 4 * K, 2 * M, 0 };
 static const long large_sizes[] = { 256 * K, 1 * M, 4 * M, 16 * M, 64 * M, 0 };
 static const long pc_sizes[] = { 64, 1024, 0 };
+static const long obj_sizes[] = { 192, 0 };
 
 const struct micro micro_table[] = {
 	{ "malloc_free", size_classes, 0, malloc_free_run, 0, 0 },
@@ -30,5 +34,7 @@ const struct micro micro_table[] = {
 	{ "aligned", alignments, 0, aligned_run, 0, 0 },
 	{ "large", large_sizes, 0, large_run, 0, 1 },
 	{ "prodcons", pc_sizes, prodcons_setup, prodcons_run, prodcons_teardown, 0 },
+	{ "objcache_malloc", obj_sizes, 0, objcache_malloc_run, 0, 0 },
+	{ "objcache_ctor", obj_sizes, objcache_setup, objcache_ctor_run, objcache_teardown, 0 },
 	{ 0, 0, 0, 0, 0, 0 }
 };

@@ -1,0 +1,438 @@
+#define _GNU_SOURCE
+/*
+ * cache.c - named object caches (cache.h): bsl_cache_create, _alloc, _free,
+ * _shrink, _destroy, and their lines in slabinfo.
+ *
+ * Slot layout. A cache of size-byte objects aligned to align (a power of two,
+ * at most a page; default 16) cuts its slabs into slots of
+ *     slot = align_up(align_up(size, 8) + 24, align)
+ * bytes: the program's object at the slot's start, then a 24-byte trailer at
+ * first_off = align_up(size, 8): words 0 and 1 are the free-list link and
+ * check of slab.h (so a free object is recognised and a double free caught
+ * as for malloc's objects), word 2 the constructed mark. The slab layer's
+ * "object" of the slot is the trailer (slab.h, struct slab_named): lists and
+ * links never write into the program's object, which keeps its constructed
+ * state while free (SLUB puts the free pointer after the object for caches
+ * with a constructor for the same reason).
+ *
+ * Constructed state. A slot is constructed exactly when word 2 equals
+ * cons_mark(trailer) (its address mixed with a per-process key). The
+ * constructor runs lazily, when a slot that is not constructed leaves the
+ * slab layer (a new slab's slots, or a slot whose constructor failed before);
+ * that is once per object of a slab, not on every allocation. A constructor
+ * that fails leaves the slot unconstructed (mark cleared) on its slab's free
+ * list and the allocation returns NULL with ENOMEM. The destructor runs on
+ * every constructed slot when its slab goes back to the buddy layer (slab.c
+ * calls cache_release with no lock held), which also clears every mark, so a
+ * stale mark never survives into memory reused for a new slab.
+ *
+ * Fast path: one tcache_bin per cache per thread (cache_tls), holding free
+ * constructed objects through their trailers, bounded by bin_max. A bin
+ * belongs to one life of its cache slot (gen); a thread's bins are flushed at
+ * its exit (tcache_exit_hook), at shrink and destroy for the calling thread.
+ * Bins are off while the thread cache is (memcheck, quarantine, tcache:0).
+ *
+ * Lock: caches_lock protects the table's states and the creation of a cache;
+ * a leaf, never held while calling another layer (LAYERS.md). Destroy marks
+ * the cache dying under it and does the work outside it.
+ */
+#include <errno.h>
+#include <string.h>
+#include "cache.h"
+#include "slab.h"
+#include "tcache.h"
+#include "prof.h"
+#include "config.h"
+#include "init.h"
+#include "vg.h"
+#include "buddyslab.h"
+
+#define CACHE_OBJ_MAX  SLAB_MAX      /* bigger objects: use malloc */
+#define TRAILER        (3 * sizeof(uint64_t))
+#define BIN_BYTES      (16 * 1024)
+#define BIN_MAX        64
+#define NAME_LEN       32
+
+enum cache_state { CACHE_FREE = 0, CACHE_LIVE, CACHE_DYING, CACHE_RETIRED };
+
+struct bsl_cache {
+	char name[NAME_LEN];
+	uint32_t size;          /* object bytes asked for */
+	uint32_t align;
+	uint32_t first_off;     /* slot start to trailer */
+	uint32_t slot;          /* slab_named[id].geom.size */
+	uint32_t gen;           /* life of this table slot; bins of other lives are stale */
+	int32_t bin_max;        /* objects a thread's bin holds */
+	int state;              /* enum cache_state; written under caches_lock */
+	unsigned sidx;          /* slab index: NCLASSES + 1 + id */
+	int (*ctor)(void *obj, void *arg, int flags);
+	void (*dtor)(void *obj, void *arg);
+	void *arg;
+} __attribute__((aligned(128)));   /* a power of two: handle checks and indexes by shift */
+_Static_assert(sizeof(struct bsl_cache) == 128, "struct bsl_cache is 128 bytes");
+
+struct cache_tbin {
+	struct tcache_bin bin;
+	uint32_t gen;
+};
+
+static struct bsl_cache caches[NCACHES_MAX];
+static lock_t caches_lock = LOCK_INIT;
+static __thread struct cache_tbin cache_tls[NCACHES_MAX] __attribute__((tls_model("initial-exec")));
+/* Set when the thread's bins were flushed at its exit: a destructor that runs
+ * during or after the flush must not start a bin again. */
+static __thread bool cache_exiting __attribute__((tls_model("initial-exec")));
+
+static inline uint64_t cons_mark(const void *trailer)
+{
+	return (uintptr_t)trailer ^ obj_keys.link ^ 0xC0457C7EDC0457ull;
+}
+
+/* ------------------------------------------------------------ messages */
+
+COLD __attribute__((noreturn)) static void not_a_cache(const void *cp, const char *api)
+{
+	bsl_fatalf("aborting on an invalid cache", "%s(): %p is not a live cache "
+		   "(never created, or destroyed)", api, cp);
+}
+
+static struct bsl_cache *cache_live(bsl_cache_t *cp, const char *api)
+{
+	uintptr_t off = (uintptr_t)cp - (uintptr_t)caches;
+	if (unlikely(off >= sizeof caches || off % sizeof caches[0] ||
+		     __atomic_load_n(&cp->state, __ATOMIC_ACQUIRE) != CACHE_LIVE))
+		not_a_cache(cp, api);
+	return cp;
+}
+
+/* The named cache whose slab holds p, or NULL. */
+static struct bsl_cache *cache_holding(const void *p)
+{
+	struct page_desc *d = arena_desc_of(p);
+	if (!d || d->kind != PD_SLAB || !d->cache_id || d->cache_id > NCACHES_MAX)
+		return NULL;
+	return &caches[d->cache_id - 1];
+}
+
+void cache_check_not_named(const void *p, const char *api)
+{
+	struct bsl_cache *owner = cache_holding(p);
+	if (owner)
+		bsl_fatalf("aborting on an invalid pointer", "%s(): invalid pointer %p: it is an "
+			   "object of the named cache \"%s\" (free it with bsl_cache_free)",
+			   api, p, owner->name);
+}
+
+COLD __attribute__((noreturn)) static void not_ours(const struct bsl_cache *cp, const void *p)
+{
+	const struct bsl_cache *owner = cache_holding(p);
+	struct page_desc *d = arena_desc_of(p);
+	const char *what = owner && owner != cp ? "an object of another cache, \"" :
+			   owner ? "not the start of an object" :
+			   d && d->kind == PD_SLAB ? "a malloc block" : "not an object of any cache";
+	bsl_fatalf("aborting on an invalid pointer", "bsl_cache_free(): invalid pointer %p for "
+		   "the cache \"%s\": %s%s%s", p, cp->name, what,
+		   owner && owner != cp ? owner->name : "", owner && owner != cp ? "\"" : "");
+}
+
+COLD __attribute__((noreturn)) static void cache_double_free(const struct bsl_cache *cp,
+							     const void *p)
+{
+	bsl_fatalf("aborting on a double free", "double free %p (bsl_cache_free of the cache "
+		   "\"%s\": the object is already free)", p, cp->name);
+}
+
+/* ------------------------------------------------ construct and destruct */
+
+/* The slot whose trailer is q leaves the slab layer: constructed if it is
+ * not. handout: it goes to the program (memcheck is told). */
+static bool cache_construct(struct bsl_cache *cp, char *q, int flags, bool handout)
+{
+	char *p = q - cp->first_off;
+	uint64_t *w = (uint64_t *)q;
+	vg_open(q, TRAILER);
+	bool built = w[2] == cons_mark(q);
+	if (handout)
+		vg_malloclike(p, cp->size, cp->slot, built);
+	vg_open(q, TRAILER);
+	if (!built && cp->ctor) {
+		if (cp->ctor(p, cp->arg, flags) != 0) {
+			w[2] = 0;
+			if (handout)
+				vg_freelike(p);
+			return false;
+		}
+	}
+	w[2] = cons_mark(q);
+	if (handout)
+		vg_close(q, TRAILER);
+	return true;
+}
+
+/* slab.c: the slab at base, with nfresh slots ever handed out, leaves. */
+static void cache_release(unsigned sidx, char *base, unsigned nfresh)
+{
+	struct bsl_cache *cp = &caches[sidx - NCLASSES - 1];
+	for (unsigned i = 0; i < nfresh; i++) {
+		char *p = base + (size_t)i * cp->slot, *q = p + cp->first_off;
+		uint64_t *w = (uint64_t *)q;
+		vg_open(q, TRAILER);
+		if (w[2] == cons_mark(q) && cp->dtor) {
+			vg_open(p, cp->size);
+			cp->dtor(p, cp->arg);
+			vg_close(p, cp->size);
+		}
+		w[2] = 0;
+		vg_close(q, TRAILER);
+	}
+}
+
+/* ------------------------------------------------------------ bins */
+
+static void bin_flush(struct bsl_cache *cp, struct cache_tbin *t, int32_t keep)
+{
+	void *objs[BIN_MAX];
+	unsigned n = 0;
+	while (t->bin.max - t->bin.room > keep && n < BIN_MAX) {
+		void *q = tcache_pop(&t->bin);
+		if (!q)
+			break;
+		objs[n++] = q;
+	}
+	slab_free_bulk(objs, n);
+}
+
+/* The exit key's destructor (tcache.c): every bin back, none from now on. */
+static void cache_thread_exit(void)
+{
+	cache_exiting = true;
+	for (unsigned i = 0; i < NCACHES_MAX; i++) {
+		struct cache_tbin *t = &cache_tls[i];
+		int st = __atomic_load_n(&caches[i].state, __ATOMIC_ACQUIRE);
+		if (t->bin.head && t->gen == caches[i].gen && st != CACHE_FREE)   /* retired: its slabs stay */
+			bin_flush(&caches[i], t, 0);
+		t->bin = (struct tcache_bin){ NULL, 0, 0 };
+		t->gen = 0;
+	}
+}
+
+/* The calling thread's bin of cp, of this life of cp, with room when it may cache. */
+static struct cache_tbin *bin_of(struct bsl_cache *cp, bool caching)
+{
+	struct cache_tbin *t = &cache_tls[cp - caches];
+	if (t->gen != cp->gen) {
+		t->bin = (struct tcache_bin){ NULL, 0, 0 };
+		t->gen = cp->gen;
+	}
+	if (caching && t->bin.max == 0)
+		t->bin.max = t->bin.room = cp->bin_max;
+	return t;
+}
+
+/* ------------------------------------------------------------ alloc, free */
+
+static NOINLINE void *cache_alloc_slow(struct bsl_cache *cp, int flags)
+{
+	bool caching = !cache_exiting && opt.tcache && tcache_thread_ready();
+	struct cache_tbin *t = bin_of(cp, caching);
+	void *objs[BIN_MAX / 2 + 1], *failed[BIN_MAX / 2 + 1], *ret = NULL;
+	unsigned want = caching && t->bin.room > 1 ? (unsigned)t->bin.room / 2 + 1 : 1, nfailed = 0;
+	unsigned got = slab_alloc_bulk(cp->sidx, objs, want);
+	for (unsigned i = 0; i < got; i++) {
+		if (!cache_construct(cp, objs[i], flags, i == 0))
+			failed[nfailed++] = objs[i];
+		else if (i == 0)
+			ret = objs[i];
+		else
+			tcache_push(&t->bin, objs[i]);
+	}
+	slab_free_bulk(failed, nfailed);
+	if (!ret) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return (char *)ret - cp->first_off;
+}
+
+/* prof:1 picked this object: recorded like a malloc sample (cfa: the caller's frame). */
+static NOINLINE void cache_sample(void *p, size_t n, uintptr_t cfa)
+{
+	if (prof_tick(n) && !vg_active)
+		prof_record(p, n, cfa);
+}
+
+EXPORT void *bsl_cache_alloc(bsl_cache_t *cache, int flags)
+{
+	struct bsl_cache *cp = cache_live(cache, "bsl_cache_alloc");
+	struct cache_tbin *t = &cache_tls[cp - caches];
+	void *q, *p;
+	if (likely(t->gen == cp->gen) && (q = tcache_pop(&t->bin)) != NULL)
+		p = (char *)q - cp->first_off;
+	else if (!(p = cache_alloc_slow(cp, flags)))
+		return NULL;
+	if (unlikely(prof_count(cp->size)))
+		cache_sample(p, cp->size, (uintptr_t)__builtin_dwarf_cfa());
+	return p;
+}
+
+static NOINLINE void cache_free_slow(struct bsl_cache *cp, void *q)
+{
+	bool caching = !cache_exiting && opt.tcache && tcache_thread_ready();
+	struct cache_tbin *t = bin_of(cp, caching);
+	if (caching && t->bin.room <= 0)
+		bin_flush(cp, t, t->bin.max / 2);
+	if (caching && t->bin.room > 0)
+		tcache_push(&t->bin, q);
+	else
+		slab_free_bulk(&q, 1);
+}
+
+EXPORT void bsl_cache_free(bsl_cache_t *cache, void *p)
+{
+	struct bsl_cache *cp = cache_live(cache, "bsl_cache_free");
+	if (!p)
+		return;
+	char *q = (char *)p + cp->first_off;
+	struct page_desc *d = arena_desc_of(p);
+	const struct class_info *ci = &slab_named[cp->sidx - NCLASSES - 1].geom;
+	if (unlikely(!d || d->kind != PD_SLAB || d->cache_id != cp->sidx - NCLASSES ||
+		     obj_index(ci->inv, ci->shift, (uintptr_t)p + d->slab_base_hidden) >= ci->nobjs))
+		not_ours(cp, p);
+	if (unlikely(vg_active))
+		vg_open(q, TRAILER);
+	if (unlikely(obj_is_free(q)))
+		cache_double_free(cp, p);
+	vg_freelike(p);
+	if (unlikely(opt.prof))
+		prof_forget(p, NULL);
+	struct cache_tbin *t = &cache_tls[cp - caches];
+	if (likely(t->gen == cp->gen && t->bin.room > 0)) {
+		tcache_push(&t->bin, q);
+		return;
+	}
+	cache_free_slow(cp, q);
+}
+
+/* ------------------------------------------------------- create, destroy */
+
+static bool cache_args_ok(const char *name, size_t size, size_t align)
+{
+	return name && size && size <= CACHE_OBJ_MAX &&
+	       (align == 0 || (is_pow2(align) && align <= PAGE_SIZE));
+}
+
+static void cache_setup(struct bsl_cache *cp, const char *name, size_t size, size_t align)
+{
+	size_t a = align ? align : MIN_ALIGN;
+	if (a < sizeof(uint64_t))
+		a = sizeof(uint64_t);
+	size_t i = (size_t)(cp - caches);
+	memset(cp->name, 0, NAME_LEN);
+	strncpy(cp->name, name, NAME_LEN - 1);
+	cp->size = (uint32_t)size;
+	cp->align = (uint32_t)a;
+	cp->first_off = (uint32_t)align_up(size, sizeof(uint64_t));
+	cp->slot = (uint32_t)align_up(cp->first_off + TRAILER, a);
+	cp->sidx = NCLASSES + 1 + (unsigned)i;
+	int32_t n = (int32_t)(BIN_BYTES / cp->slot);
+	cp->bin_max = n < 4 ? 4 : n > BIN_MAX ? BIN_MAX : n;
+	class_info_fill(&slab_named[i].geom, cp->slot, (opt.secure & SEC_GUARD) ? 1 : 0);
+	slab_named[i].first_off = cp->first_off;
+	cp->gen++;
+}
+
+EXPORT bsl_cache_t *bsl_cache_create(const char *name, size_t size, size_t align,
+				     int (*ctor)(void *, void *, int),
+				     void (*dtor)(void *, void *), void *arg)
+{
+	bsl_ensure_init();
+	if (!cache_args_ok(name, size, align)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	/* before the cache is published (its state's release store) */
+	__atomic_store_n(&slab_named_release_hook, cache_release, __ATOMIC_RELAXED);
+	__atomic_store_n(&tcache_exit_hook, cache_thread_exit, __ATOMIC_RELAXED);
+	struct bsl_cache *cp = NULL;
+	lock_acquire(&caches_lock);
+	for (unsigned i = 0; i < NCACHES_MAX && !cp; i++)
+		if (caches[i].state == CACHE_FREE)
+			cp = &caches[i];
+	if (cp) {
+		cache_setup(cp, name, size, align);
+		cp->ctor = ctor;
+		cp->dtor = dtor;
+		cp->arg = arg;
+		__atomic_store_n(&cp->state, CACHE_LIVE, __ATOMIC_RELEASE);
+	}
+	lock_release(&caches_lock);
+	if (!cp) {
+		bsl_warnf("bsl_cache_create(\"%s\"): all %u named caches are in use", name,
+			  NCACHES_MAX);
+		errno = ENOMEM;
+	}
+	return cp;
+}
+
+/* The calling thread's bin of cp back, then every empty slab. */
+static void cache_shrink_all(struct bsl_cache *cp)
+{
+	struct cache_tbin *t = &cache_tls[cp - caches];
+	if (t->gen == cp->gen)
+		while (t->bin.head)
+			bin_flush(cp, t, 0);
+	slab_shrink(cp->sidx);
+}
+
+EXPORT void bsl_cache_shrink(bsl_cache_t *cache)
+{
+	cache_shrink_all(cache_live(cache, "bsl_cache_shrink"));
+}
+
+EXPORT void bsl_cache_destroy(bsl_cache_t *cache)
+{
+	struct bsl_cache *cp = cache_live(cache, "bsl_cache_destroy");
+	lock_acquire(&caches_lock);
+	bool mine = cp->state == CACHE_LIVE;
+	if (mine)
+		__atomic_store_n(&cp->state, CACHE_DYING, __ATOMIC_RELEASE);
+	lock_release(&caches_lock);
+	if (!mine)
+		not_a_cache(cp, "bsl_cache_destroy");
+	cache_shrink_all(cp);
+	uint64_t nslabs, live = slab_objs_out(cp->sidx, &nslabs);
+	if (live || nslabs)
+		bsl_warnf("bsl_cache_destroy(): the cache \"%s\" still has %lu live objects "
+			  "(allocated, or cached by other running threads) in %lu slabs: they are "
+			  "leaked, and the cache's slot is not reused", cp->name,
+			  (unsigned long)live, (unsigned long)nslabs);
+	lock_acquire(&caches_lock);
+	__atomic_store_n(&cp->state, live || nslabs ? CACHE_RETIRED : CACHE_FREE, __ATOMIC_RELEASE);
+	lock_release(&caches_lock);
+}
+
+/* ------------------------------------------------------------ views, fork */
+
+void cache_text_slabinfo(struct text *t)
+{
+	for (unsigned i = 0; i < NCACHES_MAX; i++) {
+		const struct bsl_cache *cp = &caches[i];
+		if (__atomic_load_n(&cp->state, __ATOMIC_ACQUIRE) != CACHE_LIVE)
+			continue;
+		uint64_t slabs, active = slab_objs_out(cp->sidx, &slabs);
+		const struct class_info *ci = &slab_named[i].geom;
+		text_printf(t, "%-16s %10lu %10lu %6u %5u %4u %8lu\n", cp->name, (unsigned long)active,
+			    (unsigned long)(slabs * ci->nobjs), cp->size, ci->nobjs, 1u << ci->order,
+			    (unsigned long)slabs);
+	}
+}
+
+void cache_lock_all(void)
+{
+	lock_fork_acquire(&caches_lock);
+}
+
+void cache_unlock_all(void)
+{
+	lock_fork_release(&caches_lock);
+}

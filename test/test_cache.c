@@ -1,0 +1,536 @@
+/*
+ * test_cache.c - named object caches (bsl_cache_*, issue 13).
+ *
+ * Linked against libbuddyslab.a. Covers: constructor and destructor counts
+ * (ctor once per object of a slab, not per allocation; dtor when the slab
+ * goes back, at shrink and destroy); constructed state kept across reuse;
+ * a failing ctor gives NULL + ENOMEM and the object is constructed again
+ * later; alignment; bad arguments (size 0, huge size, bad align) rejected
+ * with EINVAL; frees from other threads; thread exit flushing the thread's
+ * bins; a fork child using a cache made by its parent; destroy with live
+ * objects reported; slabinfo lines and the stats:1 report naming the cache;
+ * misuse aborts in a child (free() or realloc() of a cache object,
+ * bsl_cache_free of a malloc block, of another cache's object, of an
+ * interior pointer, twice; a destroyed cache used); bsl_stats counting cache
+ * objects; prof:1 sampling cache allocations and forgetting them at
+ * bsl_cache_free; the table's bound (32 caches) and slot reuse.
+ * Re-executed under secure:1 when run with no argument (guard pages on).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "buddyslab.h"
+#include "t.h"
+
+struct obj {
+	uint64_t magic;
+	uint64_t id;
+	char payload[176];     /* 192 bytes */
+};
+#define MAGIC 0x0b7ec7ed0b7ec7edull
+
+static long nctor, ndtor;
+static int fail_after = -1;   /* ctor fails when nctor reaches it */
+
+static int obj_ctor(void *p, void *arg, int flags)
+{
+	struct obj *o = p;
+	if (fail_after >= 0 && __atomic_load_n(&nctor, __ATOMIC_RELAXED) >= fail_after)
+		return -1;
+	o->magic = MAGIC;
+	o->id = (uint64_t)__atomic_add_fetch(&nctor, 1, __ATOMIC_RELAXED);
+	memset(o->payload, 0x5a, sizeof o->payload);
+	CHECK(arg == (void *)&nctor);
+	return 0;
+}
+
+static void obj_dtor(void *p, void *arg)
+{
+	struct obj *o = p;
+	CHECK(o->magic == MAGIC);
+	o->magic = 0;
+	__atomic_add_fetch(&ndtor, 1, __ATOMIC_RELAXED);
+}
+
+static bsl_cache_t *make(const char *name)
+{
+	nctor = ndtor = 0;
+	fail_after = -1;
+	return bsl_cache_create(name, sizeof(struct obj), 0, obj_ctor, obj_dtor, &nctor);
+}
+
+static void ctor_dtor_counts(void)
+{
+	bsl_cache_t *c = make("test-counts");
+	REQUIRE(c);
+	struct obj *o[1000];
+	for (int i = 0; i < 1000; i++) {
+		o[i] = bsl_cache_alloc(c, 0);
+		REQUIRE(o[i]);
+		CHECK(o[i]->magic == MAGIC);
+	}
+	long built = nctor;
+	CHECK(built >= 1000);
+	for (int i = 0; i < 1000; i++)
+		bsl_cache_free(c, o[i]);
+	for (int round = 0; round < 10; round++) {
+		for (int i = 0; i < 1000; i++)
+			o[i] = bsl_cache_alloc(c, 0);
+		for (int i = 0; i < 1000; i++)
+			bsl_cache_free(c, o[i]);
+	}
+	CHECK(nctor - ndtor <= built);     /* no ctor per allocation: only re-made slabs */
+	bsl_cache_destroy(c);
+	CHECK(ndtor == nctor);             /* every constructed object destructed */
+	fprintf(stderr, "  ctor %ld dtor %ld for 11000 allocations\n", nctor, ndtor);
+}
+
+static void constructed_state_kept(void)
+{
+	bsl_cache_t *c = make("test-state");
+	REQUIRE(c);
+	struct obj *a = bsl_cache_alloc(c, 0);
+	REQUIRE(a);
+	uint64_t id = a->id;
+	strcpy(a->payload, "kept");    /* the program's changes stay, as with libumem */
+	bsl_cache_free(c, a);
+	struct obj *b = bsl_cache_alloc(c, 0);
+	CHECK(b == a);
+	CHECK(b->magic == MAGIC && b->id == id && strcmp(b->payload, "kept") == 0);
+	bsl_cache_free(c, b);
+	bsl_cache_shrink(c);             /* the bin and the empty slab back: dtor runs */
+	CHECK(ndtor == nctor && nctor > 0);
+	struct obj *d = bsl_cache_alloc(c, 0);   /* a new slab, constructed again */
+	CHECK(d && d->magic == MAGIC && strcmp(d->payload, "kept") != 0);
+	bsl_cache_free(c, d);
+	bsl_cache_destroy(c);
+}
+
+static void ctor_failure_enomem(void)
+{
+	bsl_cache_t *c = make("test-fail");
+	REQUIRE(c);
+	fail_after = 0;
+	errno = 0;
+	CHECK(bsl_cache_alloc(c, 0) == NULL && errno == ENOMEM);
+	fail_after = -1;
+	struct obj *o = bsl_cache_alloc(c, 0);      /* constructed this time */
+	REQUIRE(o);
+	CHECK(o->magic == MAGIC);
+	bsl_cache_free(c, o);
+	bsl_cache_destroy(c);
+	CHECK(ndtor == nctor);
+}
+
+static void alignment_and_args(void)
+{
+	static const size_t aligns[] = { 0, 8, 16, 32, 64, 128, 256, 512, 4096 };
+	for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
+		bsl_cache_t *c = bsl_cache_create("test-align", 100, aligns[i], NULL, NULL, NULL);
+		REQUIRE(c);
+		size_t a = aligns[i] ? aligns[i] : 16;
+		void *p[50];
+		for (int k = 0; k < 50; k++) {
+			p[k] = bsl_cache_alloc(c, 0);
+			REQUIRE(p[k]);
+			CHECK((uintptr_t)p[k] % a == 0);
+			memset(p[k], k, 100);
+		}
+		for (int k = 0; k < 50; k++)
+			bsl_cache_free(c, p[k]);
+		bsl_cache_destroy(c);
+	}
+	errno = 0;
+	CHECK(bsl_cache_create("zero", 0, 0, NULL, NULL, NULL) == NULL && errno == EINVAL);
+	errno = 0;
+	CHECK(bsl_cache_create("huge", (size_t)1 << 40, 0, NULL, NULL, NULL) == NULL && errno == EINVAL);
+	errno = 0;
+	CHECK(bsl_cache_create("huge", 16385, 0, NULL, NULL, NULL) == NULL && errno == EINVAL);
+	errno = 0;
+	CHECK(bsl_cache_create("align", 64, 24, NULL, NULL, NULL) == NULL && errno == EINVAL);
+	errno = 0;
+	CHECK(bsl_cache_create("align", 64, 8192, NULL, NULL, NULL) == NULL && errno == EINVAL);
+	errno = 0;
+	CHECK(bsl_cache_create(NULL, 64, 0, NULL, NULL, NULL) == NULL && errno == EINVAL);
+	bsl_cache_t *big = bsl_cache_create("test-16k", 16384, 0, NULL, NULL, NULL);
+	REQUIRE(big);
+	void *p = bsl_cache_alloc(big, 0);
+	CHECK(p != NULL);
+	memset(p, 1, 16384);
+	bsl_cache_free(big, p);
+	bsl_cache_destroy(big);
+}
+
+/* Is the page at addr mapped PROT_NONE (a guard)? */
+static int page_is_guard(uintptr_t addr)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512], perms[8];
+	unsigned long lo, hi;
+	int guard = 0;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && addr >= lo && addr < hi)
+			guard = strcmp(perms, "---p") == 0;
+	if (f)
+		fclose(f);
+	return guard;
+}
+
+/* secure:1 (the re-executed run): a cache's slab ends in a guard page. */
+static void secure_guard_page(void)
+{
+	const char *conf = getenv("BUDDYSLAB_CONF");
+	if (!conf || !strstr(conf, "secure:1"))
+		SKIP("runs in the secure:1 pass");
+	bsl_cache_t *c = bsl_cache_create("test-guard", 192, 0, NULL, NULL, NULL);
+	REQUIRE(c);
+	char *first = bsl_cache_alloc(c, 0), *last = first, *p;
+	REQUIRE(first && ((uintptr_t)first & 4095) == 0);     /* a fresh slab's first slot */
+	/* slots of 224 bytes (192, the 24-byte trailer, 16-byte alignment),
+	 * handed out in order until the slab is full */
+	while ((p = bsl_cache_alloc(c, 0)) == last + 224)
+		last = p;
+	uintptr_t guard = ((uintptr_t)last + 224 + 4095) & ~(uintptr_t)4095;
+	if (!page_is_guard(guard))
+		fprintf(stderr, "  first %p last %p (%ld slots) next %p guard %#lx\n", (void *)first, (void *)last, (long)((last - first) / 224 + 1), (void *)p, (unsigned long)guard);
+	CHECK(page_is_guard(guard));
+	CHECK(!page_is_guard((uintptr_t)first));
+	/* the cache and its objects are left as they are (this pass ends soon) */
+}
+
+/* ------------------------------------------------------------ threads */
+
+static bsl_cache_t *shared;
+static struct obj *handoff[4000];
+
+static void *producer(void *arg)
+{
+	for (int i = 0; i < 4000; i++)
+		handoff[i] = bsl_cache_alloc(shared, 0);
+	return arg;
+}
+
+static void *consumer(void *arg)
+{
+	for (int i = 0; i < 4000; i++) {
+		CHECK(handoff[i] && handoff[i]->magic == MAGIC);
+		bsl_cache_free(shared, handoff[i]);
+	}
+	return arg;
+}
+
+static void *churner(void *arg)
+{
+	struct obj *o[300];
+	for (int round = 0; round < 200; round++) {
+		for (int i = 0; i < 300; i++) {
+			o[i] = bsl_cache_alloc(shared, 0);
+			if (o[i])
+				CHECK(o[i]->magic == MAGIC);
+		}
+		for (int i = 0; i < 300; i++)
+			bsl_cache_free(shared, o[i]);
+	}
+	return arg;     /* exits with objects in its bin: the exit flush returns them */
+}
+
+static void cross_thread_and_exit(void)
+{
+	shared = make("test-threads");
+	REQUIRE(shared);
+	pthread_t t[4];
+	for (int round = 0; round < 3; round++) {
+		pthread_create(&t[0], NULL, producer, NULL);
+		pthread_join(t[0], NULL);
+		pthread_create(&t[1], NULL, consumer, NULL);
+		pthread_join(t[1], NULL);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, churner, NULL);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	/* every thread has exited: their bins were flushed, nothing is live
+	 * (destroy would report live objects otherwise) */
+	bsl_cache_destroy(shared);
+	CHECK(ndtor == nctor);
+}
+
+static void fork_child_uses_cache(void)
+{
+	bsl_cache_t *c = make("test-fork");
+	REQUIRE(c);
+	struct obj *o = bsl_cache_alloc(c, 0);
+	REQUIRE(o);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int ok = o->magic == MAGIC;
+		struct obj *v[500];
+		for (int i = 0; i < 500; i++)
+			ok &= (v[i] = bsl_cache_alloc(c, 0)) != NULL && v[i]->magic == MAGIC;
+		for (int i = 0; i < 500; i++)
+			bsl_cache_free(c, v[i]);
+		bsl_cache_free(c, o);
+		bsl_cache_destroy(c);
+		_exit(ok && ndtor == nctor ? 0 : 1);
+	}
+	int status = 0;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	bsl_cache_free(c, o);
+	bsl_cache_destroy(c);
+}
+
+/* ------------------------------------------------------------ reports */
+
+/* Run fn with stderr (fd 2) read back into buf. */
+static void capture_fd(int fd, void (*fn)(void *), void *arg, char *buf, size_t len)
+{
+	int pipefd[2];
+	if (pipe(pipefd) != 0)
+		return;
+	int saved = dup(fd);
+	dup2(pipefd[1], fd);
+	close(pipefd[1]);
+	fn(arg);
+	dup2(saved, fd);
+	close(saved);
+	ssize_t n = read(pipefd[0], buf, len - 1);
+	buf[n > 0 ? n : 0] = 0;
+	close(pipefd[0]);
+}
+
+static void do_destroy(void *c) { bsl_cache_destroy(c); }
+static void do_slabinfo(void *unused) { bsl_slabinfo(1); }
+
+/* The child's part (re-executed: warnings go to the stderr of start-up). */
+static void leaky_child(void)
+{
+	bsl_cache_t *c = make("test-leaky");
+	for (int i = 0; i < 3; i++)
+		(void)bsl_cache_alloc(c, 0);
+	bsl_cache_destroy(c);
+}
+
+/* Re-execute this program as `test_cache mode` with BUDDYSLAB_CONF=conf
+ * (NULL: none), its stderr (the stderr of its start-up) read into buf;
+ * returns its wait status. */
+static int run_child(const char *mode, const char *conf, char *buf, size_t len)
+{
+	int pipefd[2];
+	if (pipe(pipefd) != 0)
+		return -1;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(pipefd[1], 2);
+		close(pipefd[0]);
+		if (conf)
+			setenv("BUDDYSLAB_CONF", conf, 1);
+		else
+			unsetenv("BUDDYSLAB_CONF");
+		execl("/proc/self/exe", "test_cache", mode, (char *)NULL);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	size_t got = 0;
+	ssize_t r;
+	while (got < len - 1 && (r = read(pipefd[0], buf + got, len - 1 - got)) > 0)
+		got += (size_t)r;
+	buf[got] = 0;
+	close(pipefd[0]);
+	int status = 0;
+	waitpid(pid, &status, 0);
+	return status;
+}
+
+static void destroy_with_live_objects_reported(void)
+{
+	char buf[4096];
+	int status = run_child("leaky", NULL, buf, sizeof buf);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);     /* reported, not aborted */
+	CHECK(strstr(buf, "buddyslab: warning: bsl_cache_destroy(): the cache \"test-leaky\" "
+		      "still has 3 live objects") != NULL);
+	if (!strstr(buf, "test-leaky"))
+		fprintf(stderr, "  got: %s\n", buf);
+}
+
+/* stats:1: the report at exit lists the cache by name (child: "report"). */
+static int report_child(void)
+{
+	bsl_cache_t *c = bsl_cache_create("report-objs", 100, 64, NULL, NULL, NULL);
+	return c && bsl_cache_alloc(c, 0) ? 0 : 1;    /* left live: in the report */
+}
+
+static void stats_report_names_cache(void)
+{
+	char buf[16384];
+	int status = run_child("report", "stats:1", buf, sizeof buf);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* 100 bytes aligned to 64: slots of 128 bytes, 32 per page */
+	CHECK(strstr(buf, "\nreport-objs               1         32    100    32    1        1\n") != NULL);
+}
+
+static void slabinfo_names_cache(void)
+{
+	bsl_cache_t *c = make("my-objects");
+	REQUIRE(c);
+	void *p[10];
+	for (int i = 0; i < 10; i++)
+		p[i] = bsl_cache_alloc(c, 0);
+	char buf[16384];
+	fflush(stdout);
+	capture_fd(1, do_slabinfo, NULL, buf, sizeof buf);
+	char *line = strstr(buf, "\nmy-objects ");
+	CHECK(line != NULL && strstr(buf, "kmalloc-192") != NULL);
+	if (line) {
+		unsigned long active = 0, total = 0, size = 0;
+		CHECK(sscanf(line + 1, "my-objects %lu %lu %lu", &active, &total, &size) == 3);
+		CHECK(active >= 10 && total >= active && size == sizeof(struct obj));
+	}
+	struct bsl_stats s;
+	bsl_stats(&s);
+	CHECK(s.allocated >= 10 * sizeof(struct obj) && s.nmalloc_slab >= 10);
+	for (int i = 0; i < 10; i++)
+		bsl_cache_free(c, p[i]);
+	bsl_cache_destroy(c);
+	capture_fd(1, do_slabinfo, NULL, buf, sizeof buf);
+	CHECK(strstr(buf, "my-objects") == NULL);    /* destroyed: no line */
+}
+
+/* prof:1 (re-executed child): cache allocations are sampled, frees forget them. */
+static long heap_live(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long n = -1, bytes = -1;
+	if (f && fscanf(f, "heap profile: %ld: %ld", &n, &bytes) != 2)
+		bytes = -1;
+	if (f)
+		fclose(f);
+	return bytes;
+}
+
+static int prof_child(void)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/tmp/test_cache.%d.heap", (int)getpid());
+	bsl_cache_t *c = bsl_cache_create("prof-objs", 192, 0, NULL, NULL, NULL);
+	static void *v[20000];
+	for (int i = 0; i < 20000; i++)
+		v[i] = bsl_cache_alloc(c, 0);
+	long live = bsl_prof_dump(path) == 0 ? heap_live(path) : -1;
+	for (int i = 0; i < 20000; i++)
+		bsl_cache_free(c, v[i]);
+	long after = bsl_prof_dump(path) == 0 ? heap_live(path) : -1;
+	unlink(path);
+	bsl_cache_destroy(c);
+	fprintf(stderr, "  sampled live bytes %ld, after the frees %ld\n", live, after);
+	/* 3.84 MB live, a sample every 4 KiB on average: about 940 samples of 192
+	 * bytes in the header (unscaled), well within 2x */
+	long expect = 20000L * 192 / 4096 * 192;
+	return live > expect / 2 && live < expect * 2 && after == 0 ? 0 : 1;
+}
+
+static void prof_samples_cache_objects(void)
+{
+	char buf[4096];
+	int status = run_child("prof", "prof:1,prof_sample:4096", buf, sizeof buf);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	fputs(buf, stderr);
+}
+
+/* ------------------------------------------------------------ misuse */
+
+static bsl_cache_t *mc, *mc2;
+
+static void free_cache_object(void *unused) { free(bsl_cache_alloc(mc, 0)); }
+static void realloc_cache_object(void *unused) { (void)!realloc(bsl_cache_alloc(mc, 0), 10); }
+static void cache_free_malloc_block(void *unused) { bsl_cache_free(mc, malloc(192)); }
+static void cache_free_other_cache(void *unused) { bsl_cache_free(mc, bsl_cache_alloc(mc2, 0)); }
+static void cache_free_twice(void *unused)
+{
+	void *p = bsl_cache_alloc(mc, 0);
+	bsl_cache_free(mc, p);
+	bsl_cache_free(mc, p);
+}
+static void cache_free_interior(void *unused) { bsl_cache_free(mc, (char *)bsl_cache_alloc(mc, 0) + 16); }
+static void alloc_destroyed(void *unused)
+{
+	bsl_cache_t *c = bsl_cache_create("gone", 32, 0, NULL, NULL, NULL);
+	bsl_cache_destroy(c);
+	bsl_cache_alloc(c, 0);
+}
+
+static void misuse_aborts(void)
+{
+	mc = bsl_cache_create("misuse-a", 192, 0, NULL, NULL, NULL);
+	mc2 = bsl_cache_create("misuse-b", 192, 0, NULL, NULL, NULL);
+	REQUIRE(mc && mc2);
+	CHECK(t_expect_abort(free_cache_object, NULL, "free(): invalid pointer 0x"));
+	CHECK(t_expect_abort(free_cache_object, NULL, "object of the named cache \"misuse-a\""));
+	CHECK(t_expect_abort(realloc_cache_object, NULL, "realloc(): invalid pointer"));
+	CHECK(t_expect_abort(cache_free_malloc_block, NULL,
+			     "for the cache \"misuse-a\": a malloc block"));
+	CHECK(t_expect_abort(cache_free_other_cache, NULL,
+			     "an object of another cache, \"misuse-b\""));
+	CHECK(t_expect_abort(cache_free_twice, NULL, "(bsl_cache_free of the cache \"misuse-a\""));
+	CHECK(t_expect_abort(cache_free_interior, NULL, "not the start of an object"));
+	CHECK(t_expect_abort(alloc_destroyed, NULL, "bsl_cache_alloc(): 0x"));
+	bsl_cache_destroy(mc);
+	bsl_cache_destroy(mc2);
+}
+
+static void many_caches(void)
+{
+	bsl_cache_t *c[40];
+	int n = 0;
+	while (n < 40 && (c[n] = bsl_cache_create("many", 24 + n, 0, NULL, NULL, NULL)))
+		n++;
+	CHECK(n >= 16 && n < 40 && errno == ENOMEM);     /* the table has a bound (warned) */
+	for (int i = 0; i < n; i++) {
+		void *p = bsl_cache_alloc(c[i], 0);
+		CHECK(p != NULL);
+		bsl_cache_free(c[i], p);
+		bsl_cache_destroy(c[i]);
+	}
+	bsl_cache_t *again = bsl_cache_create("again", 40, 0, NULL, NULL, NULL);
+	CHECK(again != NULL);     /* freed slots are reused */
+	if (again)
+		bsl_cache_destroy(again);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "leaky") == 0) {
+		leaky_child();
+		return 0;
+	}
+	if (argc > 1 && strcmp(argv[1], "prof") == 0)
+		return prof_child();
+	if (argc > 1 && strcmp(argv[1], "report") == 0)
+		return report_child();
+	T_RUN(ctor_dtor_counts);
+	T_RUN(constructed_state_kept);
+	T_RUN(ctor_failure_enomem);
+	T_RUN(alignment_and_args);
+	T_RUN(secure_guard_page);
+	T_RUN(cross_thread_and_exit);
+	T_RUN(fork_child_uses_cache);
+	T_RUN(destroy_with_live_objects_reported);
+	T_RUN(slabinfo_names_cache);
+	T_RUN(stats_report_names_cache);
+	T_RUN(prof_samples_cache_objects);
+	T_RUN(misuse_aborts);
+	T_RUN(many_caches);
+	if (argc == 1 && !getenv("BUDDYSLAB_CONF") && !t_failures) {     /* again with guard pages, secure:1 */
+		fflush(stdout);
+		setenv("BUDDYSLAB_CONF", "secure:1", 1);
+		execv("/proc/self/exe", argv);
+	}
+	return t_done();
+}
