@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <errno.h>
 
 __thread struct tcache tc_self __attribute__((tls_model("initial-exec")));
 __thread int stats_in_signal __attribute__((tls_model("initial-exec")));
@@ -287,8 +288,13 @@ bool tcache_run_park(struct page_desc *head)
 		return false;
 	if (!opt.tcache)            /* tcache:0, memcheck, secure canary, fill, quarantine */
 		return false;
-	if (tc->state != TC_LIVE && !tcache_ready(tc))   /* a thread of runs only warms up too */
-		return false;
+	if (tc->state != TC_LIVE) {      /* a thread of runs only warms up too */
+		int saved_errno = errno;     /* free() leaves errno alone; the warm-up may map */
+		bool ready = tcache_ready(tc);
+		errno = saved_errno;
+		if (!ready)
+			return false;
+	}
 	void *p = desc_addr(head);
 	run_park(head);
 	obj_set_next(p, tc->runs[npages]);
