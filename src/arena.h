@@ -37,6 +37,7 @@ enum page_kind {
 };
 
 #define PDF_PARTIAL  0x02  /* slab head: on its cpu's partial list */
+#define PDF_EMPTY    0x20  /* slab head: on its cpu's empty list (every object free) */
 #define PDF_CACHED   0x04  /* PD_RUN head: freed, parked in a thread's run cache */
 #define PDF_GUARD    0x08  /* slab head: its last page is a guard (secure mode) */
 #define PDF_SAMPLED  0x10  /* PD_RUN head: a heap-profile sample (prof.h); written by

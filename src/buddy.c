@@ -301,14 +301,22 @@ struct page_desc *buddy_alloc(struct zone *z, unsigned order, bool *dirty)
 
 void buddy_free(struct page_desc *head, unsigned order)
 {
+	buddy_free_idle(head, order, 0);
+}
+
+void buddy_free_idle(struct page_desc *head, unsigned order, uint64_t idle_ms)
+{
 	struct zone *z = &zones[head->zone];
 	uint64_t now = os_now_ms();
 	lock_acquire(&z->lock);
-	z->last_use_ms = now;
-	if (order == 0)
+	if (!idle_ms)
+		z->last_use_ms = now;
+	/* an idle page skips the pcp lists: drained, it would be dated now, and
+	 * merging would date its old free neighbours now too */
+	if (order == 0 && !idle_ms)
 		free_order0_locked(z, head);
 	else
-		free_block_locked(z, head, order, now, false);
+		free_block_locked(z, head, order, idle_ms ? idle_ms : now, false);
 	if (BSL_DEBUG && (++z->ndebug_checks & 63) == 0)
 		buddy_check(z);
 	lock_release(&z->lock);
@@ -429,7 +437,7 @@ static size_t purge_zone(struct zone *z, uint64_t before)
 
 static uint64_t next_decay_ms;   /* when the next tick may purge; atomic */
 
-bool buddy_decay_tick(void)
+bool buddy_decay_due(uint64_t *nowp)
 {
 	long decay = opt.decay_ms;
 	if (decay < 0)
@@ -442,11 +450,17 @@ bool buddy_decay_tick(void)
 	if (!__atomic_compare_exchange_n(&next_decay_ms, &next, now + interval, false,
 					 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		return false;     /* another thread is ticking */
-	uint64_t before = now > (uint64_t)decay ? now - (uint64_t)decay : 0;
+	*nowp = now;
+	return true;
+}
+
+void buddy_decay_purge(uint64_t now)
+{
+	uint64_t decay = (uint64_t)opt.decay_ms;
+	uint64_t before = now > decay ? now - decay : 0;
 	for (unsigned i = 0; i < buddy_nzones(); i++)
 		if (__atomic_load_n(&zones[i].dirty_pages, __ATOMIC_RELAXED))
 			purge_zone(&zones[i], before);
-	return true;
 }
 
 size_t buddy_purge_all(void)

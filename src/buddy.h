@@ -53,6 +53,9 @@ struct zone *buddy_zone_here(void);
  * descriptor (kind PD_NONE) or NULL. *dirty says whether it may hold old data. */
 struct page_desc *buddy_alloc(struct zone *z, unsigned order, bool *dirty);
 void buddy_free(struct page_desc *head, unsigned order);
+/* The same for a block that has been free (unused) since idle_ms, an
+ * earlier time: the decay sees it as idle since then (0: now). */
+void buddy_free_idle(struct page_desc *head, unsigned order, uint64_t idle_ms);
 
 /* An exact run of npages (<= CHUNK_PAGES) whose address is a multiple of
  * align_pages (a power of two): the smallest fitting block, with the pages
@@ -64,9 +67,12 @@ void buddy_free_pages(struct page_desc *head, size_t npages);
 
 /* Move z's pcp pages back onto the free lists (merging them). */
 void buddy_drain_pcp(struct zone *z);
-/* Rate-limited decay: return free pages idle for longer than decay_ms. Cheap
- * when it is not time yet (a clock read and a load); call it from slow paths. */
-bool buddy_decay_tick(void);   /* true when this call did the tick */
+/* Rate-limited decay, in two steps: due claims the tick (at most one per
+ * decay_ms/4; cheap when it is not time yet: a clock read and a load; call
+ * it from slow paths) and gives its time; purge then returns the free pages
+ * idle for longer than decay_ms at that time. */
+bool buddy_decay_due(uint64_t *now);   /* true when this call claimed the tick */
+void buddy_decay_purge(uint64_t now);
 
 /* Return every dirty free page of every zone to the OS. Returns bytes. */
 size_t buddy_purge_all(void);

@@ -11,6 +11,7 @@
 #include "init.h"
 #include "config.h"
 #include "buddy.h"
+#include "slab.h"
 #include "tcache.h"
 #include "large.h"
 
@@ -20,6 +21,7 @@ EXPORT size_t bsl_purge(void)
 		return 0;
 	if (tc_self.state == TC_LIVE)
 		tcache_flush(&tc_self);
+	slab_purge();
 	return buddy_purge_all() + large_cache_release(UINT64_MAX);
 }
 

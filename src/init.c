@@ -68,10 +68,15 @@ static lock_t init_lock = LOCK_INIT;
 #define BG_RUNNING 1
 static uint64_t bg_state;
 
+/* One decay tick: the slabs that stayed empty go to the buddy layer first,
+ * so that the purge that follows can return their pages. */
 static void decay_all(void)
 {
-	if (buddy_decay_tick()) {
-		uint64_t now = os_now_ms(), decay = (uint64_t)opt.decay_ms;
+	uint64_t now;
+	if (buddy_decay_due(&now)) {
+		uint64_t decay = (uint64_t)opt.decay_ms;
+		slab_decay(now);
+		buddy_decay_purge(now);
 		large_cache_release(now > decay ? now - decay : 0);
 	}
 }
@@ -111,6 +116,8 @@ __thread unsigned bsl_untick __attribute__((tls_model("initial-exec")));
 
 void bsl_maintenance(void)
 {
+	if (tc_self.slow_ms)      /* a thread that went idle returns its cache first */
+		tcache_idle_return(os_now_ms());
 	if (!opt_background_thread()) {
 		decay_all();
 		return;

@@ -24,11 +24,11 @@ static uint32_t nth_class_size(unsigned idx)
 	return (1u << k) + step * (1u << (k - 2));
 }
 
-/* Objects of this size in `bytes` of a bin, 4..256. */
-static uint32_t tcache_max_for(uint32_t size, uint32_t bytes)
+/* Objects of this size in `bytes` of a bin, 4..most. */
+static uint32_t tcache_max_for(uint32_t size, uint32_t bytes, uint32_t most)
 {
 	uint32_t n = bytes / size;
-	return n < 4 ? 4 : n > 256 ? 256 : n;
+	return n < 4 ? 4 : n > most ? most : n;
 }
 
 static unsigned size_to_class_slow(size_t n)
@@ -87,8 +87,8 @@ void sizeclass_init(void)
 		ci->shift = (uint8_t)__builtin_ctz(ci->size);
 		ci->inv = inverse_mod_2_64(ci->size >> ci->shift);
 		slab_geometry(ci, 0);
-		class_tcache_max[c] = tcache_max_for(ci->size, TCACHE_BIN_START);
-		class_tcache_cap[c] = tcache_max_for(ci->size, TCACHE_BIN_CAP);
+		class_tcache_max[c] = tcache_max_for(ci->size, TCACHE_BIN_START, TCACHE_START_OBJS);
+		class_tcache_cap[c] = tcache_max_for(ci->size, TCACHE_BIN_CAP, TCACHE_CAP_OBJS);
 	}
 	small_class[0] = 1;
 	for (unsigned i = 1; i <= SMALL_LOOKUP / 16; i++)

@@ -12,11 +12,17 @@
  *   inuse      objects out of the slab (in the program or a thread cache)
  * Invariant: inuse + (objects on freelist) + (nobjs - fresh) == nobjs - front,
  * where front (sec_front_objs, 0 or 1: secure canary mode) counts the slots at
- * the start of the slab that are never handed out; a slab is on its cpu's
- * partial list exactly when inuse < nobjs - front (PDF_PARTIAL).
+ * the start of the slab that are never handed out. A slab is on its cpu's
+ * partial list (PDF_PARTIAL) exactly when 0 < inuse < nobjs - front, on its
+ * empty list (PDF_EMPTY) exactly when inuse == 0, and on no list when full.
+ * Allocation takes partial slabs first, then empty ones, then a new one.
  *
- * A slab whose objects are all free goes back to the buddy layer, except a
- * small reserve (SLAB_RESERVE).
+ * A slab that becomes empty stays on the empty list while its class keeps
+ * its reserve (SLAB_RESERVE) or, for kmalloc classes, while the cpu's empty
+ * slabs total at most SLAB_KEEP_BYTES; otherwise its pages go back to the
+ * buddy layer at once. The decay tick returns those a class did not need
+ * (slab.h, slab_decay), dated by when they became free, so that the buddy
+ * layer's decay sees how long their pages have been idle.
  *
  * Named caches (cache.c) are more slab indexes (slab.h): the same lists,
  * counts and release, with their own geometry; their slabs take no secure
@@ -49,12 +55,6 @@ static inline uintptr_t slab_first_off(unsigned c)
 	return c <= NCLASSES ? 0 : slab_named[c - NCLASSES - 1].first_off;
 }
 
-/* Slots at a slab's start never handed out (secure canary; kmalloc only). */
-static inline unsigned slab_front(unsigned c)
-{
-	return c <= NCLASSES ? sec_front_objs : 0;
-}
-
 void slab_keys_init(void)
 {
 	const void *rnd = (const void *)getauxval(AT_RANDOM);   /* 16 bytes, not aligned */
@@ -81,15 +81,6 @@ void obj_link_corrupt(const void *p)
  * server_churn 1.3x faster under secure:1, at the same peak RSS). */
 #define SLAB_RESERVE(c) ((opt.secure & SEC_GUARD) ? 4u : slab_geom(c)->order <= 1 ? 1u : 0u)
 
-/* The next object on a slab's free list (read under memcheck's eyes). */
-static void *slab_next_free(void *p)
-{
-	vg_open(p, 2 * sizeof(void *));
-	void *next = obj_next(p);
-	vg_close(p, 2 * sizeof(void *));
-	return next;
-}
-
 /* Debug builds: the full check (slab_check) runs again after as many calls as
  * it visited slabs and free objects the last time (at least 64), so that it
  * costs O(1) per call amortised however many free objects the partial slabs
@@ -101,29 +92,73 @@ static void debug_check_locked(struct slab_cpu *sc)
 		sc->ndebug_checks = 64 + slab_check(sc);
 }
 
-static void partial_add_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c)
+/* The slab lists: partial[c] (PDF_PARTIAL) holds the slabs with objects both
+ * out and free, empty[c] (PDF_EMPTY) those with every object free; a full
+ * slab is on neither. nempty, empty_bytes and the low-water mark follow the
+ * empty lists. */
+static struct page_desc **slab_list(struct slab_cpu *sc, unsigned c, uint8_t flag)
 {
-	lock_assert_held(&sc->lock);
-	s->flags |= PDF_PARTIAL;
-	s->prev = NULL;
-	s->next = sc->partial[c];
-	if (s->next)
-		s->next->prev = s;
-	sc->partial[c] = s;
+	return flag == PDF_EMPTY ? &sc->empty[c] : &sc->partial[c];
 }
 
-static void partial_del_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c)
+static void list_add_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c, uint8_t flag)
 {
 	lock_assert_held(&sc->lock);
+	struct page_desc **list = slab_list(sc, c, flag);
+	s->flags |= flag;
+	s->prev = NULL;
+	s->next = *list;
+	if (s->next)
+		s->next->prev = s;
+	*list = s;
+	if (flag == PDF_EMPTY) {
+		sc->nempty[c]++;
+		__atomic_store_n(&sc->empty_bytes, sc->empty_bytes + (PAGE_SIZE << s->order),
+				 __ATOMIC_RELAXED);
+	}
+}
+
+static void list_del_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c)
+{
+	lock_assert_held(&sc->lock);
+	uint8_t flag = s->flags & (PDF_PARTIAL | PDF_EMPTY);
+	ASSERT(flag == PDF_PARTIAL || flag == PDF_EMPTY);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
-		sc->partial[c] = s->next;
+		*slab_list(sc, c, flag) = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
 	s->next = s->prev = NULL;
-	s->flags &= (uint8_t)~PDF_PARTIAL;
+	s->flags &= (uint8_t)~flag;
+	if (flag == PDF_EMPTY) {
+		if (--sc->nempty[c] < sc->lowater[c])
+			sc->lowater[c] = sc->nempty[c];
+		__atomic_store_n(&sc->empty_bytes, sc->empty_bytes - (PAGE_SIZE << s->order),
+				 __ATOMIC_RELAXED);
+	}
 }
+
+/* After s's inuse changed: s onto the list its count says. */
+static void slab_relist_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c)
+{
+	uint8_t want = s->inuse == 0 ? PDF_EMPTY :
+		       s->inuse + slab_front(c) < s->nobjs ? PDF_PARTIAL : 0;
+	uint8_t have = s->flags & (PDF_PARTIAL | PDF_EMPTY);
+	if (want == have)
+		return;
+	if (have)
+		list_del_locked(sc, s, c);
+	if (want)
+		list_add_locked(sc, s, c, want);
+}
+
+/* The slab to take objects of c from: a partial one, else an empty one. */
+static struct page_desc *slab_pick_locked(struct slab_cpu *sc, unsigned c)
+{
+	return sc->partial[c] ? sc->partial[c] : sc->empty[c];
+}
+
 
 /* Secure mode on a new slab (secure.h): a guard on its last page, the fill
  * and trailers, and a free list of every object in random order. */
@@ -220,14 +255,14 @@ static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 	if (opt.secure)
 		slab_secure_new(s, c, dirty);
 	sc->nslabs[c]++;
-	sc->nempty[c]++;
-	partial_add_locked(sc, s, c);
+	list_add_locked(sc, s, c, PDF_EMPTY);
 	return s;
 }
 
-/* The pages of a slab taken off every list, back to the buddy layer; a named
- * cache's hook runs first (no lock held: destructors may call malloc). */
-static void slab_pages_free(struct page_desc *s)
+/* The pages of a slab taken off every list, back to the buddy layer, free
+ * (unused) since idle_ms (0: now); a named cache's hook runs first (no lock
+ * held: destructors may call malloc). */
+static void slab_pages_free(struct page_desc *s, uint64_t idle_ms)
 {
 	unsigned c = slab_sidx(s);
 	if (c > NCLASSES && slab_named_release_hook)
@@ -242,29 +277,44 @@ static void slab_pages_free(struct page_desc *s)
 		s[i].freed = 1;
 	}
 	s->inuse = s->nobjs = s->fresh = s->slab_cpu = 0;
-	buddy_free(s, order);
+	buddy_free_idle(s, order, idle_ms);
 }
 
 /* Take the empty slab s off its lists. A kmalloc slab is freed now; a named
  * cache's is chained on *later (through next) for slab_pages_free after the
  * lock is dropped. */
-static void slab_release_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c,
-				struct page_desc **later)
+static bool slab_release_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c,
+				struct page_desc **later, uint64_t idle_ms)
 {
 	lock_assert_held(&sc->lock);
 	if ((opt.secure & SEC_FILL) && c <= NCLASSES)  /* a write after free must not leave with the pages */
 		secure_check_slab(desc_addr(s), class_info[c].size, s->nobjs);
 	if ((s->flags & PDF_GUARD) && !slab_secure_release(s))
-		return;        /* the slab stays, empty, rather than a trap page going free */
-	partial_del_locked(sc, s, c);
+		return false;  /* the slab stays, empty, rather than a trap page going free */
+	list_del_locked(sc, s, c);
 	sc->nslabs[c]--;
-	sc->nempty[c]--;
 	if (c <= NCLASSES) {
-		slab_pages_free(s);
-		return;
+		slab_pages_free(s, idle_ms);
+		return true;
 	}
 	s->next = *later;
 	*later = s;
+	return true;
+}
+
+/* Slab s of c has just become empty, its last objects unused since idle_ms
+ * (0: now): back to the buddy layer (true), unless the class keeps its reserve
+ * or (kmalloc classes) the CPU's empty slabs stay under SLAB_KEEP_BYTES; a kept
+ * one dates the class's last emptying (the latest of its slabs'). */
+static bool slab_emptied_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c,
+				struct page_desc **later, uint64_t idle_ms)
+{
+	if (sc->nempty[c] > SLAB_RESERVE(c) && (c > NCLASSES || sc->empty_bytes > SLAB_KEEP_BYTES))
+		return slab_release_locked(sc, s, c, later, idle_ms);
+	uint64_t when = idle_ms ? idle_ms : os_now_ms();
+	if (c <= NCLASSES && when > sc->emptied_ms[c])
+		sc->emptied_ms[c] = when;
+	return false;
 }
 
 static void slab_free_later(struct page_desc *later)
@@ -273,7 +323,7 @@ static void slab_free_later(struct page_desc *later)
 		struct page_desc *s = later;
 		later = s->next;
 		s->next = NULL;
-		slab_pages_free(s);
+		slab_pages_free(s, 0);
 	}
 }
 
@@ -284,11 +334,9 @@ unsigned slab_alloc_bulk(unsigned c, void **objs, unsigned n)
 	unsigned got = 0;
 	lock_acquire(&sc->lock);
 	while (got < n) {
-		struct page_desc *s = sc->partial[c];
+		struct page_desc *s = slab_pick_locked(sc, c);
 		if (!s && !(s = slab_new_locked(sc, c)))
 			break;
-		if (s->inuse == 0)
-			sc->nempty[c]--;
 		char *base = slab_first_obj(s) + slab_first_off(c);   /* the first object */
 		while (got < n && s->freelist) {
 			void *p = s->freelist;
@@ -305,8 +353,7 @@ unsigned slab_alloc_bulk(unsigned c, void **objs, unsigned n)
 			objs[got++] = p;
 			s->inuse++;
 		}
-		if (s->inuse + slab_front(c) == s->nobjs)
-			partial_del_locked(sc, s, c);
+		slab_relist_locked(sc, s, c);
 	}
 	sc->nobjs_out[c] += got;
 	sc->nalloc[c] += got;
@@ -341,18 +388,185 @@ void slab_free_bulk(void *const *objs, unsigned n)
 		s->freelist = p;
 		sc->nobjs_out[c]--;
 		sc->nfree[c]++;
-		if (!(s->flags & PDF_PARTIAL))
-			partial_add_locked(sc, s, c);
-		if (--s->inuse == 0 && ++sc->nempty[c] > SLAB_RESERVE(c)) {
-			slab_release_locked(sc, s, c, &later);
+		s->inuse--;
+		slab_relist_locked(sc, s, c);
+		if (s->inuse == 0 && slab_emptied_locked(sc, s, c, &later, 0))
 			last_page = 0;
-		}
 	}
 	if (held) {
 		debug_check_locked(held);
 		lock_release(&held->lock);
 	}
 	slab_free_later(later);
+}
+
+/* The thread cache's transfers move chains, not arrays: objects linked by
+ * obj_set_next, as in a bin and on a slab's free list (the same encoding),
+ * so a run of a slab's free list goes to a bin, or a run of a bin's objects
+ * from one slab back to it, by relinking its last object only. Memcheck runs
+ * without thread caches, so these never open links for it. */
+
+/* Up to want objects off slab s for a chain: first..last, still linked
+ * among themselves (last's link is the caller's to set); how many. */
+static unsigned slab_take_run_locked(struct page_desc *s, unsigned c, unsigned want,
+				     void **first, void **last)
+{
+	unsigned k = 0;
+	void *head = NULL, *tail = NULL;
+	if (s->freelist) {
+		unsigned avail = s->fresh - slab_front(c) - s->inuse;   /* on the free list */
+		head = tail = s->freelist;
+		for (k = 1; k < want && k < avail; k++)
+			tail = obj_next(tail);
+		s->freelist = obj_next(tail);      /* checks the run's last link too */
+		ASSERT(k < avail || !s->freelist);
+	}
+	const struct class_info *ci = &class_info[c];
+	char *p = slab_first_obj(s) + (size_t)s->fresh * ci->size;
+	for (; k < want && s->fresh < s->nobjs; k++, s->fresh++, p += ci->size) {
+		if (tail)
+			obj_set_next(tail, p);
+		else
+			head = p;
+		tail = p;
+	}
+	s->inuse = (uint16_t)(s->inuse + k);
+	*first = head;
+	*last = tail;
+	return k;
+}
+
+unsigned slab_alloc_chain(unsigned c, unsigned n, void **chain)
+{
+	ASSERT(c >= 1 && c <= NCLASSES && n > 0);
+	struct slab_cpu *sc = &slab_cpus[os_cpu_index()];
+	void *head = NULL, *tail = NULL;
+	unsigned got = 0;
+	lock_acquire(&sc->lock);
+	while (got < n) {
+		struct page_desc *s = slab_pick_locked(sc, c);
+		if (!s && !(s = slab_new_locked(sc, c)))
+			break;
+		void *first, *last;
+		unsigned k = slab_take_run_locked(s, c, n - got, &first, &last);
+		if (tail)
+			obj_set_next(tail, first);
+		else
+			head = first;
+		tail = last;
+		got += k;
+		slab_relist_locked(sc, s, c);
+	}
+	if (tail)
+		obj_set_next(tail, NULL);
+	sc->nobjs_out[c] += got;
+	sc->nalloc[c] += got;
+	debug_check_locked(sc);
+	lock_release(&sc->lock);
+	*chain = head;
+	return got;
+}
+
+/* Counts for the k objects of class c that came back to sc. */
+static void slab_count_frees_locked(struct slab_cpu *sc, unsigned c, unsigned k)
+{
+	lock_assert_held(&sc->lock);
+	sc->nobjs_out[c] -= k;
+	sc->nfree[c] += k;
+}
+
+void *slab_free_chain(unsigned c, void *chain, unsigned n, uint64_t idle_ms)
+{
+	struct slab_cpu *held = NULL;
+	struct page_desc *later = NULL;
+	unsigned held_count = 0;
+	void *p = chain;
+	while (n) {
+		/* the run of the chain that lies in p's slab */
+		ASSERT(p);
+		struct page_desc *s = slab_head(arena_desc_of(p), p);
+		uintptr_t lo = (uintptr_t)desc_addr(s), len = PAGE_SIZE << s->order;
+		ASSERT(s->kind == PD_SLAB && slab_sidx(s) == c);
+		void *first = p, *last;
+		unsigned k = 0;
+		do {
+			last = p;
+			p = obj_next(p);
+			k++;
+		} while (--n && (uintptr_t)p - lo < len);
+		struct slab_cpu *sc = &slab_cpus[s->slab_cpu];
+		if (sc != held) {
+			if (held) {
+				slab_count_frees_locked(held, c, held_count);
+				lock_release(&held->lock);
+			}
+			lock_acquire(&sc->lock);
+			held = sc;
+			held_count = 0;
+		}
+		ASSERT(s->inuse >= k);
+		obj_set_next(last, s->freelist);
+		s->freelist = first;
+		held_count += k;
+		s->inuse = (uint16_t)(s->inuse - k);
+		slab_relist_locked(sc, s, c);
+		if (s->inuse == 0)
+			slab_emptied_locked(sc, s, c, &later, idle_ms);
+	}
+	if (held) {
+		slab_count_frees_locked(held, c, held_count);
+		debug_check_locked(held);
+		lock_release(&held->lock);
+	}
+	slab_free_later(later);
+	return p;
+}
+
+/* Up to n of class c's empty slabs beyond its reserve back to the buddy
+ * layer, free since idle_ms; then the low-water mark starts again. */
+static void slab_trim_locked(struct slab_cpu *sc, unsigned c, uint32_t n, uint64_t idle_ms)
+{
+	ASSERT(c <= NCLASSES);      /* no release hook: nothing is left for later */
+	while (n-- && sc->nempty[c] > SLAB_RESERVE(c) &&
+	       slab_release_locked(sc, sc->empty[c], c, NULL, idle_ms))
+		;
+	sc->lowater[c] = sc->nempty[c];
+}
+
+/* A decay tick at now (the last one was at prev), or every empty slab
+ * beyond the reserves when all is set (idle since now then). */
+static void slab_trim_all(bool all, uint64_t now, uint64_t prev)
+{
+	uint64_t decay = (uint64_t)opt.decay_ms;
+	for (unsigned i = 0; i < MAX_CPUS; i++) {
+		struct slab_cpu *sc = &slab_cpus[i];
+		if (!__atomic_load_n(&sc->empty_bytes, __ATOMIC_RELAXED))
+			continue;
+		lock_acquire(&sc->lock);
+		for (unsigned c = 1; c <= NCLASSES; c++) {
+			if (all)
+				slab_trim_locked(sc, c, UINT32_MAX, 0);
+			else if (sc->emptied_ms[c] + decay <= now)
+				slab_trim_locked(sc, c, UINT32_MAX, sc->emptied_ms[c]);
+			else
+				slab_trim_locked(sc, c, sc->lowater[c], prev);
+		}
+		debug_check_locked(sc);
+		lock_release(&sc->lock);
+	}
+}
+
+static uint64_t slab_last_decay_ms;     /* atomic */
+
+void slab_decay(uint64_t now)
+{
+	uint64_t prev = __atomic_exchange_n(&slab_last_decay_ms, now, __ATOMIC_RELAXED);
+	slab_trim_all(false, now, prev);
+}
+
+void slab_purge(void)
+{
+	slab_trim_all(true, 0, 0);
 }
 
 void slab_shrink(unsigned c)
@@ -363,73 +577,13 @@ void slab_shrink(unsigned c)
 			continue;
 		struct page_desc *later = NULL;
 		lock_acquire(&sc->lock);
-		for (struct page_desc *s = sc->partial[c], *next; s; s = next) {
+		for (struct page_desc *s = sc->empty[c], *next; s; s = next) {
 			next = s->next;
-			if (s->inuse == 0)
-				slab_release_locked(sc, s, c, &later);
+			slab_release_locked(sc, s, c, &later, 0);
 		}
 		lock_release(&sc->lock);
 		slab_free_later(later);
 	}
-}
-
-uint64_t slab_objs_out(unsigned c, uint64_t *nslabs)
-{
-	uint64_t out = 0, slabs = 0;
-	for (unsigned i = 0; i < MAX_CPUS; i++) {
-		out += __atomic_load_n(&slab_cpus[i].nobjs_out[c], __ATOMIC_RELAXED);
-		slabs += __atomic_load_n(&slab_cpus[i].nslabs[c], __ATOMIC_RELAXED);
-	}
-	if (nslabs)
-		*nslabs = slabs;
-	return out;
-}
-
-bool slab_obj_is_free(struct page_desc *d, const void *p)
-{
-	/* Read without a lock first: the slab may be released under our feet (the
-	 * caller may be asking about a block another thread frees), so check that
-	 * the head is plausible, take its cpu's lock, and check again. */
-	struct page_desc *s = slab_head(d, p);
-	size_t back = (size_t)(d - s);
-	if (d->kind != PD_SLAB || d->cache_id || back >= ((size_t)1 << SLAB_MAX_ORDER) ||
-	    back > desc_index(d))
-		return true;
-	unsigned cpu = __atomic_load_n(&s->slab_cpu, __ATOMIC_RELAXED);
-	if (cpu >= MAX_CPUS)
-		return true;
-	struct slab_cpu *sc = &slab_cpus[cpu];
-	bool is_free = false;
-	lock_acquire(&sc->lock);
-	if (d->kind != PD_SLAB || slab_head(d, p) != s || s->slab_cpu != cpu ||
-	    slab_obj_index(d, p) >= s->fresh)
-		is_free = true;
-	for (void *q = s->freelist; q && !is_free; q = slab_next_free(q))
-		is_free = q == p;
-	lock_release(&sc->lock);
-	return is_free;
-}
-
-size_t slab_check(struct slab_cpu *sc)
-{
-	size_t visited = 0;
-	for (unsigned c = 1; c < NSLAB_IDX; c++) {
-		uint32_t empty = 0;
-		for (struct page_desc *s = sc->partial[c]; s; s = s->next) {
-			VERIFY(s->kind == PD_SLAB && slab_sidx(s) == c &&
-			       unhide_addr(s->slab_base_hidden) - (uintptr_t)desc_addr(s) < PAGE_SIZE);
-			VERIFY(s->flags & PDF_PARTIAL);
-			VERIFY(s->inuse + slab_front(c) < s->nobjs);
-			size_t nfree = 0;
-			for (void *p = s->freelist; p; p = slab_next_free(p))
-				VERIFY(++nfree <= s->nobjs);
-			VERIFY(s->inuse + nfree + (size_t)(s->nobjs - s->fresh) + slab_front(c) == s->nobjs);
-			empty += s->inuse == 0;
-			visited += 1 + nfree;
-		}
-		VERIFY(empty == sc->nempty[c]);
-	}
-	return visited;
 }
 
 void slab_lock_all(void)

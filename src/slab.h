@@ -1,16 +1,19 @@
 /*
  * slab.h - kmalloc-N slab caches, per CPU (SLUB's kmem_cache_cpu, simplified).
  *
- * Each CPU has, per class, a list of partial slabs (slabs with free objects)
- * under that CPU's slab lock. Full slabs are on no list. An object always
- * returns to the slab it came from, and so to the owning CPU's lists, whichever
- * thread frees it. A slab whose objects are all free goes back to the buddy
- * layer, except a small reserve (slab.c, SLAB_RESERVE).
+ * Each CPU has, per class, a list of partial slabs (some objects free) and a
+ * list of empty slabs (every object free) under that CPU's slab lock. Full
+ * slabs are on no list. An object always returns to the slab it came from,
+ * and so to the owning CPU's lists, whichever thread frees it. Empty slabs go
+ * back to the buddy layer beyond a small reserve and a per-CPU byte budget,
+ * or at the decay tick once unneeded (slab.c).
  */
 #ifndef BSL_SLAB_H
 #define BSL_SLAB_H
 #include "sizeclass.h"
 #include "arena.h"
+#include "secure.h"
+#include "vg.h"
 #pragma GCC visibility push(hidden)
 
 /*
@@ -51,8 +54,12 @@ static inline const struct class_info *slab_geom(unsigned sidx)
 
 struct slab_cpu {
 	lock_t lock;
-	struct page_desc *partial[NSLAB_IDX];   /* slabs with a free object */
-	uint32_t nempty[NSLAB_IDX];              /* of those, fully free */
+	struct page_desc *partial[NSLAB_IDX];   /* slabs with objects out and free */
+	struct page_desc *empty[NSLAB_IDX];     /* slabs with every object free */
+	uint32_t nempty[NSLAB_IDX];              /* slabs on empty[] */
+	uint32_t lowater[NSLAB_IDX];             /* fewest on empty[] since the last decay */
+	uint64_t emptied_ms[NSLAB_IDX];          /* when a kept slab last became empty */
+	size_t empty_bytes;                      /* bytes of the slabs on every empty[] */
 	uint32_t nslabs[NSLAB_IDX];              /* slabs owned */
 	uint64_t nobjs_out[NSLAB_IDX];           /* objects taken out */
 	uint64_t nalloc[NSLAB_IDX];              /* objects handed out, ever */
@@ -83,6 +90,26 @@ unsigned slab_alloc_bulk(unsigned class_idx, void **objs, unsigned n);
 /* Give objects back to their slabs. Each must be a live object start
  * (checked by the caller); a double free is detected here. */
 void slab_free_bulk(void *const *objs, unsigned n);
+/* The thread cache's transfers (kmalloc classes only; chains as below):
+ * alloc_chain takes up to n objects of class c for the calling CPU as one
+ * NULL-terminated chain in *chain and returns how many (0 only when memory
+ * is exhausted); free_chain gives the first n objects of chain back to
+ * their slabs and returns the rest of the chain (the (n+1)th object); the
+ * objects have been unused since idle_ms (0: now), which dates the slabs
+ * they empty for the decay. */
+unsigned slab_alloc_chain(unsigned c, unsigned n, void **chain);
+void *slab_free_chain(unsigned c, void *chain, unsigned n, uint64_t idle_ms);
+/* Empty kmalloc slabs a CPU keeps beyond the reserve (slab.c), in bytes of
+ * all classes together: a program that frees a batch and allocates it again
+ * reuses its slabs without the buddy layer. The decay returns those that go
+ * unused: slab_decay (each tick, before the buddy purge) gives back, per
+ * class, every empty slab when none has become empty for decay_ms (stamped
+ * idle since the last one did), else as many as the class never needed since
+ * the last tick (the low-water mark of its empty list; stamped idle since
+ * that tick); slab_purge (bsl_purge, malloc_trim) gives back every one beyond the reserve. */
+#define SLAB_KEEP_BYTES ((size_t)4 << 20)
+void slab_decay(uint64_t now);
+void slab_purge(void);
 /* Named caches: every empty slab of sidx, on every CPU, back to the buddy
  * layer (the release hook runs first); the objects of sidx still out. */
 void slab_shrink(unsigned sidx);
@@ -152,14 +179,30 @@ static inline char *slab_first_obj(const struct page_desc *s)
 	return (char *)unhide_addr(s->slab_base_hidden);
 }
 
+/* Slots at a slab's start never handed out (secure canary; kmalloc only). */
+static inline unsigned slab_front(unsigned c)
+{
+	return c <= NCLASSES ? sec_front_objs : 0;
+}
+
+/* The next object on a slab's free list (read under memcheck's eyes). */
+static inline void *slab_next_free(void *p)
+{
+	vg_open(p, 2 * sizeof(void *));
+	void *next = obj_next(p);
+	vg_close(p, 2 * sizeof(void *));
+	return next;
+}
+
 /* Diagnostic (bsl_owns): is the object at p, in the slab page d, free in its
  * slab (never handed out, or on the slab's free list)? Takes the slab lock. */
 bool slab_obj_is_free(struct page_desc *d, const void *p);
 
 void slab_lock_all(void);
 void slab_unlock_all(void);
-/* Debug and tests: abort if a list or count of sc is inconsistent. Caller
- * holds sc->lock. Returns the slabs and free objects it visited. */
+/* Debug and tests (slabcheck.c): abort if a list or count of sc is
+ * inconsistent. Caller holds sc->lock. Returns the slabs and free objects it
+ * visited. */
 size_t slab_check(struct slab_cpu *sc);
 #pragma GCC visibility pop
 #endif

@@ -2,7 +2,8 @@
  * tcache.c - slow paths of the thread cache: refill, flush, set-up, teardown.
  *
  * Refill takes half a bin's bound from the slabs in one locked call; a full
- * bin sends half of its objects back in one call. A pthread key's destructor
+ * bin sends half of its objects back in one call. Both move chains (slab.h):
+ * the bin's links are the slabs' links, so nothing is copied to an array. A pthread key's destructor
  * returns the whole cache when the thread exits.
  * Lock: registry_lock protects the records of live caches (for statistics);
  * it is taken at cache start and exit and by readers of statistics.
@@ -34,8 +35,6 @@ static struct tcache_record *registry;     /* live records */
 static struct tcache_record *spare;        /* free records, linked by next */
 static size_t nlive;
 static pthread_key_t exit_key;
-
-#define BATCH_MAX 256
 
 static struct tcache_record *record_get_locked(void)
 {
@@ -207,39 +206,37 @@ bool tcache_thread_ready(void)
 void *tcache_alloc_slow(unsigned c)
 {
 	struct tcache *tc = &tc_self;
-	void *objs[BATCH_MAX];
+	void *p;
 	if (!tcache_ready(tc))
-		return slab_alloc_bulk(c, objs, 1) ? objs[0] : NULL;
+		return slab_alloc_bulk(c, &p, 1) ? p : NULL;
 	bin_grow(tc, c);
-	unsigned got = slab_alloc_bulk(c, objs, (unsigned)(tc->bins[c].max + 1) / 2);
+	struct tcache_bin *b = &tc->bins[c];
+	ASSERT(!b->head && b->room == b->max);     /* a refill comes when the bin is empty */
+	unsigned got = slab_alloc_chain(c, (unsigned)(b->max + 1) / 2, &p);
 	if (!got)
 		return NULL;
-	struct tcache_bin *b = &tc->bins[c];
-	for (unsigned i = 1; i < got; i++)
-		tcache_push(b, objs[i]);
-	if ((++tc->nslow & 15) == 0)
+	tc->slow_ms = os_now_ms();
+	b->head = obj_next(p);
+	b->room -= (int32_t)(got - 1);
+	obj_mark_used(p);
+	if ((++tc->nslow & 15) == 1)      /* the first after going live, then every 16th */
 		publish(tc);
 	if ((tc->nslow & 63) == 0)
 		tcache_check(tc);
-	return objs[0];
+	return p;
 }
 
-/* Move n objects from bin b to the slabs. */
-static void bin_flush(struct tcache_bin *b, unsigned n)
+/* Move n objects (at most those it holds) from bin b of class c to the
+ * slabs; they have been unused since idle_ms (0: now). */
+static void bin_flush(struct tcache_bin *b, unsigned c, unsigned n, uint64_t idle_ms)
 {
-	void *objs[BATCH_MAX];
-	while (n) {
-		unsigned k = 0;
-		while (k < n && k < BATCH_MAX && b->head) {
-			objs[k++] = b->head;
-			b->head = obj_next(b->head);
-		}
-		if (!k)
-			break;
-		b->room += (int32_t)k;
-		n -= k;
-		slab_free_bulk(objs, k);
-	}
+	unsigned held = (unsigned)(b->max - b->room);
+	if (n > held)
+		n = held;
+	if (!n)
+		return;
+	b->head = slab_free_chain(c, b->head, n, idle_ms);
+	b->room += (int32_t)n;
 }
 
 void tcache_free_slow(void *p, unsigned c)
@@ -251,9 +248,10 @@ void tcache_free_slow(void *p, unsigned c)
 	}
 	struct tcache_bin *b = &tc->bins[c];
 	if (b->room <= 0)
-		bin_flush(b, (unsigned)(b->max + 1) / 2);
+		bin_flush(b, c, (unsigned)(b->max + 1) / 2, 0);
 	tcache_push(b, p);
-	if ((++tc->nslow & 15) == 0)
+	tc->slow_ms = os_now_ms();
+	if ((++tc->nslow & 15) == 1)      /* the first after going live, then every 16th */
 		publish(tc);
 	if ((tc->nslow & 63) == 0)
 		tcache_check(tc);
@@ -311,16 +309,35 @@ static void runs_flush(struct tcache *tc)
 			run_free_parked(arena_desc_of(runs_pop(tc, n)));
 }
 
-void tcache_flush(struct tcache *tc)
+static void bins_flush(struct tcache *tc, uint64_t idle_ms)
 {
-	tcache_check(tc);
-	runs_flush(tc);
 	for (unsigned c = 1; c <= NCLASSES; c++)
-		bin_flush(&tc->bins[c], (unsigned)(tc->bins[c].max - tc->bins[c].room));
+		bin_flush(&tc->bins[c], c, (unsigned)(tc->bins[c].max - tc->bins[c].room), idle_ms);
 	if (tc->state == TC_LIVE)
 		bins_reset(tc);
 	if (tc->rec)
 		publish(tc);
+}
+
+void tcache_flush(struct tcache *tc)
+{
+	tcache_check(tc);
+	runs_flush(tc);
+	bins_flush(tc, 0);
+}
+
+/* The bins of a thread that went a tick interval (decay_ms/4) without a
+ * slow path hold objects it has not needed since: they go back dated by
+ * that last slow path, so that the decay can return the slabs they pinned
+ * (objects freed in random order hold one slab each) in the same tick. */
+void tcache_idle_return(uint64_t now)
+{
+	struct tcache *tc = &tc_self;
+	if (tc->state != TC_LIVE || opt.decay_ms < 0 || !tc->slow_ms ||
+	    now - tc->slow_ms <= (uint64_t)opt.decay_ms / 4)
+		return;
+	bins_flush(tc, tc->slow_ms);
+	tc->slow_ms = 0;      /* nothing more to return until a slow path */
 }
 
 bool tcache_holds(const void *p, unsigned c)

@@ -66,7 +66,8 @@ struct tcache {
 	size_t grown_bytes;      /* bytes the bins' bounds grew by, at most TCACHE_GROW_BUDGET */
 	int state;                       /* enum tcache_state */
 	uint32_t warmup;                 /* slow-path calls made while TC_WARM */
-	uint32_t nslow;                  /* slow-path calls; publish every 16th */
+	uint32_t nslow;                  /* slow-path calls; publish at the 1st, 17th, ... */
+	uint64_t slow_ms;                /* time of the bins' last slow path (0: none since a return) */
 	struct tcache_record *rec;       /* TC_LIVE: this cache's published totals */
 };
 
@@ -96,6 +97,9 @@ void tcache_global_init(void);                   /* once, from bsl_init */
 void *tcache_alloc_slow(unsigned class_idx);     /* bin empty */
 void tcache_free_slow(void *p, unsigned class_idx);  /* bin full or cache not live */
 void tcache_flush(struct tcache *tc);            /* everything back to the slabs */
+/* From the calling thread's maintenance: if its bins saw no slow path for a
+ * tick interval, they go back to the slabs, dated by that slow path. */
+void tcache_idle_return(uint64_t now);
 /* For per-thread caches beside the bins (cache.c): count a slow-path call
  * and move the calling thread's cache along its lifecycle; true once it is
  * TC_LIVE (the exit key is set from TC_WARM on), false when it must not cache.
