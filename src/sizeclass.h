@@ -49,10 +49,10 @@ extern struct class_info class_info[NCLASSES + 1];
  * 4..TCACHE_CAP_OBJS): a program that holds a thousand small objects and frees
  * them together keeps them in its cache. */
 #define TCACHE_BIN_START  (16 * 1024)
-#define TCACHE_BIN_CAP    (64 * 1024)
+#define TCACHE_BIN_CAP    (256 * 1024)
 #define TCACHE_START_OBJS 256
 #define TCACHE_CAP_OBJS   2048
-#define SLAB_MIN_OBJS    4
+#define SLAB_MIN_OBJS    8
 extern uint32_t class_tcache_max[NCLASSES + 1];
 extern uint32_t class_tcache_cap[NCLASSES + 1];
 extern uint8_t small_class[SMALL_LOOKUP / 16 + 1];   /* by (n + 15) >> 4 */

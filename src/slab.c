@@ -32,7 +32,8 @@
  * lock held, then gives the pages back.
  *
  * Locks: never two slab cpu locks at once; a zone lock may be taken under
- * one (to get or free pages). The order is in src/LAYERS.md.
+ * one to get pages, never to free them (released slabs are chained and
+ * freed after the unlock). The order is in src/LAYERS.md.
  */
 #include "slab.h"
 #include "buddy.h"
@@ -73,12 +74,10 @@ void obj_link_corrupt(const void *p)
 		   "overwritten (a write after free, or an overflow from the block before it)", p);
 }
 
-/* Empty slabs a CPU keeps per class, so that a class bouncing between one and
- * zero slabs does not go to the buddy layer every time: one, for slabs of up
- * to two pages; bigger empty slabs go straight back. In secure guard mode
- * every class keeps four (a new slab costs an mprotect there, two with its
- * release, and a fill: keeping four instead of one made cache_mix and
- * server_churn 1.3x faster under secure:1, at the same peak RSS). */
+/* Empty slabs a CPU keeps per class beyond the byte budget and the decay: one
+ * for slabs of up to two pages, four in secure guard mode (a new slab costs an
+ * mprotect there, its release another and a fill: four instead of one made
+ * cache_mix and server_churn 1.3x faster under secure:1, same peak RSS). */
 #define SLAB_RESERVE(c) ((opt.secure & SEC_GUARD) ? 4u : slab_geom(c)->order <= 1 ? 1u : 0u)
 
 /* Debug builds: the full check (slab_check) runs again after as many calls as
@@ -280,11 +279,10 @@ static void slab_pages_free(struct page_desc *s, uint64_t idle_ms)
 	buddy_free_idle(s, order, idle_ms);
 }
 
-/* Take the empty slab s off its lists. A kmalloc slab is freed now; a named
- * cache's is chained on *later (through next) for slab_pages_free after the
- * lock is dropped. */
+/* Take the empty slab s off its lists and chain it on *later (through next)
+ * for slab_free_later once the lock is dropped. */
 static bool slab_release_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c,
-				struct page_desc **later, uint64_t idle_ms)
+				struct page_desc **later)
 {
 	lock_assert_held(&sc->lock);
 	if ((opt.secure & SEC_FILL) && c <= NCLASSES)  /* a write after free must not leave with the pages */
@@ -293,37 +291,34 @@ static bool slab_release_locked(struct slab_cpu *sc, struct page_desc *s, unsign
 		return false;  /* the slab stays, empty, rather than a trap page going free */
 	list_del_locked(sc, s, c);
 	sc->nslabs[c]--;
-	if (c <= NCLASSES) {
-		slab_pages_free(s, idle_ms);
-		return true;
-	}
 	s->next = *later;
 	*later = s;
 	return true;
 }
 
-/* Slab s of c has just become empty, its last objects unused since idle_ms
- * (0: now): back to the buddy layer (true), unless the class keeps its reserve
- * or (kmalloc classes) the CPU's empty slabs stay under SLAB_KEEP_BYTES; a kept
- * one dates the class's last emptying (the latest of its slabs'). */
+/* Slab s of c is now empty, its objects unused since *idle_ms (0: now, then
+ * read once): back to the buddy layer (true), unless the class keeps its
+ * reserve or (kmalloc) the CPU's empty slabs stay within SLAB_KEEP_BYTES; a
+ * kept one dates the class's last emptying. */
 static bool slab_emptied_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c,
-				struct page_desc **later, uint64_t idle_ms)
+				struct page_desc **later, uint64_t *idle_ms)
 {
 	if (sc->nempty[c] > SLAB_RESERVE(c) && (c > NCLASSES || sc->empty_bytes > SLAB_KEEP_BYTES))
-		return slab_release_locked(sc, s, c, later, idle_ms);
-	uint64_t when = idle_ms ? idle_ms : os_now_ms();
-	if (c <= NCLASSES && when > sc->emptied_ms[c])
-		sc->emptied_ms[c] = when;
+		return slab_release_locked(sc, s, c, later);
+	if (!*idle_ms)
+		*idle_ms = os_now_ms();
+	if (c <= NCLASSES && *idle_ms > sc->emptied_ms[c])
+		sc->emptied_ms[c] = *idle_ms;
 	return false;
 }
 
-static void slab_free_later(struct page_desc *later)
+static void slab_free_later(struct page_desc *later, uint64_t idle_ms)
 {
 	while (later) {
 		struct page_desc *s = later;
 		later = s->next;
 		s->next = NULL;
-		slab_pages_free(s, 0);
+		slab_pages_free(s, idle_ms);
 	}
 }
 
@@ -367,6 +362,7 @@ void slab_free_bulk(void *const *objs, unsigned n)
 	struct slab_cpu *held = NULL;
 	struct page_desc *s = NULL, *later = NULL;
 	uintptr_t last_page = 0;     /* objects of one page often come in a row */
+	uint64_t now = 0;
 	for (unsigned i = 0; i < n; i++) {
 		void *p = objs[i];
 		if ((uintptr_t)p >> PAGE_SHIFT != last_page) {
@@ -390,14 +386,14 @@ void slab_free_bulk(void *const *objs, unsigned n)
 		sc->nfree[c]++;
 		s->inuse--;
 		slab_relist_locked(sc, s, c);
-		if (s->inuse == 0 && slab_emptied_locked(sc, s, c, &later, 0))
+		if (s->inuse == 0 && slab_emptied_locked(sc, s, c, &later, &now))
 			last_page = 0;
 	}
 	if (held) {
 		debug_check_locked(held);
 		lock_release(&held->lock);
 	}
-	slab_free_later(later);
+	slab_free_later(later, 0);
 }
 
 /* The thread cache's transfers move chains, not arrays: objects linked by
@@ -511,48 +507,50 @@ void *slab_free_chain(unsigned c, void *chain, unsigned n, uint64_t idle_ms)
 		s->inuse = (uint16_t)(s->inuse - k);
 		slab_relist_locked(sc, s, c);
 		if (s->inuse == 0)
-			slab_emptied_locked(sc, s, c, &later, idle_ms);
+			slab_emptied_locked(sc, s, c, &later, &idle_ms);
 	}
 	if (held) {
 		slab_count_frees_locked(held, c, held_count);
 		debug_check_locked(held);
 		lock_release(&held->lock);
 	}
-	slab_free_later(later);
+	slab_free_later(later, idle_ms);
 	return p;
 }
 
-/* Up to n of class c's empty slabs beyond its reserve back to the buddy
- * layer, free since idle_ms; then the low-water mark starts again. */
-static void slab_trim_locked(struct slab_cpu *sc, unsigned c, uint32_t n, uint64_t idle_ms)
+/* Up to n of class c's empty slabs beyond its reserve taken off for
+ * slab_free_later; then the low-water mark starts again. */
+static void slab_trim_locked(struct slab_cpu *sc, unsigned c, uint32_t n, struct page_desc **later)
 {
-	ASSERT(c <= NCLASSES);      /* no release hook: nothing is left for later */
 	while (n-- && sc->nempty[c] > SLAB_RESERVE(c) &&
-	       slab_release_locked(sc, sc->empty[c], c, NULL, idle_ms))
+	       slab_release_locked(sc, sc->empty[c], c, later))
 		;
 	sc->lowater[c] = sc->nempty[c];
 }
 
 /* A decay tick at now (the last one was at prev), or every empty slab
- * beyond the reserves when all is set (idle since now then). */
+ * beyond the reserves when all is set (idle since now then). One class at a
+ * time, and the pages go to the buddy layer with no slab lock held: the
+ * background thread must not hold one while it waits for a zone lock (a
+ * thread that forks in a signal handler may hold that zone lock, and its
+ * fork handlers wait for the slab lock). */
 static void slab_trim_all(bool all, uint64_t now, uint64_t prev)
 {
 	uint64_t decay = (uint64_t)opt.decay_ms;
 	for (unsigned i = 0; i < MAX_CPUS; i++) {
 		struct slab_cpu *sc = &slab_cpus[i];
-		if (!__atomic_load_n(&sc->empty_bytes, __ATOMIC_RELAXED))
-			continue;
-		lock_acquire(&sc->lock);
 		for (unsigned c = 1; c <= NCLASSES; c++) {
-			if (all)
-				slab_trim_locked(sc, c, UINT32_MAX, 0);
-			else if (sc->emptied_ms[c] + decay <= now)
-				slab_trim_locked(sc, c, UINT32_MAX, sc->emptied_ms[c]);
-			else
-				slab_trim_locked(sc, c, sc->lowater[c], prev);
+			if (!__atomic_load_n(&sc->nempty[c], __ATOMIC_RELAXED))
+				continue;
+			struct page_desc *later = NULL;
+			lock_acquire(&sc->lock);
+			bool stale = all || sc->emptied_ms[c] + decay <= now;
+			uint64_t idle = all ? 0 : stale ? sc->emptied_ms[c] : prev;
+			slab_trim_locked(sc, c, stale ? UINT32_MAX : sc->lowater[c], &later);
+			debug_check_locked(sc);
+			lock_release(&sc->lock);
+			slab_free_later(later, idle);
 		}
-		debug_check_locked(sc);
-		lock_release(&sc->lock);
 	}
 }
 
@@ -579,10 +577,10 @@ void slab_shrink(unsigned c)
 		lock_acquire(&sc->lock);
 		for (struct page_desc *s = sc->empty[c], *next; s; s = next) {
 			next = s->next;
-			slab_release_locked(sc, s, c, &later, 0);
+			slab_release_locked(sc, s, c, &later);
 		}
 		lock_release(&sc->lock);
-		slab_free_later(later);
+		slab_free_later(later, 0);
 	}
 }
 

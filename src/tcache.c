@@ -147,14 +147,21 @@ static void tcache_check(const struct tcache *tc)
 }
 
 /* Every bin back to its starting bound (the bins must be empty). */
+/* The growth of every live thread's bins together (bytes), at most
+ * TCACHE_GROW_TOTAL: many threads do not each get a thread's budget. Atomic. */
+static size_t grown_total;
+
 static void bins_reset(struct tcache *tc)
 {
 	for (unsigned c = 1; c <= NCLASSES; c++)
 		tc->bins[c].max = tc->bins[c].room = (int32_t)class_tcache_max[c];
+	if (tc->grown_bytes)
+		__atomic_sub_fetch(&grown_total, tc->grown_bytes, __ATOMIC_RELAXED);
 	tc->grown_bytes = 0;
 }
 
-/* A bin that ran empty doubles its bound, within its cap and the budget. */
+/* A bin that ran empty doubles its bound, within its cap, the thread's budget
+ * and what is left of the total. */
 static void bin_grow(struct tcache *tc, unsigned c)
 {
 	struct tcache_bin *b = &tc->bins[c];
@@ -164,6 +171,10 @@ static void bin_grow(struct tcache *tc, unsigned c)
 	size_t bytes = (size_t)add * class_info[c].size;
 	if (add <= 0 || tc->grown_bytes + bytes > TCACHE_GROW_BUDGET)
 		return;
+	if (__atomic_add_fetch(&grown_total, bytes, __ATOMIC_RELAXED) > TCACHE_GROW_TOTAL) {
+		__atomic_sub_fetch(&grown_total, bytes, __ATOMIC_RELAXED);
+		return;
+	}
 	b->max += add;
 	b->room += add;
 	tc->grown_bytes += bytes;
@@ -388,6 +399,7 @@ void tcache_unlock_all(void)
  * records to drop anyway. */
 void tcache_after_fork_child(void)
 {
+	__atomic_store_n(&grown_total, tc_self.grown_bytes, __ATOMIC_RELAXED);   /* the others' went */
 	if (lock_fork_skipped(&registry_lock))
 		return;
 	struct tcache_record *self = tc_self.rec;

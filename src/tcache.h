@@ -49,6 +49,9 @@ enum tcache_state { TC_NEW = 0, TC_WARM, TC_LIVE, TC_DEAD };
  * bin does not grow: a consumer thread would only return objects in bigger,
  * later batches. */
 #define TCACHE_GROW_BUDGET (1024 * 1024)
+/* ... and the growth of all threads' bins together stays under this: a
+ * thousand threads take no more than a few. */
+#define TCACHE_GROW_TOTAL (8u << 20)
 
 struct tcache_record;
 
