@@ -65,8 +65,9 @@ size_t bsl_purge(void);
 
 /* 1 when p is the start of a live block that buddyslab handed out, else 0.
  * Never aborts, whatever p is. A diagnostic: it takes locks and walks free
- * lists. A small block freed by another thread and still parked in that
- * thread's cache is reported as owned. */
+ * lists. An object of a named cache (bsl_cache_alloc) counts as a block. A
+ * small block freed by another thread and still parked in that thread's
+ * cache is reported as owned. */
 int bsl_owns(const void *p);
 
 /* "buddyslab X.Y.Z": "buddyslab " BUDDYSLAB_VERSION. */

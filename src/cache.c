@@ -114,6 +114,34 @@ static struct bsl_cache *cache_holding(const void *p)
 	return &caches[d->cache_id - 1];
 }
 
+/* Is p the start of a slot of cp (any life of cp's table slot)? */
+static bool slot_start(const struct bsl_cache *cp, const void *p, const struct page_desc *d)
+{
+	const struct class_info *ci = &slab_named[cp - caches].geom;
+	return obj_index(ci->inv, ci->shift, (uintptr_t)p + d->slab_base_hidden) < ci->nobjs;
+}
+
+/* For bsl_owns: the slab layer answers for the slot's trailer (its object),
+ * and the calling thread's bin is walked as tcache_holds walks a kmalloc bin.
+ * An object parked in another thread's bin counts as owned. */
+int cache_owns(const void *p)
+{
+	struct bsl_cache *cp = cache_holding(p);
+	if (!cp)
+		return -1;
+	if (__atomic_load_n(&cp->state, __ATOMIC_ACQUIRE) != CACHE_LIVE ||
+	    !slot_start(cp, p, arena_desc_of(p)))
+		return 0;
+	char *q = (char *)p + cp->first_off;
+	const struct cache_tbin *t = &cache_tls[cp - caches];
+	if (t->gen == cp->gen)
+		for (void *o = t->bin.head; o; o = obj_next(o))
+			if (o == q)
+				return 0;
+	struct page_desc *dq = arena_desc_of(q);
+	return dq && !slab_obj_is_free(dq, q);
+}
+
 void cache_check_not_named(const void *p, const char *api)
 {
 	struct bsl_cache *owner = cache_holding(p);
@@ -294,9 +322,8 @@ EXPORT void bsl_cache_free(bsl_cache_t *cache, void *p)
 		return;
 	char *q = (char *)p + cp->first_off;
 	struct page_desc *d = arena_desc_of(p);
-	const struct class_info *ci = &slab_named[cp->sidx - NCLASSES - 1].geom;
 	if (unlikely(!d || d->kind != PD_SLAB || d->cache_id != cp->sidx - NCLASSES ||
-		     obj_index(ci->inv, ci->shift, (uintptr_t)p + d->slab_base_hidden) >= ci->nobjs))
+		     !slot_start(cp, p, d)))
 		not_ours(cp, p);
 	if (unlikely(vg_active))
 		vg_open(q, TRAILER);

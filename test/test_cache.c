@@ -13,7 +13,8 @@
  * bsl_cache_free of a malloc block, of another cache's object, of an
  * interior pointer, twice; a destroyed cache used); bsl_stats counting cache
  * objects; prof:1 sampling cache allocations and forgetting them at
- * bsl_cache_free; the table's bound (32 caches) and slot reuse.
+ * bsl_cache_free; bsl_owns of cache objects (live, freed, interior, never
+ * handed out); the table's bound (32 caches) and slot reuse.
  * Re-executed under secure:1 when run with no argument (guard pages on).
  */
 #define _GNU_SOURCE
@@ -444,6 +445,53 @@ static void prof_samples_cache_objects(void)
 	fputs(buf, stderr);
 }
 
+/* ------------------------------------------------------------ bsl_owns */
+
+static void *free_in_thread(void *o)
+{
+	bsl_cache_free(shared, o);
+	return NULL;     /* exits: its bin goes back to the slab */
+}
+
+/* bsl_owns: 1 for a live cache object, 0 once freed (in this thread's bin, on
+ * its slab's free list, freed by a thread that has exited), 0 for a pointer
+ * into an object or its trailer and for a slot never handed out. */
+static void owns_cache_objects(void)
+{
+	shared = make("test-owns");
+	REQUIRE(shared);
+	struct obj *a = bsl_cache_alloc(shared, 0), *b = bsl_cache_alloc(shared, 0);
+	struct obj *c = bsl_cache_alloc(shared, 0);
+	REQUIRE(a && b && c);
+	CHECK(bsl_owns(a) == 1 && bsl_owns(b) == 1 && bsl_owns(c) == 1);
+	CHECK(bsl_owns((char *)a + 8) == 0);
+	CHECK(bsl_owns((char *)a + sizeof(struct obj)) == 0);    /* a's trailer */
+	bsl_cache_free(shared, a);       /* parked in this thread's bin */
+	CHECK(bsl_owns(a) == 0 && bsl_owns(b) == 1);
+	bsl_cache_shrink(shared);        /* the bin back: a on its slab's free list */
+	CHECK(bsl_owns(a) == 0 && bsl_owns(b) == 1);
+	pthread_t t;
+	pthread_create(&t, NULL, free_in_thread, b);
+	pthread_join(t, NULL);
+	CHECK(bsl_owns(b) == 0 && bsl_owns(c) == 1);
+	struct obj *d = bsl_cache_alloc(shared, 0);     /* a slot again: live */
+	REQUIRE(d);
+	CHECK(bsl_owns(d) == 1);
+	/* secure:1 (no bins): a, b, c are a fresh slab's first slots, and the
+	 * slot after c (224 bytes: 192, the trailer, 16-byte alignment) was never
+	 * handed out */
+	const char *conf = getenv("BUDDYSLAB_CONF");
+	if (conf && strstr(conf, "secure:1") && (char *)c == (char *)a + 2 * 224)
+		CHECK(bsl_owns((char *)c + 224) == 0);
+	bsl_cache_free(shared, c);
+	bsl_cache_free(shared, d);
+	CHECK(bsl_owns(c) == 0 && bsl_owns(d) == 0);
+	void *m = malloc(192);
+	CHECK(bsl_owns(m) == 1);
+	free(m);
+	bsl_cache_destroy(shared);
+}
+
 /* ------------------------------------------------------------ misuse */
 
 static bsl_cache_t *mc, *mc2;
@@ -525,6 +573,7 @@ int main(int argc, char **argv)
 	T_RUN(slabinfo_names_cache);
 	T_RUN(stats_report_names_cache);
 	T_RUN(prof_samples_cache_objects);
+	T_RUN(owns_cache_objects);
 	T_RUN(misuse_aborts);
 	T_RUN(many_caches);
 	if (argc == 1 && !getenv("BUDDYSLAB_CONF") && !t_failures) {     /* again with guard pages, secure:1 */
