@@ -9,7 +9,8 @@
  * bytes: the program's object at the slot's start, then a 24-byte trailer at
  * first_off = align_up(size, 8): words 0 and 1 are the free-list link and
  * check of slab.h (so a free object is recognised and a double free caught
- * as for malloc's objects), word 2 the constructed mark. The slab layer's
+ * as for malloc's objects), word 2 the constructed mark (with CONS_SAMPLED
+ * flipped while the object is a heap-profile sample: see Profiling). The slab layer's
  * "object" of the slot is the trailer (slab.h, struct slab_named): lists and
  * links never write into the program's object, which keeps its constructed
  * state while free (SLUB puts the free pointer after the object for caches
@@ -25,6 +26,13 @@
  * every constructed slot when its slab goes back to the buddy layer (slab.c
  * calls cache_release with no lock held), which also clears every mark, so a
  * stale mark never survives into memory reused for a new slab.
+ *
+ * Profiling (prof:1). A sampled object's mark is cons_mark ^ CONS_SAMPLED
+ * from its prof_record to its bsl_cache_free, which restores the mark and
+ * calls prof_forget; a free of any other object reads the mark it already has
+ * in cache and takes no lock (the role PDF_SAMPLED plays for malloc's runs).
+ * Only the thread that allocates or frees the object writes the flag; a free
+ * object never carries it.
  *
  * Fast path: one tcache_bin per cache per thread (cache_tls), holding free
  * constructed objects through their trailers, bounded by bin_max. A bin
@@ -83,9 +91,17 @@ static __thread struct cache_tbin cache_tls[NCACHES_MAX] __attribute__((tls_mode
  * during or after the flush must not start a bin again. */
 static __thread bool cache_exiting __attribute__((tls_model("initial-exec")));
 
+#define CONS_SAMPLED 1u
+
 static inline uint64_t cons_mark(const void *trailer)
 {
 	return (uintptr_t)trailer ^ obj_keys.link ^ 0xC0457C7EDC0457ull;
+}
+
+/* The slot whose trailer is q is constructed (sampled or not). */
+static inline bool cons_built(const void *q)
+{
+	return (((const uint64_t *)q)[2] ^ cons_mark(q)) <= CONS_SAMPLED;
 }
 
 /* ------------------------------------------------------------ messages */
@@ -179,7 +195,7 @@ static bool cache_construct(struct bsl_cache *cp, char *q, int flags, bool hando
 	char *p = q - cp->first_off;
 	uint64_t *w = (uint64_t *)q;
 	vg_open(q, TRAILER);
-	bool built = w[2] == cons_mark(q);
+	bool built = cons_built(q);
 	if (handout)
 		vg_malloclike(p, cp->size, cp->slot, built);
 	vg_open(q, TRAILER);
@@ -205,7 +221,7 @@ static void cache_release(unsigned sidx, char *base, unsigned nfresh)
 		char *p = base + (size_t)i * cp->slot, *q = p + cp->first_off;
 		uint64_t *w = (uint64_t *)q;
 		vg_open(q, TRAILER);
-		if (w[2] == cons_mark(q) && cp->dtor) {
+		if (cons_built(q) && cp->dtor) {
 			vg_open(p, cp->size);
 			cp->dtor(p, cp->arg);
 			vg_close(p, cp->size);
@@ -282,11 +298,22 @@ static NOINLINE void *cache_alloc_slow(struct bsl_cache *cp, int flags)
 	return (char *)ret - cp->first_off;
 }
 
-/* prof:1 picked this object: recorded like a malloc sample (cfa: the caller's frame). */
-static NOINLINE void cache_sample(void *p, size_t n, uintptr_t cfa)
+/* prof:1 picked this object: recorded like a malloc sample (cfa: the caller's
+ * frame), and flagged in its mark for bsl_cache_free. */
+static NOINLINE void cache_sample(struct bsl_cache *cp, void *p, uintptr_t cfa)
 {
-	if (prof_tick(n) && !vg_active)
-		prof_record(p, n, cfa);
+	if (prof_tick(cp->size) && !vg_active) {
+		prof_record(p, cp->size, cfa);
+		uint64_t *w = (uint64_t *)((char *)p + cp->first_off);
+		w[2] = cons_mark(w) ^ CONS_SAMPLED;
+	}
+}
+
+/* bsl_cache_free of a sample (its mark flagged): it leaves the profile. */
+static NOINLINE void cache_unsample(void *p, uint64_t *w)
+{
+	w[2] = cons_mark(w);
+	prof_forget(p, NULL);
 }
 
 EXPORT void *bsl_cache_alloc(bsl_cache_t *cache, int flags)
@@ -299,7 +326,7 @@ EXPORT void *bsl_cache_alloc(bsl_cache_t *cache, int flags)
 	else if (!(p = cache_alloc_slow(cp, flags)))
 		return NULL;
 	if (unlikely(prof_count(cp->size)))
-		cache_sample(p, cp->size, (uintptr_t)__builtin_dwarf_cfa());
+		cache_sample(cp, p, (uintptr_t)__builtin_dwarf_cfa());
 	return p;
 }
 
@@ -330,8 +357,8 @@ EXPORT void bsl_cache_free(bsl_cache_t *cache, void *p)
 	if (unlikely(obj_is_free(q)))
 		cache_double_free(cp, p);
 	vg_freelike(p);
-	if (unlikely(opt.prof))
-		prof_forget(p, NULL);
+	if (unlikely(opt.prof) && unlikely(((uint64_t *)q)[2] != cons_mark(q)))
+		cache_unsample(p, (uint64_t *)q);
 	struct cache_tbin *t = &cache_tls[cp - caches];
 	if (likely(t->gen == cp->gen && t->bin.room > 0)) {
 		tcache_push(&t->bin, q);
