@@ -35,14 +35,38 @@
  * object never carries it.
  *
  * Fast path: one tcache_bin per cache per thread (cache_tls), holding free
- * constructed objects through their trailers, bounded by bin_max. A bin
- * belongs to one life of its cache slot (gen); a thread's bins are flushed at
- * its exit (tcache_exit_hook), at shrink and destroy for the calling thread.
- * Bins are off while the thread cache is (memcheck, quarantine, tcache:0).
+ * constructed objects through their trailers, bounded by bin_max. Bins are
+ * off while the thread cache is (memcheck, quarantine, tcache:0).
+ *
+ * Bins and generations. A table slot's gen moves at create, shrink and
+ * destroy (and caches_epoch with every shrink and destroy). A thread's bin of
+ * slot i is attached (max != 0) from its first slow path until its owner
+ * detaches it (every object back to its slab); nbins counts the attached bins
+ * of all threads. A bin whose gen is not its slot's is stale: its owner
+ * detaches it at its next bsl_cache_alloc or bsl_cache_free of any cache
+ * (cache_seen != caches_epoch: bins_refresh), at the next slow path of that
+ * slot, or at its exit. Only the owner touches a bin.
+ *
+ * INVARIANT: a slot is FREE (reusable: its slab_named geometry and
+ * destructor may be rewritten) only when nbins == 0 and it owns no slab. So
+ * every object in any bin belongs to a slab of its slot's current life, and
+ * a stale bin, flushed whenever its owner comes to it, goes back to the
+ * geometry and destructor it was made with.
+ *
+ * Destroy: LIVE -> DYING (the handle is refused from now on), gen and epoch
+ * move, the calling thread's bins are refreshed, -> DRAINING. The detach that
+ * finds nbins at 0 after that (destroy's own check, or the last other owner
+ * flushing its stale bin) claims the slot (DRAINING -> RETIRED, by one
+ * compare-and-swap: one winner) and finishes it: every empty slab back
+ * (destructors run), then FREE, or RETIRED with a report of the objects the
+ * program still holds. Objects parked in bins are never reported: they are
+ * in their slabs again before the count. Destroy waits for no thread; a
+ * thread that never calls again keeps the slot DRAINING (not reused).
  *
  * Lock: caches_lock protects the table's states and the creation of a cache;
  * a leaf, never held while calling another layer (LAYERS.md). Destroy marks
- * the cache dying under it and does the work outside it.
+ * the cache dying under it and does the work outside it; gen, epoch, nbins
+ * and the later state changes are atomics.
  */
 #include <errno.h>
 #include <string.h>
@@ -61,7 +85,7 @@
 #define BIN_MAX        64
 #define NAME_LEN       32
 
-enum cache_state { CACHE_FREE = 0, CACHE_LIVE, CACHE_DYING, CACHE_RETIRED };
+enum cache_state { CACHE_FREE = 0, CACHE_LIVE, CACHE_DYING, CACHE_DRAINING, CACHE_RETIRED };
 
 struct bsl_cache {
 	char name[NAME_LEN];
@@ -69,8 +93,9 @@ struct bsl_cache {
 	uint32_t align;
 	uint32_t first_off;     /* slot start to trailer */
 	uint32_t slot;          /* slab_named[id].geom.size */
-	uint32_t gen;           /* life of this table slot; bins of other lives are stale */
+	uint32_t gen;           /* moves at create, shrink, destroy; bins of other gens are stale */
 	int32_t bin_max;        /* objects a thread's bin holds */
+	int32_t nbins;          /* threads' bins attached to this slot (atomic) */
 	int state;              /* enum cache_state; written under caches_lock */
 	unsigned sidx;          /* slab index: NCLASSES + 1 + id */
 	int (*ctor)(void *obj, void *arg, int flags);
@@ -86,6 +111,8 @@ struct cache_tbin {
 
 static struct bsl_cache caches[NCACHES_MAX];
 static lock_t caches_lock = LOCK_INIT;
+static uint32_t caches_epoch;     /* moves with every shrink and destroy */
+static __thread uint32_t cache_seen __attribute__((tls_model("initial-exec")));
 static __thread struct cache_tbin cache_tls[NCACHES_MAX] __attribute__((tls_model("initial-exec")));
 /* Set when the thread's bins were flushed at its exit: a destructor that runs
  * during or after the flush must not start a bin again. */
@@ -150,10 +177,9 @@ int cache_owns(const void *p)
 		return 0;
 	char *q = (char *)p + cp->first_off;
 	const struct cache_tbin *t = &cache_tls[cp - caches];
-	if (t->gen == cp->gen)
-		for (void *o = t->bin.head; o; o = obj_next(o))
-			if (o == q)
-				return 0;
+	for (void *o = t->bin.head; o; o = obj_next(o))     /* stale too: the same life */
+		if (o == q)
+			return 0;
 	struct page_desc *dq = arena_desc_of(q);
 	return dq && !slab_obj_is_free(dq, q);
 }
@@ -246,30 +272,100 @@ static void bin_flush(struct bsl_cache *cp, struct cache_tbin *t, int32_t keep)
 	slab_free_bulk(objs, n);
 }
 
+static inline uint32_t gen_of(const struct bsl_cache *cp)
+{
+	return __atomic_load_n(&cp->gen, __ATOMIC_ACQUIRE);
+}
+
+/* Every attached bin of cp is stale from now on (shrink, destroy). */
+static void cache_new_gen(struct bsl_cache *cp)
+{
+	__atomic_add_fetch(&cp->gen, 1, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&caches_epoch, 1, __ATOMIC_SEQ_CST);
+}
+
+/* The destroy of cp completes, when its claim wins: every empty slab back
+ * (destructors run), then the slot FREE, or RETIRED with a report.
+ * deferred: this is the last other thread's bin flush, after the destroy. */
+static void cache_finish(struct bsl_cache *cp, bool deferred)
+{
+	int want = CACHE_DRAINING;
+	if (!__atomic_compare_exchange_n(&cp->state, &want, CACHE_RETIRED, false,
+					 __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+		return;
+	slab_shrink(cp->sidx);
+	uint64_t nslabs, live = slab_objs_out(cp->sidx, &nslabs);
+	if (live || nslabs)
+		bsl_warnf("bsl_cache_destroy(): the cache \"%s\" still has %lu live objects "
+			  "(allocated and not freed) in %lu slabs: they are leaked, and the "
+			  "cache's slot is not reused%s", cp->name, (unsigned long)live,
+			  (unsigned long)nslabs, deferred ? " (counted when the last other "
+			  "thread's cached objects of it were given back)" : "");
+	lock_acquire(&caches_lock);
+	__atomic_store_n(&cp->state, live || nslabs ? CACHE_RETIRED : CACHE_FREE, __ATOMIC_RELEASE);
+	lock_release(&caches_lock);
+}
+
+/* The calling thread's bin t of cp: every object back to its slab, and the
+ * bin detached; the last detach after a destroy finishes it. */
+static void bin_detach(struct bsl_cache *cp, struct cache_tbin *t)
+{
+	while (t->bin.head)
+		bin_flush(cp, t, 0);
+	bool attached = t->bin.max != 0;
+	t->bin = (struct tcache_bin){ NULL, 0, 0 };
+	if (attached && __atomic_sub_fetch(&cp->nbins, 1, __ATOMIC_SEQ_CST) == 0 &&
+	    __atomic_load_n(&cp->state, __ATOMIC_SEQ_CST) == CACHE_DRAINING)
+		cache_finish(cp, true);
+}
+
+/* caches_epoch moved: detach the calling thread's stale bins. */
+static NOINLINE void bins_refresh(void)
+{
+	cache_seen = __atomic_load_n(&caches_epoch, __ATOMIC_SEQ_CST);
+	for (unsigned i = 0; i < NCACHES_MAX; i++) {
+		struct cache_tbin *t = &cache_tls[i];
+		if (t->bin.max && t->gen != gen_of(&caches[i]))
+			bin_detach(&caches[i], t);
+	}
+}
+
+static inline void bins_check_epoch(void)
+{
+	if (unlikely(cache_seen != __atomic_load_n(&caches_epoch, __ATOMIC_RELAXED)))
+		bins_refresh();
+}
+
 /* The exit key's destructor (tcache.c): every bin back, none from now on. */
 static void cache_thread_exit(void)
 {
 	cache_exiting = true;
 	for (unsigned i = 0; i < NCACHES_MAX; i++) {
 		struct cache_tbin *t = &cache_tls[i];
-		int st = __atomic_load_n(&caches[i].state, __ATOMIC_ACQUIRE);
-		if (t->bin.head && t->gen == caches[i].gen && st != CACHE_FREE)   /* retired: its slabs stay */
-			bin_flush(&caches[i], t, 0);
-		t->bin = (struct tcache_bin){ NULL, 0, 0 };
+		if (t->bin.max)       /* stale or not: objects of the slot's current life */
+			bin_detach(&caches[i], t);
 		t->gen = 0;
 	}
 }
 
-/* The calling thread's bin of cp, of this life of cp, with room when it may cache. */
+/* The calling thread's bin of cp, of cp's current gen, attached (with room)
+ * when it may cache and cp is live. */
 static struct cache_tbin *bin_of(struct bsl_cache *cp, bool caching)
 {
 	struct cache_tbin *t = &cache_tls[cp - caches];
-	if (t->gen != cp->gen) {
-		t->bin = (struct tcache_bin){ NULL, 0, 0 };
-		t->gen = cp->gen;
+	uint32_t gen = gen_of(cp);
+	if (t->gen != gen) {
+		if (t->bin.max)
+			bin_detach(cp, t);
+		t->gen = gen;
 	}
-	if (caching && t->bin.max == 0)
-		t->bin.max = t->bin.room = cp->bin_max;
+	if (caching && t->bin.max == 0) {
+		__atomic_add_fetch(&cp->nbins, 1, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&cp->state, __ATOMIC_SEQ_CST) == CACHE_LIVE)
+			t->bin.max = t->bin.room = cp->bin_max;
+		else      /* destroyed meanwhile (a program bug): no bin */
+			__atomic_sub_fetch(&cp->nbins, 1, __ATOMIC_SEQ_CST);
+	}
 	return t;
 }
 
@@ -319,9 +415,11 @@ static NOINLINE void cache_unsample(void *p, uint64_t *w)
 EXPORT void *bsl_cache_alloc(bsl_cache_t *cache, int flags)
 {
 	struct bsl_cache *cp = cache_live(cache, "bsl_cache_alloc");
+	bins_check_epoch();
 	struct cache_tbin *t = &cache_tls[cp - caches];
 	void *q, *p;
-	if (likely(t->gen == cp->gen) && (q = tcache_pop(&t->bin)) != NULL)
+	if (likely(t->gen == __atomic_load_n(&cp->gen, __ATOMIC_RELAXED)) &&
+	    (q = tcache_pop(&t->bin)) != NULL)
 		p = (char *)q - cp->first_off;
 	else if (!(p = cache_alloc_slow(cp, flags)))
 		return NULL;
@@ -345,6 +443,7 @@ static NOINLINE void cache_free_slow(struct bsl_cache *cp, void *q)
 EXPORT void bsl_cache_free(bsl_cache_t *cache, void *p)
 {
 	struct bsl_cache *cp = cache_live(cache, "bsl_cache_free");
+	bins_check_epoch();
 	if (!p)
 		return;
 	char *q = (char *)p + cp->first_off;
@@ -360,7 +459,7 @@ EXPORT void bsl_cache_free(bsl_cache_t *cache, void *p)
 	if (unlikely(opt.prof) && unlikely(((uint64_t *)q)[2] != cons_mark(q)))
 		cache_unsample(p, (uint64_t *)q);
 	struct cache_tbin *t = &cache_tls[cp - caches];
-	if (likely(t->gen == cp->gen && t->bin.room > 0)) {
+	if (likely(t->gen == __atomic_load_n(&cp->gen, __ATOMIC_RELAXED) && t->bin.room > 0)) {
 		tcache_push(&t->bin, q);
 		return;
 	}
@@ -392,7 +491,8 @@ static void cache_setup(struct bsl_cache *cp, const char *name, size_t size, siz
 	cp->bin_max = n < 4 ? 4 : n > BIN_MAX ? BIN_MAX : n;
 	class_info_fill(&slab_named[i].geom, cp->slot, (opt.secure & SEC_GUARD) ? 1 : 0);
 	slab_named[i].first_off = cp->first_off;
-	cp->gen++;
+	ASSERT(cp->nbins == 0);      /* FREE: no bin attached (the invariant) */
+	__atomic_add_fetch(&cp->gen, 1, __ATOMIC_RELEASE);
 }
 
 EXPORT bsl_cache_t *bsl_cache_create(const char *name, size_t size, size_t align,
@@ -428,19 +528,14 @@ EXPORT bsl_cache_t *bsl_cache_create(const char *name, size_t size, size_t align
 	return cp;
 }
 
-/* The calling thread's bin of cp back, then every empty slab. */
-static void cache_shrink_all(struct bsl_cache *cp)
-{
-	struct cache_tbin *t = &cache_tls[cp - caches];
-	if (t->gen == cp->gen)
-		while (t->bin.head)
-			bin_flush(cp, t, 0);
-	slab_shrink(cp->sidx);
-}
-
+/* Every bin of cp stale; the calling thread's back now, other threads' at
+ * their next cache call or exit; then every empty slab. */
 EXPORT void bsl_cache_shrink(bsl_cache_t *cache)
 {
-	cache_shrink_all(cache_live(cache, "bsl_cache_shrink"));
+	struct bsl_cache *cp = cache_live(cache, "bsl_cache_shrink");
+	cache_new_gen(cp);
+	bins_refresh();
+	slab_shrink(cp->sidx);
 }
 
 EXPORT void bsl_cache_destroy(bsl_cache_t *cache)
@@ -453,16 +548,12 @@ EXPORT void bsl_cache_destroy(bsl_cache_t *cache)
 	lock_release(&caches_lock);
 	if (!mine)
 		not_a_cache(cp, "bsl_cache_destroy");
-	cache_shrink_all(cp);
-	uint64_t nslabs, live = slab_objs_out(cp->sidx, &nslabs);
-	if (live || nslabs)
-		bsl_warnf("bsl_cache_destroy(): the cache \"%s\" still has %lu live objects "
-			  "(allocated, or cached by other running threads) in %lu slabs: they are "
-			  "leaked, and the cache's slot is not reused", cp->name,
-			  (unsigned long)live, (unsigned long)nslabs);
-	lock_acquire(&caches_lock);
-	__atomic_store_n(&cp->state, live || nslabs ? CACHE_RETIRED : CACHE_FREE, __ATOMIC_RELEASE);
-	lock_release(&caches_lock);
+	cache_new_gen(cp);
+	bins_refresh();          /* this thread's bin of cp (DYING: no finish yet) */
+	__atomic_store_n(&cp->state, CACHE_DRAINING, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&cp->nbins, __ATOMIC_SEQ_CST) == 0)
+		cache_finish(cp, false);
+	/* else the last thread to give its bin of cp back finishes it */
 }
 
 /* ------------------------------------------------------------ views, fork */
@@ -479,6 +570,14 @@ void cache_text_slabinfo(struct text *t)
 			    (unsigned long)(slabs * ci->nobjs), cp->size, ci->nobjs, 1u << ci->order,
 			    (unsigned long)slabs);
 	}
+}
+
+/* The forking thread is the child's only one: only its bins stay attached
+ * (other threads' cached objects stay allocated). */
+void cache_after_fork_child(void)
+{
+	for (unsigned i = 0; i < NCACHES_MAX; i++)
+		caches[i].nbins = cache_tls[i].bin.max != 0;
 }
 
 void cache_lock_all(void)

@@ -25,6 +25,8 @@ int cache_owns(const void *p);
 /* One slabinfo line per live named cache. */
 void cache_text_slabinfo(struct text *t);
 void cache_lock_all(void);
+/* fork child: the other threads' bins are gone (cache.c's count of bins). */
+void cache_after_fork_child(void);
 void cache_unlock_all(void);
 #pragma GCC visibility pop
 #endif

@@ -14,14 +14,18 @@
  * interior pointer, twice; a destroyed cache used); bsl_stats counting cache
  * objects; prof:1 sampling cache allocations and forgetting them at
  * bsl_cache_free (only the sampled objects' frees call the profiler);
- * bsl_owns of cache objects (live, freed, interior, never handed out); the
- * table's bound (32 caches) and slot reuse.
+ * bsl_owns of cache objects (live, freed, interior, never handed out);
+ * another live thread's bin at destroy and shrink (not reported, given back
+ * at that thread's next call, the destroy completed there); the table's
+ * bound (32 caches) and slot reuse.
  * Re-executed under secure:1 when run with no argument (guard pages on).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -511,6 +515,109 @@ static void owns_cache_objects(void)
 	bsl_cache_destroy(shared);
 }
 
+/* ------------------------------------------- other threads' bins (stale) */
+
+struct counts { long ctor, dtor; };
+
+static int cnt_ctor(void *p, void *arg, int flags)
+{
+	((struct obj *)p)->magic = MAGIC;
+	__atomic_add_fetch(&((struct counts *)arg)->ctor, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static void cnt_dtor(void *p, void *arg)
+{
+	CHECK(((struct obj *)p)->magic == MAGIC);
+	__atomic_add_fetch(&((struct counts *)arg)->dtor, 1, __ATOMIC_RELAXED);
+}
+
+/* Thread B: runs a job on the cache it is given, then waits, alive. */
+static sem_t b_go, b_done;
+static bsl_cache_t *b_cache;      /* NULL: quit */
+
+static void *b_thread(void *arg)
+{
+	struct obj *o[300];
+	for (;;) {
+		sem_wait(&b_go);
+		if (!b_cache)
+			return arg;      /* exits: its bins go back */
+		for (int round = 0; round < 3; round++) {
+			for (int i = 0; i < 300; i++)
+				CHECK((o[i] = bsl_cache_alloc(b_cache, 0)) && o[i]->magic == MAGIC);
+			for (int i = 0; i < 300; i++)
+				bsl_cache_free(b_cache, o[i]);
+		}
+		sem_post(&b_done);     /* its bin of b_cache holds objects now */
+	}
+}
+
+static pthread_t b_tid;
+
+/* B runs its job on c and waits again; c NULL: B exits (joined). */
+static void b_run(void *c)
+{
+	b_cache = c;
+	sem_post(&b_go);
+	if (c)
+		sem_wait(&b_done);
+	else
+		pthread_join(b_tid, NULL);
+}
+
+/* The child's part ("bins": warnings go to the stderr of its start-up, the
+ * parent's pipe). B parks objects in its bin and stays alive; main destroys
+ * or shrinks the cache; B's next call of any cache gives the stale bin back
+ * (the destroy then completes: every object destructed). 0: all went well. */
+static int bins_child(void)
+{
+	static struct counts k1, k2, k3;
+	sem_init(&b_go, 0, 0);
+	sem_init(&b_done, 0, 0);
+	pthread_create(&b_tid, NULL, b_thread, NULL);
+	bsl_cache_t *c1 = bsl_cache_create("parked-1", 192, 0, cnt_ctor, cnt_dtor, &k1);
+	if (!c1)
+		return 1;
+	b_run(c1);
+	bsl_cache_destroy(c1);     /* B's bin holds objects of c1: not live */
+	fputs("== c1 destroyed\n", stderr);
+	bsl_cache_t *c2 = bsl_cache_create("parked-2", 192, 0, cnt_ctor, cnt_dtor, &k2);
+	bsl_cache_t *c3 = bsl_cache_create("parked-3", 192, 0, cnt_ctor, cnt_dtor, &k3);
+	if (!c2 || !c3)
+		return 1;
+	b_run(c2);       /* its first call flushes its bin of c1: c1's destroy completes */
+	CHECK(k1.ctor >= 300 && k1.dtor == k1.ctor);
+	bsl_cache_shrink(c2);       /* B's bin of c2 is stale now */
+	b_run(c3);                  /* and given back at B's first call (of c3) */
+	bsl_cache_shrink(c2);       /* every slab of c2 is empty: all back */
+	CHECK(k2.ctor >= 300 && k2.dtor == k2.ctor);
+	bsl_cache_destroy(c2);
+	struct obj *held = bsl_cache_alloc(c3, 0);      /* really live at destroy */
+	if (!held || held->magic != MAGIC)
+		return 1;
+	bsl_cache_destroy(c3);      /* reported now, or (B's bin) at B's exit */
+	fputs("== c3 destroyed\n", stderr);
+	b_run(NULL);                /* B exits: its bin of c3 back */
+	fprintf(stderr, "== B exited; ctor/dtor: %ld/%ld %ld/%ld %ld/%ld\n", k1.ctor, k1.dtor,
+		k2.ctor, k2.dtor, k3.ctor, k3.dtor);
+	return t_failed_case;
+}
+
+static void other_threads_bins(void)
+{
+	char buf[8192];
+	int status = run_child("bins", getenv("BUDDYSLAB_CONF"), buf, sizeof buf);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(strstr(buf, "== B exited") != NULL);
+	CHECK(strstr(buf, "\"parked-1\" still has") == NULL);    /* only parked: not reported */
+	CHECK(strstr(buf, "\"parked-2\" still has") == NULL);
+	const char *w = strstr(buf, "the cache \"parked-3\" still has 1 live objects");
+	CHECK(w != NULL);              /* really held: reported, once */
+	CHECK(w && !strstr(w + 20, "\"parked-3\" still has"));
+	fputs(buf, stderr);
+}
+
 /* ------------------------------------------------------------ misuse */
 
 static bsl_cache_t *mc, *mc2;
@@ -581,6 +688,8 @@ int main(int argc, char **argv)
 		return prof_child();
 	if (argc > 1 && strcmp(argv[1], "report") == 0)
 		return report_child();
+	if (argc > 1 && strcmp(argv[1], "bins") == 0)
+		return bins_child();
 	T_RUN(ctor_dtor_counts);
 	T_RUN(constructed_state_kept);
 	T_RUN(ctor_failure_enomem);
@@ -593,6 +702,7 @@ int main(int argc, char **argv)
 	T_RUN(stats_report_names_cache);
 	T_RUN(prof_samples_cache_objects);
 	T_RUN(owns_cache_objects);
+	T_RUN(other_threads_bins);
 	T_RUN(misuse_aborts);
 	T_RUN(many_caches);
 	if (argc == 1 && !getenv("BUDDYSLAB_CONF") && !t_failures) {     /* again with guard pages, secure:1 */
