@@ -68,6 +68,8 @@ $(B)/$(SONAME): | $(B)/libbuddyslab.so
 $(B)/libbuddyslab.a: $(ARCHIVE_OBJS)
 	rm -f $@; ar rcs $@ $(ARCHIVE_OBJS)
 
+# test_cache counts the library's calls of prof_forget (its own wrapper)
+TEST_CFLAGS_test_cache := -Wl,--wrap=prof_forget
 $(B)/test/%: test/%.c test/t.h $(B)/libbuddyslab.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_TEST) $(SANFLAGS) $(TEST_CFLAGS_$*) -o $@ $< $(B)/libbuddyslab.a $(LDLIBS_TEST)

@@ -65,8 +65,9 @@ size_t bsl_purge(void);
 
 /* 1 when p is the start of a live block that buddyslab handed out, else 0.
  * Never aborts, whatever p is. A diagnostic: it takes locks and walks free
- * lists. A small block freed by another thread and still parked in that
- * thread's cache is reported as owned. */
+ * lists. An object of a named cache (bsl_cache_alloc) counts as a block. A
+ * small block freed by another thread and still parked in that thread's
+ * cache is reported as owned. */
 int bsl_owns(const void *p);
 
 /* "buddyslab X.Y.Z": "buddyslab " BUDDYSLAB_VERSION. */
@@ -96,8 +97,11 @@ int bsl_prof_dump(const char *path);
  * An object of a cache is freed only with bsl_cache_free of that cache:
  * free(), realloc() or malloc_usable_size() of it, and bsl_cache_free of
  * anything else (or twice), abort with a message naming the pointer and cache.
- * destroy with live objects (or objects cached by other running threads)
- * reports them on stderr and leaks their slabs.
+ * destroy with live objects reports them on stderr and leaks their slabs.
+ * Objects merely cached by other running threads are not live: those
+ * threads give them back at their next bsl_cache_alloc or bsl_cache_free (of
+ * any cache) or at their exit, and the destroy completes there (its
+ * destructors run, and live objects are reported, in that thread).
  */
 typedef struct bsl_cache bsl_cache_t;
 bsl_cache_t *bsl_cache_create(const char *name, size_t size, size_t align,
@@ -105,7 +109,8 @@ bsl_cache_t *bsl_cache_create(const char *name, size_t size, size_t align,
 			      void (*dtor)(void *obj, void *arg), void *arg);
 void *bsl_cache_alloc(bsl_cache_t *cache, int flags);
 void bsl_cache_free(bsl_cache_t *cache, void *obj);
-/* Give the calling thread's cached objects and every empty slab back (dtor runs). */
+/* Give the calling thread's cached objects and every empty slab back (dtor
+ * runs); other threads give theirs back at their next cache call or exit. */
 void bsl_cache_shrink(bsl_cache_t *cache);
 void bsl_cache_destroy(bsl_cache_t *cache);
 

@@ -120,13 +120,20 @@ EXPORT size_t malloc_usable_size(void *p)
 }
 
 /* A diagnostic, not a fast path: for a slab object it walks the slab's free
- * list and the calling thread's cache. An object parked in another thread's
- * cache still counts as owned (reading that cache would race its owner). */
+ * list and the calling thread's cache (a named cache's object: cache.c does,
+ * with the slab's free list and the thread's bin of that cache). An object
+ * parked in another thread's cache still counts as owned (reading that cache
+ * would race its owner). */
 EXPORT int bsl_owns(const void *p)
 {
 	struct block b = { .was_freed = false };
+	if (!p || !bsl_ready)
+		return 0;
+	int named = cache_owns(p);
+	if (named >= 0)
+		return named;
 	/* lookup_tier: no canary read, p may be another thread's (being freed) */
-	if (!p || !bsl_ready || !block_classify(p, &b))
+	if (!block_classify(p, &b))
 		return 0;
 	if (b.tier == TIER_SLAB && (opt.secure & SEC_QUARANTINE) && obj_is_free(p))
 		return 0;           /* waiting in the quarantine */

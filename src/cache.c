@@ -9,7 +9,8 @@
  * bytes: the program's object at the slot's start, then a 24-byte trailer at
  * first_off = align_up(size, 8): words 0 and 1 are the free-list link and
  * check of slab.h (so a free object is recognised and a double free caught
- * as for malloc's objects), word 2 the constructed mark. The slab layer's
+ * as for malloc's objects), word 2 the constructed mark (with CONS_SAMPLED
+ * flipped while the object is a heap-profile sample: see Profiling). The slab layer's
  * "object" of the slot is the trailer (slab.h, struct slab_named): lists and
  * links never write into the program's object, which keeps its constructed
  * state while free (SLUB puts the free pointer after the object for caches
@@ -26,15 +27,46 @@
  * calls cache_release with no lock held), which also clears every mark, so a
  * stale mark never survives into memory reused for a new slab.
  *
+ * Profiling (prof:1). A sampled object's mark is cons_mark ^ CONS_SAMPLED
+ * from its prof_record to its bsl_cache_free, which restores the mark and
+ * calls prof_forget; a free of any other object reads the mark it already has
+ * in cache and takes no lock (the role PDF_SAMPLED plays for malloc's runs).
+ * Only the thread that allocates or frees the object writes the flag; a free
+ * object never carries it.
+ *
  * Fast path: one tcache_bin per cache per thread (cache_tls), holding free
- * constructed objects through their trailers, bounded by bin_max. A bin
- * belongs to one life of its cache slot (gen); a thread's bins are flushed at
- * its exit (tcache_exit_hook), at shrink and destroy for the calling thread.
- * Bins are off while the thread cache is (memcheck, quarantine, tcache:0).
+ * constructed objects through their trailers, bounded by bin_max. Bins are
+ * off while the thread cache is (memcheck, quarantine, tcache:0).
+ *
+ * Bins and generations. A table slot's gen moves at create, shrink and
+ * destroy (and caches_epoch with every shrink and destroy). A thread's bin of
+ * slot i is attached (max != 0) from its first slow path until its owner
+ * detaches it (every object back to its slab); nbins counts the attached bins
+ * of all threads. A bin whose gen is not its slot's is stale: its owner
+ * detaches it at its next bsl_cache_alloc or bsl_cache_free of any cache
+ * (cache_seen != caches_epoch: bins_refresh), at the next slow path of that
+ * slot, or at its exit. Only the owner touches a bin.
+ *
+ * INVARIANT: a slot is FREE (reusable: its slab_named geometry and
+ * destructor may be rewritten) only when nbins == 0 and it owns no slab. So
+ * every object in any bin belongs to a slab of its slot's current life, and
+ * a stale bin, flushed whenever its owner comes to it, goes back to the
+ * geometry and destructor it was made with.
+ *
+ * Destroy: LIVE -> DYING (the handle is refused from now on), gen and epoch
+ * move, the calling thread's bins are refreshed, -> DRAINING. The detach that
+ * finds nbins at 0 after that (destroy's own check, or the last other owner
+ * flushing its stale bin) claims the slot (DRAINING -> RETIRED, by one
+ * compare-and-swap: one winner) and finishes it: every empty slab back
+ * (destructors run), then FREE, or RETIRED with a report of the objects the
+ * program still holds. Objects parked in bins are never reported: they are
+ * in their slabs again before the count. Destroy waits for no thread; a
+ * thread that never calls again keeps the slot DRAINING (not reused).
  *
  * Lock: caches_lock protects the table's states and the creation of a cache;
  * a leaf, never held while calling another layer (LAYERS.md). Destroy marks
- * the cache dying under it and does the work outside it.
+ * the cache dying under it and does the work outside it; gen, epoch, nbins
+ * and the later state changes are atomics.
  */
 #include <errno.h>
 #include <string.h>
@@ -53,7 +85,7 @@
 #define BIN_MAX        64
 #define NAME_LEN       32
 
-enum cache_state { CACHE_FREE = 0, CACHE_LIVE, CACHE_DYING, CACHE_RETIRED };
+enum cache_state { CACHE_FREE = 0, CACHE_LIVE, CACHE_DYING, CACHE_DRAINING, CACHE_RETIRED };
 
 struct bsl_cache {
 	char name[NAME_LEN];
@@ -61,8 +93,9 @@ struct bsl_cache {
 	uint32_t align;
 	uint32_t first_off;     /* slot start to trailer */
 	uint32_t slot;          /* slab_named[id].geom.size */
-	uint32_t gen;           /* life of this table slot; bins of other lives are stale */
+	uint32_t gen;           /* moves at create, shrink, destroy; bins of other gens are stale */
 	int32_t bin_max;        /* objects a thread's bin holds */
+	int32_t nbins;          /* threads' bins attached to this slot (atomic) */
 	int state;              /* enum cache_state; written under caches_lock */
 	unsigned sidx;          /* slab index: NCLASSES + 1 + id */
 	int (*ctor)(void *obj, void *arg, int flags);
@@ -78,14 +111,24 @@ struct cache_tbin {
 
 static struct bsl_cache caches[NCACHES_MAX];
 static lock_t caches_lock = LOCK_INIT;
+static uint32_t caches_epoch;     /* moves with every shrink and destroy */
+static __thread uint32_t cache_seen __attribute__((tls_model("initial-exec")));
 static __thread struct cache_tbin cache_tls[NCACHES_MAX] __attribute__((tls_model("initial-exec")));
 /* Set when the thread's bins were flushed at its exit: a destructor that runs
  * during or after the flush must not start a bin again. */
 static __thread bool cache_exiting __attribute__((tls_model("initial-exec")));
 
+#define CONS_SAMPLED 1u
+
 static inline uint64_t cons_mark(const void *trailer)
 {
 	return (uintptr_t)trailer ^ obj_keys.link ^ 0xC0457C7EDC0457ull;
+}
+
+/* The slot whose trailer is q is constructed (sampled or not). */
+static inline bool cons_built(const void *q)
+{
+	return (((const uint64_t *)q)[2] ^ cons_mark(q)) <= CONS_SAMPLED;
 }
 
 /* ------------------------------------------------------------ messages */
@@ -112,6 +155,33 @@ static struct bsl_cache *cache_holding(const void *p)
 	if (!d || d->kind != PD_SLAB || !d->cache_id || d->cache_id > NCACHES_MAX)
 		return NULL;
 	return &caches[d->cache_id - 1];
+}
+
+/* Is p the start of a slot of cp (any life of cp's table slot)? */
+static bool slot_start(const struct bsl_cache *cp, const void *p, const struct page_desc *d)
+{
+	const struct class_info *ci = &slab_named[cp - caches].geom;
+	return obj_index(ci->inv, ci->shift, (uintptr_t)p + d->slab_base_hidden) < ci->nobjs;
+}
+
+/* For bsl_owns: the slab layer answers for the slot's trailer (its object),
+ * and the calling thread's bin is walked as tcache_holds walks a kmalloc bin.
+ * An object parked in another thread's bin counts as owned. */
+int cache_owns(const void *p)
+{
+	struct bsl_cache *cp = cache_holding(p);
+	if (!cp)
+		return -1;
+	if (__atomic_load_n(&cp->state, __ATOMIC_ACQUIRE) != CACHE_LIVE ||
+	    !slot_start(cp, p, arena_desc_of(p)))
+		return 0;
+	char *q = (char *)p + cp->first_off;
+	const struct cache_tbin *t = &cache_tls[cp - caches];
+	for (void *o = t->bin.head; o; o = obj_next(o))     /* stale too: the same life */
+		if (o == q)
+			return 0;
+	struct page_desc *dq = arena_desc_of(q);
+	return dq && !slab_obj_is_free(dq, q);
 }
 
 void cache_check_not_named(const void *p, const char *api)
@@ -151,7 +221,7 @@ static bool cache_construct(struct bsl_cache *cp, char *q, int flags, bool hando
 	char *p = q - cp->first_off;
 	uint64_t *w = (uint64_t *)q;
 	vg_open(q, TRAILER);
-	bool built = w[2] == cons_mark(q);
+	bool built = cons_built(q);
 	if (handout)
 		vg_malloclike(p, cp->size, cp->slot, built);
 	vg_open(q, TRAILER);
@@ -177,7 +247,7 @@ static void cache_release(unsigned sidx, char *base, unsigned nfresh)
 		char *p = base + (size_t)i * cp->slot, *q = p + cp->first_off;
 		uint64_t *w = (uint64_t *)q;
 		vg_open(q, TRAILER);
-		if (w[2] == cons_mark(q) && cp->dtor) {
+		if (cons_built(q) && cp->dtor) {
 			vg_open(p, cp->size);
 			cp->dtor(p, cp->arg);
 			vg_close(p, cp->size);
@@ -202,30 +272,100 @@ static void bin_flush(struct bsl_cache *cp, struct cache_tbin *t, int32_t keep)
 	slab_free_bulk(objs, n);
 }
 
+static inline uint32_t gen_of(const struct bsl_cache *cp)
+{
+	return __atomic_load_n(&cp->gen, __ATOMIC_ACQUIRE);
+}
+
+/* Every attached bin of cp is stale from now on (shrink, destroy). */
+static void cache_new_gen(struct bsl_cache *cp)
+{
+	__atomic_add_fetch(&cp->gen, 1, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&caches_epoch, 1, __ATOMIC_SEQ_CST);
+}
+
+/* The destroy of cp completes, when its claim wins: every empty slab back
+ * (destructors run), then the slot FREE, or RETIRED with a report.
+ * deferred: this is the last other thread's bin flush, after the destroy. */
+static void cache_finish(struct bsl_cache *cp, bool deferred)
+{
+	int want = CACHE_DRAINING;
+	if (!__atomic_compare_exchange_n(&cp->state, &want, CACHE_RETIRED, false,
+					 __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+		return;
+	slab_shrink(cp->sidx);
+	uint64_t nslabs, live = slab_objs_out(cp->sidx, &nslabs);
+	if (live || nslabs)
+		bsl_warnf("bsl_cache_destroy(): the cache \"%s\" still has %lu live objects "
+			  "(allocated and not freed) in %lu slabs: they are leaked, and the "
+			  "cache's slot is not reused%s", cp->name, (unsigned long)live,
+			  (unsigned long)nslabs, deferred ? " (counted when the last other "
+			  "thread's cached objects of it were given back)" : "");
+	lock_acquire(&caches_lock);
+	__atomic_store_n(&cp->state, live || nslabs ? CACHE_RETIRED : CACHE_FREE, __ATOMIC_RELEASE);
+	lock_release(&caches_lock);
+}
+
+/* The calling thread's bin t of cp: every object back to its slab, and the
+ * bin detached; the last detach after a destroy finishes it. */
+static void bin_detach(struct bsl_cache *cp, struct cache_tbin *t)
+{
+	while (t->bin.head)
+		bin_flush(cp, t, 0);
+	bool attached = t->bin.max != 0;
+	t->bin = (struct tcache_bin){ NULL, 0, 0 };
+	if (attached && __atomic_sub_fetch(&cp->nbins, 1, __ATOMIC_SEQ_CST) == 0 &&
+	    __atomic_load_n(&cp->state, __ATOMIC_SEQ_CST) == CACHE_DRAINING)
+		cache_finish(cp, true);
+}
+
+/* caches_epoch moved: detach the calling thread's stale bins. */
+static NOINLINE void bins_refresh(void)
+{
+	cache_seen = __atomic_load_n(&caches_epoch, __ATOMIC_SEQ_CST);
+	for (unsigned i = 0; i < NCACHES_MAX; i++) {
+		struct cache_tbin *t = &cache_tls[i];
+		if (t->bin.max && t->gen != gen_of(&caches[i]))
+			bin_detach(&caches[i], t);
+	}
+}
+
+static inline void bins_check_epoch(void)
+{
+	if (unlikely(cache_seen != __atomic_load_n(&caches_epoch, __ATOMIC_RELAXED)))
+		bins_refresh();
+}
+
 /* The exit key's destructor (tcache.c): every bin back, none from now on. */
 static void cache_thread_exit(void)
 {
 	cache_exiting = true;
 	for (unsigned i = 0; i < NCACHES_MAX; i++) {
 		struct cache_tbin *t = &cache_tls[i];
-		int st = __atomic_load_n(&caches[i].state, __ATOMIC_ACQUIRE);
-		if (t->bin.head && t->gen == caches[i].gen && st != CACHE_FREE)   /* retired: its slabs stay */
-			bin_flush(&caches[i], t, 0);
-		t->bin = (struct tcache_bin){ NULL, 0, 0 };
+		if (t->bin.max)       /* stale or not: objects of the slot's current life */
+			bin_detach(&caches[i], t);
 		t->gen = 0;
 	}
 }
 
-/* The calling thread's bin of cp, of this life of cp, with room when it may cache. */
+/* The calling thread's bin of cp, of cp's current gen, attached (with room)
+ * when it may cache and cp is live. */
 static struct cache_tbin *bin_of(struct bsl_cache *cp, bool caching)
 {
 	struct cache_tbin *t = &cache_tls[cp - caches];
-	if (t->gen != cp->gen) {
-		t->bin = (struct tcache_bin){ NULL, 0, 0 };
-		t->gen = cp->gen;
+	uint32_t gen = gen_of(cp);
+	if (t->gen != gen) {
+		if (t->bin.max)
+			bin_detach(cp, t);
+		t->gen = gen;
 	}
-	if (caching && t->bin.max == 0)
-		t->bin.max = t->bin.room = cp->bin_max;
+	if (caching && t->bin.max == 0) {
+		__atomic_add_fetch(&cp->nbins, 1, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&cp->state, __ATOMIC_SEQ_CST) == CACHE_LIVE)
+			t->bin.max = t->bin.room = cp->bin_max;
+		else      /* destroyed meanwhile (a program bug): no bin */
+			__atomic_sub_fetch(&cp->nbins, 1, __ATOMIC_SEQ_CST);
+	}
 	return t;
 }
 
@@ -254,24 +394,37 @@ static NOINLINE void *cache_alloc_slow(struct bsl_cache *cp, int flags)
 	return (char *)ret - cp->first_off;
 }
 
-/* prof:1 picked this object: recorded like a malloc sample (cfa: the caller's frame). */
-static NOINLINE void cache_sample(void *p, size_t n, uintptr_t cfa)
+/* prof:1 picked this object: recorded like a malloc sample (cfa: the caller's
+ * frame), and flagged in its mark for bsl_cache_free. */
+static NOINLINE void cache_sample(struct bsl_cache *cp, void *p, uintptr_t cfa)
 {
-	if (prof_tick(n) && !vg_active)
-		prof_record(p, n, cfa);
+	if (prof_tick(cp->size) && !vg_active) {
+		prof_record(p, cp->size, cfa);
+		uint64_t *w = (uint64_t *)((char *)p + cp->first_off);
+		w[2] = cons_mark(w) ^ CONS_SAMPLED;
+	}
+}
+
+/* bsl_cache_free of a sample (its mark flagged): it leaves the profile. */
+static NOINLINE void cache_unsample(void *p, uint64_t *w)
+{
+	w[2] = cons_mark(w);
+	prof_forget(p, NULL);
 }
 
 EXPORT void *bsl_cache_alloc(bsl_cache_t *cache, int flags)
 {
 	struct bsl_cache *cp = cache_live(cache, "bsl_cache_alloc");
+	bins_check_epoch();
 	struct cache_tbin *t = &cache_tls[cp - caches];
 	void *q, *p;
-	if (likely(t->gen == cp->gen) && (q = tcache_pop(&t->bin)) != NULL)
+	if (likely(t->gen == __atomic_load_n(&cp->gen, __ATOMIC_RELAXED)) &&
+	    (q = tcache_pop(&t->bin)) != NULL)
 		p = (char *)q - cp->first_off;
 	else if (!(p = cache_alloc_slow(cp, flags)))
 		return NULL;
 	if (unlikely(prof_count(cp->size)))
-		cache_sample(p, cp->size, (uintptr_t)__builtin_dwarf_cfa());
+		cache_sample(cp, p, (uintptr_t)__builtin_dwarf_cfa());
 	return p;
 }
 
@@ -290,23 +443,23 @@ static NOINLINE void cache_free_slow(struct bsl_cache *cp, void *q)
 EXPORT void bsl_cache_free(bsl_cache_t *cache, void *p)
 {
 	struct bsl_cache *cp = cache_live(cache, "bsl_cache_free");
+	bins_check_epoch();
 	if (!p)
 		return;
 	char *q = (char *)p + cp->first_off;
 	struct page_desc *d = arena_desc_of(p);
-	const struct class_info *ci = &slab_named[cp->sidx - NCLASSES - 1].geom;
 	if (unlikely(!d || d->kind != PD_SLAB || d->cache_id != cp->sidx - NCLASSES ||
-		     obj_index(ci->inv, ci->shift, (uintptr_t)p + d->slab_base_hidden) >= ci->nobjs))
+		     !slot_start(cp, p, d)))
 		not_ours(cp, p);
 	if (unlikely(vg_active))
 		vg_open(q, TRAILER);
 	if (unlikely(obj_is_free(q)))
 		cache_double_free(cp, p);
 	vg_freelike(p);
-	if (unlikely(opt.prof))
-		prof_forget(p, NULL);
+	if (unlikely(opt.prof) && unlikely(((uint64_t *)q)[2] != cons_mark(q)))
+		cache_unsample(p, (uint64_t *)q);
 	struct cache_tbin *t = &cache_tls[cp - caches];
-	if (likely(t->gen == cp->gen && t->bin.room > 0)) {
+	if (likely(t->gen == __atomic_load_n(&cp->gen, __ATOMIC_RELAXED) && t->bin.room > 0)) {
 		tcache_push(&t->bin, q);
 		return;
 	}
@@ -338,7 +491,8 @@ static void cache_setup(struct bsl_cache *cp, const char *name, size_t size, siz
 	cp->bin_max = n < 4 ? 4 : n > BIN_MAX ? BIN_MAX : n;
 	class_info_fill(&slab_named[i].geom, cp->slot, (opt.secure & SEC_GUARD) ? 1 : 0);
 	slab_named[i].first_off = cp->first_off;
-	cp->gen++;
+	ASSERT(cp->nbins == 0);      /* FREE: no bin attached (the invariant) */
+	__atomic_add_fetch(&cp->gen, 1, __ATOMIC_RELEASE);
 }
 
 EXPORT bsl_cache_t *bsl_cache_create(const char *name, size_t size, size_t align,
@@ -374,19 +528,14 @@ EXPORT bsl_cache_t *bsl_cache_create(const char *name, size_t size, size_t align
 	return cp;
 }
 
-/* The calling thread's bin of cp back, then every empty slab. */
-static void cache_shrink_all(struct bsl_cache *cp)
-{
-	struct cache_tbin *t = &cache_tls[cp - caches];
-	if (t->gen == cp->gen)
-		while (t->bin.head)
-			bin_flush(cp, t, 0);
-	slab_shrink(cp->sidx);
-}
-
+/* Every bin of cp stale; the calling thread's back now, other threads' at
+ * their next cache call or exit; then every empty slab. */
 EXPORT void bsl_cache_shrink(bsl_cache_t *cache)
 {
-	cache_shrink_all(cache_live(cache, "bsl_cache_shrink"));
+	struct bsl_cache *cp = cache_live(cache, "bsl_cache_shrink");
+	cache_new_gen(cp);
+	bins_refresh();
+	slab_shrink(cp->sidx);
 }
 
 EXPORT void bsl_cache_destroy(bsl_cache_t *cache)
@@ -399,16 +548,12 @@ EXPORT void bsl_cache_destroy(bsl_cache_t *cache)
 	lock_release(&caches_lock);
 	if (!mine)
 		not_a_cache(cp, "bsl_cache_destroy");
-	cache_shrink_all(cp);
-	uint64_t nslabs, live = slab_objs_out(cp->sidx, &nslabs);
-	if (live || nslabs)
-		bsl_warnf("bsl_cache_destroy(): the cache \"%s\" still has %lu live objects "
-			  "(allocated, or cached by other running threads) in %lu slabs: they are "
-			  "leaked, and the cache's slot is not reused", cp->name,
-			  (unsigned long)live, (unsigned long)nslabs);
-	lock_acquire(&caches_lock);
-	__atomic_store_n(&cp->state, live || nslabs ? CACHE_RETIRED : CACHE_FREE, __ATOMIC_RELEASE);
-	lock_release(&caches_lock);
+	cache_new_gen(cp);
+	bins_refresh();          /* this thread's bin of cp (DYING: no finish yet) */
+	__atomic_store_n(&cp->state, CACHE_DRAINING, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&cp->nbins, __ATOMIC_SEQ_CST) == 0)
+		cache_finish(cp, false);
+	/* else the last thread to give its bin of cp back finishes it */
 }
 
 /* ------------------------------------------------------------ views, fork */
@@ -425,6 +570,14 @@ void cache_text_slabinfo(struct text *t)
 			    (unsigned long)(slabs * ci->nobjs), cp->size, ci->nobjs, 1u << ci->order,
 			    (unsigned long)slabs);
 	}
+}
+
+/* The forking thread is the child's only one: only its bins stay attached
+ * (other threads' cached objects stay allocated). */
+void cache_after_fork_child(void)
+{
+	for (unsigned i = 0; i < NCACHES_MAX; i++)
+		caches[i].nbins = cache_tls[i].bin.max != 0;
 }
 
 void cache_lock_all(void)

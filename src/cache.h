@@ -18,9 +18,15 @@
 /* free(), realloc() or malloc_usable_size() was given p: if p lies in a named
  * cache's slab, abort with a message naming the cache; else return. */
 void cache_check_not_named(const void *p, const char *api);
+/* bsl_owns(p) when p lies in a named cache's slab: 1 for a live object of a
+ * live cache, 0 otherwise (free, in the calling thread's bin, not an object
+ * start, its cache destroyed); -1 when p is in no named cache's slab. */
+int cache_owns(const void *p);
 /* One slabinfo line per live named cache. */
 void cache_text_slabinfo(struct text *t);
 void cache_lock_all(void);
+/* fork child: the other threads' bins are gone (cache.c's count of bins). */
+void cache_after_fork_child(void);
 void cache_unlock_all(void);
 #pragma GCC visibility pop
 #endif

@@ -178,6 +178,7 @@ static void fork_child(void)
 	slab_unlock_all();
 	tcache_after_fork_child();
 	stats_after_fork_child();
+	cache_after_fork_child();
 	cache_unlock_all();
 	prof_unlock_all();
 	secure_unlock_all();

@@ -3,7 +3,8 @@
  * index, whether an object is free (bsl_owns), and the debug check of a CPU's
  * lists and counts.
  *
- * Nothing here changes a slab. slab_obj_is_free may race with a slab being
+ * Nothing here changes a slab. slab_obj_is_free (for a named cache, of a
+ * slot's trailer, the slab layer's object) may race with a slab being
  * released, so it validates the head before taking that slab's cpu lock and
  * again under it; slab_check runs with the cpu lock held by its caller. The
  * invariants it checks are slab.c's.
@@ -22,6 +23,18 @@ uint64_t slab_objs_out(unsigned c, uint64_t *nslabs)
 	return out;
 }
 
+/* The index of the object at p in the slab of page d (slab_obj_index); for a
+ * named cache's page, p is a slot's trailer (slab.h, struct slab_named). */
+static size_t obj_index_at(const struct page_desc *d, const void *p)
+{
+	if (!d->cache_id)
+		return slab_obj_index(d, p);
+	const struct slab_named *n = &slab_named[d->cache_id - 1];
+	size_t i = obj_index(n->geom.inv, n->geom.shift,
+			     (uintptr_t)p - n->first_off + d->slab_base_hidden);
+	return i < n->geom.nobjs ? i : SIZE_MAX;
+}
+
 bool slab_obj_is_free(struct page_desc *d, const void *p)
 {
 	/* Read without a lock first: the slab may be released under our feet (the
@@ -29,7 +42,7 @@ bool slab_obj_is_free(struct page_desc *d, const void *p)
 	 * the head is plausible, take its cpu's lock, and check again. */
 	struct page_desc *s = slab_head(d, p);
 	size_t back = (size_t)(d - s);
-	if (d->kind != PD_SLAB || d->cache_id || back >= ((size_t)1 << SLAB_MAX_ORDER) ||
+	if (d->kind != PD_SLAB || d->cache_id > NCACHES_MAX || back >= ((size_t)1 << SLAB_MAX_ORDER) ||
 	    back > desc_index(d))
 		return true;
 	unsigned cpu = __atomic_load_n(&s->slab_cpu, __ATOMIC_RELAXED);
@@ -39,7 +52,7 @@ bool slab_obj_is_free(struct page_desc *d, const void *p)
 	bool is_free = false;
 	lock_acquire(&sc->lock);
 	if (d->kind != PD_SLAB || slab_head(d, p) != s || s->slab_cpu != cpu ||
-	    slab_obj_index(d, p) >= s->fresh)
+	    obj_index_at(d, p) >= s->fresh)
 		is_free = true;
 	for (void *q = s->freelist; q && !is_free; q = slab_next_free(q))
 		is_free = q == p;

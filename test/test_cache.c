@@ -13,13 +13,19 @@
  * bsl_cache_free of a malloc block, of another cache's object, of an
  * interior pointer, twice; a destroyed cache used); bsl_stats counting cache
  * objects; prof:1 sampling cache allocations and forgetting them at
- * bsl_cache_free; the table's bound (32 caches) and slot reuse.
+ * bsl_cache_free (only the sampled objects' frees call the profiler);
+ * bsl_owns of cache objects (live, freed, interior, never handed out);
+ * another live thread's bin at destroy and shrink (not reported, given back
+ * at that thread's next call, the destroy completed there); the table's
+ * bound (32 caches) and slot reuse.
  * Re-executed under secure:1 when run with no argument (guard pages on).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -403,8 +409,20 @@ static void slabinfo_names_cache(void)
 	CHECK(strstr(buf, "my-objects") == NULL);    /* destroyed: no line */
 }
 
-/* prof:1 (re-executed child): cache allocations are sampled, frees forget them. */
-static long heap_live(const char *path)
+/* prof:1 (re-executed child): cache allocations are sampled, frees forget them.
+ * The Makefile links this test with --wrap=prof_forget: the library's calls
+ * of it (each takes the profiler's lock) are counted here. */
+void __real_prof_forget(const void *p, const void *q);
+void __wrap_prof_forget(const void *p, const void *q);
+static long nforget;
+void __wrap_prof_forget(const void *p, const void *q)
+{
+	__atomic_add_fetch(&nforget, 1, __ATOMIC_RELAXED);
+	__real_prof_forget(p, q);
+}
+
+/* The live samples and their bytes in the header of the heap profile at path. */
+static long heap_live(const char *path, long *nsamples)
 {
 	FILE *f = fopen(path, "r");
 	long n = -1, bytes = -1;
@@ -412,6 +430,8 @@ static long heap_live(const char *path)
 		bytes = -1;
 	if (f)
 		fclose(f);
+	if (nsamples)
+		*nsamples = n;
 	return bytes;
 }
 
@@ -423,17 +443,21 @@ static int prof_child(void)
 	static void *v[20000];
 	for (int i = 0; i < 20000; i++)
 		v[i] = bsl_cache_alloc(c, 0);
-	long live = bsl_prof_dump(path) == 0 ? heap_live(path) : -1;
+	long nsamples = -1, live = bsl_prof_dump(path) == 0 ? heap_live(path, &nsamples) : -1;
+	long forgets = __atomic_load_n(&nforget, __ATOMIC_RELAXED);
 	for (int i = 0; i < 20000; i++)
 		bsl_cache_free(c, v[i]);
-	long after = bsl_prof_dump(path) == 0 ? heap_live(path) : -1;
+	forgets = __atomic_load_n(&nforget, __ATOMIC_RELAXED) - forgets;
+	long after = bsl_prof_dump(path) == 0 ? heap_live(path, NULL) : -1;
 	unlink(path);
 	bsl_cache_destroy(c);
-	fprintf(stderr, "  sampled live bytes %ld, after the frees %ld\n", live, after);
+	fprintf(stderr, "  sampled live bytes %ld (%ld samples), after the frees %ld; "
+		"%ld of 20000 frees asked the profiler\n", live, nsamples, after, forgets);
 	/* 3.84 MB live, a sample every 4 KiB on average: about 940 samples of 192
-	 * bytes in the header (unscaled), well within 2x */
+	 * bytes in the header (unscaled), well within 2x; only the sampled
+	 * objects' frees take the profiler's lock */
 	long expect = 20000L * 192 / 4096 * 192;
-	return live > expect / 2 && live < expect * 2 && after == 0 ? 0 : 1;
+	return live > expect / 2 && live < expect * 2 && after == 0 && forgets == nsamples ? 0 : 1;
 }
 
 static void prof_samples_cache_objects(void)
@@ -441,6 +465,156 @@ static void prof_samples_cache_objects(void)
 	char buf[4096];
 	int status = run_child("prof", "prof:1,prof_sample:4096", buf, sizeof buf);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	fputs(buf, stderr);
+}
+
+/* ------------------------------------------------------------ bsl_owns */
+
+static void *free_in_thread(void *o)
+{
+	bsl_cache_free(shared, o);
+	return NULL;     /* exits: its bin goes back to the slab */
+}
+
+/* bsl_owns: 1 for a live cache object, 0 once freed (in this thread's bin, on
+ * its slab's free list, freed by a thread that has exited), 0 for a pointer
+ * into an object or its trailer and for a slot never handed out. */
+static void owns_cache_objects(void)
+{
+	shared = make("test-owns");
+	REQUIRE(shared);
+	struct obj *a = bsl_cache_alloc(shared, 0), *b = bsl_cache_alloc(shared, 0);
+	struct obj *c = bsl_cache_alloc(shared, 0);
+	REQUIRE(a && b && c);
+	CHECK(bsl_owns(a) == 1 && bsl_owns(b) == 1 && bsl_owns(c) == 1);
+	CHECK(bsl_owns((char *)a + 8) == 0);
+	CHECK(bsl_owns((char *)a + sizeof(struct obj)) == 0);    /* a's trailer */
+	bsl_cache_free(shared, a);       /* parked in this thread's bin */
+	CHECK(bsl_owns(a) == 0 && bsl_owns(b) == 1);
+	bsl_cache_shrink(shared);        /* the bin back: a on its slab's free list */
+	CHECK(bsl_owns(a) == 0 && bsl_owns(b) == 1);
+	pthread_t t;
+	pthread_create(&t, NULL, free_in_thread, b);
+	pthread_join(t, NULL);
+	CHECK(bsl_owns(b) == 0 && bsl_owns(c) == 1);
+	struct obj *d = bsl_cache_alloc(shared, 0);     /* a slot again: live */
+	REQUIRE(d);
+	CHECK(bsl_owns(d) == 1);
+	/* secure:1 (no bins): a, b, c are a fresh slab's first slots, and the
+	 * slot after c (224 bytes: 192, the trailer, 16-byte alignment) was never
+	 * handed out */
+	const char *conf = getenv("BUDDYSLAB_CONF");
+	if (conf && strstr(conf, "secure:1") && (char *)c == (char *)a + 2 * 224)
+		CHECK(bsl_owns((char *)c + 224) == 0);
+	bsl_cache_free(shared, c);
+	bsl_cache_free(shared, d);
+	CHECK(bsl_owns(c) == 0 && bsl_owns(d) == 0);
+	void *m = malloc(192);
+	CHECK(bsl_owns(m) == 1);
+	free(m);
+	bsl_cache_destroy(shared);
+}
+
+/* ------------------------------------------- other threads' bins (stale) */
+
+struct counts { long ctor, dtor; };
+
+static int cnt_ctor(void *p, void *arg, int flags)
+{
+	((struct obj *)p)->magic = MAGIC;
+	__atomic_add_fetch(&((struct counts *)arg)->ctor, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static void cnt_dtor(void *p, void *arg)
+{
+	CHECK(((struct obj *)p)->magic == MAGIC);
+	__atomic_add_fetch(&((struct counts *)arg)->dtor, 1, __ATOMIC_RELAXED);
+}
+
+/* Thread B: runs a job on the cache it is given, then waits, alive. */
+static sem_t b_go, b_done;
+static bsl_cache_t *b_cache;      /* NULL: quit */
+
+static void *b_thread(void *arg)
+{
+	struct obj *o[300];
+	for (;;) {
+		sem_wait(&b_go);
+		if (!b_cache)
+			return arg;      /* exits: its bins go back */
+		for (int round = 0; round < 3; round++) {
+			for (int i = 0; i < 300; i++)
+				CHECK((o[i] = bsl_cache_alloc(b_cache, 0)) && o[i]->magic == MAGIC);
+			for (int i = 0; i < 300; i++)
+				bsl_cache_free(b_cache, o[i]);
+		}
+		sem_post(&b_done);     /* its bin of b_cache holds objects now */
+	}
+}
+
+static pthread_t b_tid;
+
+/* B runs its job on c and waits again; c NULL: B exits (joined). */
+static void b_run(void *c)
+{
+	b_cache = c;
+	sem_post(&b_go);
+	if (c)
+		sem_wait(&b_done);
+	else
+		pthread_join(b_tid, NULL);
+}
+
+/* The child's part ("bins": warnings go to the stderr of its start-up, the
+ * parent's pipe). B parks objects in its bin and stays alive; main destroys
+ * or shrinks the cache; B's next call of any cache gives the stale bin back
+ * (the destroy then completes: every object destructed). 0: all went well. */
+static int bins_child(void)
+{
+	static struct counts k1, k2, k3;
+	sem_init(&b_go, 0, 0);
+	sem_init(&b_done, 0, 0);
+	pthread_create(&b_tid, NULL, b_thread, NULL);
+	bsl_cache_t *c1 = bsl_cache_create("parked-1", 192, 0, cnt_ctor, cnt_dtor, &k1);
+	if (!c1)
+		return 1;
+	b_run(c1);
+	bsl_cache_destroy(c1);     /* B's bin holds objects of c1: not live */
+	fputs("== c1 destroyed\n", stderr);
+	bsl_cache_t *c2 = bsl_cache_create("parked-2", 192, 0, cnt_ctor, cnt_dtor, &k2);
+	bsl_cache_t *c3 = bsl_cache_create("parked-3", 192, 0, cnt_ctor, cnt_dtor, &k3);
+	if (!c2 || !c3)
+		return 1;
+	b_run(c2);       /* its first call flushes its bin of c1: c1's destroy completes */
+	CHECK(k1.ctor >= 300 && k1.dtor == k1.ctor);
+	bsl_cache_shrink(c2);       /* B's bin of c2 is stale now */
+	b_run(c3);                  /* and given back at B's first call (of c3) */
+	bsl_cache_shrink(c2);       /* every slab of c2 is empty: all back */
+	CHECK(k2.ctor >= 300 && k2.dtor == k2.ctor);
+	bsl_cache_destroy(c2);
+	struct obj *held = bsl_cache_alloc(c3, 0);      /* really live at destroy */
+	if (!held || held->magic != MAGIC)
+		return 1;
+	bsl_cache_destroy(c3);      /* reported now, or (B's bin) at B's exit */
+	fputs("== c3 destroyed\n", stderr);
+	b_run(NULL);                /* B exits: its bin of c3 back */
+	fprintf(stderr, "== B exited; ctor/dtor: %ld/%ld %ld/%ld %ld/%ld\n", k1.ctor, k1.dtor,
+		k2.ctor, k2.dtor, k3.ctor, k3.dtor);
+	return t_failed_case;
+}
+
+static void other_threads_bins(void)
+{
+	char buf[8192];
+	int status = run_child("bins", getenv("BUDDYSLAB_CONF"), buf, sizeof buf);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(strstr(buf, "== B exited") != NULL);
+	CHECK(strstr(buf, "\"parked-1\" still has") == NULL);    /* only parked: not reported */
+	CHECK(strstr(buf, "\"parked-2\" still has") == NULL);
+	const char *w = strstr(buf, "the cache \"parked-3\" still has 1 live objects");
+	CHECK(w != NULL);              /* really held: reported, once */
+	CHECK(w && !strstr(w + 20, "\"parked-3\" still has"));
 	fputs(buf, stderr);
 }
 
@@ -514,6 +688,8 @@ int main(int argc, char **argv)
 		return prof_child();
 	if (argc > 1 && strcmp(argv[1], "report") == 0)
 		return report_child();
+	if (argc > 1 && strcmp(argv[1], "bins") == 0)
+		return bins_child();
 	T_RUN(ctor_dtor_counts);
 	T_RUN(constructed_state_kept);
 	T_RUN(ctor_failure_enomem);
@@ -525,6 +701,8 @@ int main(int argc, char **argv)
 	T_RUN(slabinfo_names_cache);
 	T_RUN(stats_report_names_cache);
 	T_RUN(prof_samples_cache_objects);
+	T_RUN(owns_cache_objects);
+	T_RUN(other_threads_bins);
 	T_RUN(misuse_aborts);
 	T_RUN(many_caches);
 	if (argc == 1 && !getenv("BUDDYSLAB_CONF") && !t_failures) {     /* again with guard pages, secure:1 */
