@@ -3,7 +3,8 @@
  * go back to the zone owning their chunk. zone->run_pages counts their pages
  * and nrun_alloc / nrun_free the runs handed out and freed (parked ones
  * count as freed); this file is their only writer (atomic adds on the zone's
- * own counters; no lock is held here).
+ * own counters; no lock is held here). The thread caches' parks and takes
+ * are counted by tcache.c instead (stats.c adds both).
  */
 #include "run.h"
 #include "buddy.h"

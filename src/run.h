@@ -13,11 +13,18 @@
  * is false when every page is known to be zero. */
 void *run_alloc(size_t nbytes, size_t align_bytes, bool *dirty);
 void run_free(struct page_desc *head);
-/* A run parked in a thread's run cache (tcache.c) counts as freed while it
- * waits there: run_park marks (PDF_CACHED) and counts it, run_unpark hands it
- * out again, run_free_parked gives a parked run back to the buddy layer. */
+/* A parked run (a thread's run cache, tcache.c, or the quarantine) counts as
+ * freed while it waits: run_park marks (PDF_CACHED) and counts it, run_unpark
+ * hands it out again, run_free_parked gives a parked run back to the buddy
+ * layer. The thread cache counts its own parks and takes (without an atomic,
+ * in its statistics record) and only marks: run_mark_parked, run_mark_unparked. */
 void run_park(struct page_desc *head);
 void run_unpark(struct page_desc *head);
+static inline void run_mark_parked(struct page_desc *head) { head->flags |= PDF_CACHED; }
+static inline void run_mark_unparked(struct page_desc *head)
+{
+	head->flags &= (uint8_t)~PDF_CACHED;
+}
 void run_free_parked(struct page_desc *head);
 /* Give back the pages past new_npages (< head->npages). */
 void run_shrink(struct page_desc *head, size_t new_npages);

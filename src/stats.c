@@ -57,8 +57,11 @@ EXPORT int bsl_stats(struct bsl_stats *out)
 		s.nfree_run += __atomic_load_n(&z->nrun_free, __ATOMIC_RELAXED);
 	}
 	size_t large_bytes, large_blocks, tc_bytes, ncaches;
+	uint64_t ntake, npark;
 	large_totals(&large_bytes, &large_blocks);
-	tcache_totals(&tc_bytes, &ncaches);
+	tcache_totals(&tc_bytes, &ncaches, &ntake, &npark);
+	s.nmalloc_run += ntake;     /* the run caches' hits and parks */
+	s.nfree_run += npark;
 	size_t arena_bytes = arena_committed_bytes();
 	s.tcache = tc_bytes;
 	size_t held = slab_obj_bytes + (run_pages << PAGE_SHIFT) + large_bytes;

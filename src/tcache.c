@@ -25,6 +25,7 @@ _Static_assert(sizeof(struct tcache_bin) == 16, "bins are 16 bytes");
 /* Lives in memory of our own (never freed), so it outlives its thread. */
 struct tcache_record {
 	size_t cached_bytes;             /* published by the owner at its slow paths */
+	uint64_t nrun_take, nrun_park;   /* published with it: runs taken from / parked in the cache */
 	struct tcache_record *next, *prev;
 };
 
@@ -34,6 +35,7 @@ static lock_t registry_lock = LOCK_INIT;
 static struct tcache_record *registry;     /* live records */
 static struct tcache_record *spare;        /* free records, linked by next */
 static size_t nlive;
+static uint64_t gone_take, gone_park;      /* the counts of records put back */
 static pthread_key_t exit_key;
 
 static struct tcache_record *record_get_locked(void)
@@ -51,6 +53,7 @@ static struct tcache_record *record_get_locked(void)
 	struct tcache_record *r = spare;
 	spare = r->next;
 	r->cached_bytes = 0;
+	r->nrun_take = r->nrun_park = 0;
 	r->prev = NULL;
 	r->next = registry;
 	if (registry)
@@ -69,6 +72,8 @@ static void record_put_locked(struct tcache_record *r)
 		registry = r->next;
 	if (r->next)
 		r->next->prev = r->prev;
+	gone_take += r->nrun_take;
+	gone_park += r->nrun_park;
 	r->next = spare;
 	spare = r;
 	nlive--;
@@ -81,6 +86,8 @@ static void publish(struct tcache *tc)
 		bytes += (size_t)(tc->bins[c].max - tc->bins[c].room) * class_info[c].size;
 	bytes += tc->run_bytes;
 	__atomic_store_n(&tc->rec->cached_bytes, bytes, __ATOMIC_RELAXED);
+	__atomic_store_n(&tc->rec->nrun_take, tc->nrun_take, __ATOMIC_RELAXED);
+	__atomic_store_n(&tc->rec->nrun_park, tc->nrun_park, __ATOMIC_RELAXED);
 }
 
 /* The exit key's destructor. Its argument may be a stale value left in a
@@ -284,7 +291,8 @@ void *tcache_run_take(size_t npages)
 	if (npages > RUN_CACHE_MAX_PAGES || !tc->runs[npages])
 		return NULL;
 	void *p = runs_pop(tc, npages);
-	run_unpark(arena_desc_of(p));
+	run_mark_unparked(arena_desc_of(p));
+	tc->nrun_take++;
 	return p;
 }
 
@@ -305,7 +313,8 @@ bool tcache_run_park(struct page_desc *head)
 			return false;
 	}
 	void *p = desc_addr(head);
-	run_park(head);
+	run_mark_parked(head);
+	tc->nrun_park++;
 	obj_set_next(p, tc->runs[npages]);
 	tc->runs[npages] = p;
 	tc->run_bytes += nbytes;
@@ -359,10 +368,11 @@ bool tcache_holds(const void *p, unsigned c)
 	return false;
 }
 
-void tcache_totals(size_t *nbytes, size_t *ncaches)
+void tcache_totals(size_t *nbytes, size_t *ncaches, uint64_t *ntake, uint64_t *npark)
 {
 	size_t bytes = 0;
 	*ncaches = 0;
+	*ntake = *npark = 0;
 	if (tc_self.state == TC_LIVE)
 		publish(&tc_self);
 	if (stats_in_signal) {   /* the interrupted code may hold the lock: do not wait */
@@ -371,8 +381,13 @@ void tcache_totals(size_t *nbytes, size_t *ncaches)
 	} else {
 		lock_acquire(&registry_lock);
 	}
-	for (struct tcache_record *r = registry; r; r = r->next)
+	*ntake = gone_take;
+	*npark = gone_park;
+	for (struct tcache_record *r = registry; r; r = r->next) {
 		bytes += __atomic_load_n(&r->cached_bytes, __ATOMIC_RELAXED);
+		*ntake += __atomic_load_n(&r->nrun_take, __ATOMIC_RELAXED);
+		*npark += __atomic_load_n(&r->nrun_park, __ATOMIC_RELAXED);
+	}
 	*ncaches = nlive;
 	lock_release(&registry_lock);
 out:

@@ -70,6 +70,7 @@ struct tcache {
 	int state;                       /* enum tcache_state */
 	uint32_t warmup;                 /* slow-path calls made while TC_WARM */
 	uint32_t nslow;                  /* slow-path calls; publish at the 1st, 17th, ... */
+	uint64_t nrun_take, nrun_park;   /* runs taken from / parked in runs[] (stats, via rec) */
 	uint64_t slow_ms;                /* time of the bins' last slow path (0: none since a return) */
 	struct tcache_record *rec;       /* TC_LIVE: this cache's published totals */
 };
@@ -116,7 +117,7 @@ bool tcache_run_park(struct page_desc *head);
 /* Diagnostic: is p parked in the calling thread's bin for class c? */
 bool tcache_holds(const void *p, unsigned class_idx);
 /* Sum of cached objects' bytes and the number of live caches. */
-void tcache_totals(size_t *nbytes, size_t *ncaches);
+void tcache_totals(size_t *nbytes, size_t *ncaches, uint64_t *ntake, uint64_t *npark);
 /* Set while a stats signal handler runs on this thread: totals then skip a
  * busy lock instead of waiting for it. */
 extern __thread int stats_in_signal __attribute__((tls_model("initial-exec")));
