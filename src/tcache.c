@@ -314,7 +314,8 @@ bool tcache_run_park(struct page_desc *head)
 	}
 	void *p = desc_addr(head);
 	run_mark_parked(head);
-	tc->nrun_park++;
+	if ((++tc->nrun_park & 63) == 0)
+		publish(tc);      /* a thread of runs only has no other slow path */
 	obj_set_next(p, tc->runs[npages]);
 	tc->runs[npages] = p;
 	tc->run_bytes += nbytes;
