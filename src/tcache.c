@@ -3,8 +3,10 @@
  *
  * Refill takes half a bin's bound from the slabs in one locked call; a full
  * bin sends half of its objects back in one call. Both move chains (slab.h):
- * the bin's links are the slabs' links, so nothing is copied to an array. A pthread key's destructor
- * returns the whole cache when the thread exits.
+ * the bin's links are the slabs' links, so nothing is copied to an array.
+ * Bounds grow with demand within a thread's and an overall budget (tcache.h);
+ * a thread idle for a tick returns its bins at its next slow path. A pthread
+ * key's destructor returns the whole cache when the thread exits.
  * Lock: registry_lock protects the records of live caches (for statistics);
  * it is taken at cache start and exit and by readers of statistics.
  */
@@ -153,11 +155,11 @@ static void tcache_check(const struct tcache *tc)
 	VERIFY(bytes == tc->run_bytes);
 }
 
-/* Every bin back to its starting bound (the bins must be empty). */
 /* The growth of every live thread's bins together (bytes), at most
  * TCACHE_GROW_TOTAL: many threads do not each get a thread's budget. Atomic. */
 static size_t grown_total;
 
+/* Every bin back to its starting bound (the bins must be empty). */
 static void bins_reset(struct tcache *tc)
 {
 	for (unsigned c = 1; c <= NCLASSES; c++)
