@@ -14,6 +14,7 @@
 #include "init.h"
 #include "config.h"
 #include "slab.h"
+#include "tcache.h"
 #include "run.h"
 #include "large.h"
 #include "os.h"
@@ -39,7 +40,10 @@ static void release_held(const struct sec_held *h)
 			bsl_fatalf("aborting on heap corruption", "write after free: the free object %p "
 				   "was modified at offset 0 while in quarantine", p);
 		secure_check_free(p, h->len);
-		slab_free_bulk(&p, 1);     /* quarantine turns the thread cache off */
+		if (opt.tcache)            /* the slow paths' bins (tcache.h) */
+			tcache_free_slow(p, arena_desc_of(p)->class_idx);
+		else
+			slab_free_bulk(&p, 1);
 	} else if (h->tag == QTAG_RUN) {
 		secure_check_run(p, h->len);
 		run_free_parked(arena_desc_of(p));

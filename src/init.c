@@ -224,6 +224,8 @@ void bsl_init_slow(void)
 		if (vg_active)
 			config_tcache_off();   /* every call takes a slow path, where memcheck is told */
 		secure_init();
+		/* their checks live on the slow paths: the thread caches serve those only */
+		tcache_slow_only = opt.secure & (SEC_CANARY | SEC_FILL | SEC_QUARANTINE);
 		arena_thp_advise((int)opt.thp);
 		tcache_global_init();
 		pthread_atfork(fork_prepare, fork_parent, fork_child);

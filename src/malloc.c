@@ -39,7 +39,7 @@
 
 static void *slab_alloc(unsigned c)
 {
-	void *p = tcache_pop(&tc_self.bins[c]);
+	void *p = tcache_pop(&tcache_bins(&tc_self)[c]);   /* secure: sbins */
 	if (likely(p))
 		return p;
 	bsl_maintenance_sometimes();    /* a refill: batch programs make many */
@@ -167,6 +167,8 @@ static inline void *alloc_counted(size_t n, size_t align, bool zero)
  * need's whose objects are all aligned; 0 when none is. */
 static unsigned aligned_class(size_t need, size_t align)
 {
+	if (align <= MIN_ALIGN)          /* every class is */
+		return size_to_class(need);
 	unsigned c = size_to_class(need > align ? need : align);
 	while (c <= NCLASSES && class_info[c].size % align)
 		c++;

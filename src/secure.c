@@ -45,8 +45,6 @@ void secure_init(void)
 	shuffle_state = r[1] ^ (r[0] << 17) ^ (uintptr_t)&shuffle_state;
 	for (unsigned i = 0; i < 256; i++)
 		pad_tab[i] = (uint8_t)(0x80 | ((r[0] >> 56) + (i % 128) * 5) % 128);
-	if (opt.secure & (SEC_CANARY | SEC_FILL | SEC_QUARANTINE))
-		config_tcache_off();       /* their checks live on the slow paths */
 	if (opt.secure & SEC_SIZE0)
 		sizeclass_zero_to_slow_path();   /* malloc(0) misses the thread cache */
 	if (opt.secure & SEC_CANARY) {
@@ -151,9 +149,16 @@ static uint64_t *trailer_of(const void *p, size_t slot)
 	return (uint64_t *)((char *)p + slot - SEC_TRAILER);
 }
 
+/* t[0] of a trailer whose t[1] is in place (and checked when t[0] is read) */
 static void trailer_set(uint64_t *t, uint64_t req_front, unsigned kind)
 {
 	t[0] = size_word(t, req_front | (uint64_t)kind << KIND_SHIFT);
+}
+
+/* both words: a slab slot's when its slab is new, a run's or large block's */
+static void trailer_init(uint64_t *t, uint64_t req_front, unsigned kind)
+{
+	trailer_set(t, req_front, kind);
 	t[1] = fixed_word(t + 1);
 }
 
@@ -201,7 +206,7 @@ void secure_slab_prepare(void *base, size_t size, unsigned n, bool dirty)
 		memset(base, 0, size * n);
 	if (opt.secure & SEC_CANARY)
 		for (unsigned i = 0; i < n; i++)
-			trailer_set(trailer_of((char *)base + i * size, size), 0, SEC_KIND_FREE);
+			trailer_init(trailer_of((char *)base + i * size, size), 0, SEC_KIND_FREE);
 }
 
 /* ----------------------------------------------------------------- blocks */
@@ -253,9 +258,13 @@ void secure_open(void *p, size_t req, size_t slot, unsigned how)
 	if (opt.secure & SEC_CANARY) {
 		pad_fill(p, req, end);
 		bool front = how & SEC_OPEN_FRONT;
-		trailer_set(trailer_of(p, slot), req | (front ? FRONT_BIT : 0), SEC_KIND_MALLOC);
+		uint64_t *t = trailer_of(p, slot);
+		if (slab)     /* its slot's t[1] is in place (secure_slab_prepare) */
+			trailer_set(t, req, SEC_KIND_MALLOC);
+		else
+			trailer_init(t, req | (front ? FRONT_BIT : 0), SEC_KIND_MALLOC);
 		if (front)    /* checked as a slab object checks the slot before it */
-			trailer_set((uint64_t *)p - 2, 0, SEC_KIND_FREE);
+			trailer_init((uint64_t *)p - 2, 0, SEC_KIND_FREE);
 	}
 }
 

@@ -22,6 +22,7 @@
 
 __thread struct tcache tc_self __attribute__((tls_model("initial-exec")));
 __thread int stats_in_signal __attribute__((tls_model("initial-exec")));
+bool tcache_slow_only;
 _Static_assert(sizeof(struct tcache_bin) == 16, "bins are 16 bytes");
 
 /* Lives in memory of our own (never freed), so it outlives its thread. */
@@ -84,8 +85,9 @@ static void record_put_locked(struct tcache_record *r)
 static void publish(struct tcache *tc)
 {
 	size_t bytes = 0;
+	const struct tcache_bin *bins = tcache_bins(tc);
 	for (unsigned c = 1; c <= NCLASSES; c++)
-		bytes += (size_t)(tc->bins[c].max - tc->bins[c].room) * class_info[c].size;
+		bytes += (size_t)(bins[c].max - bins[c].room) * class_info[c].size;
 	bytes += tc->run_bytes;
 	__atomic_store_n(&tc->rec->cached_bytes, bytes, __ATOMIC_RELAXED);
 	__atomic_store_n(&tc->rec->nrun_take, tc->nrun_take, __ATOMIC_RELAXED);
@@ -101,8 +103,9 @@ static void tcache_thread_exit(void *unused)
 		tcache_exit_hook();     /* the named caches' bins of this thread (cache.c) */
 	if (tc->state == TC_LIVE) {
 		tcache_flush(tc);
+		struct tcache_bin *bins = tcache_bins(tc);
 		for (unsigned c = 1; c <= NCLASSES; c++)
-			tc->bins[c].max = tc->bins[c].room = 0;   /* later frees take the slow path */
+			bins[c].max = bins[c].room = 0;   /* later frees take the slow path */
 		lock_acquire(&registry_lock);
 		record_put_locked(tc->rec);
 		lock_release(&registry_lock);
@@ -135,12 +138,12 @@ static bool thread_in_final_exit(void)
 /* Debug builds: every bin holds max - room objects, each a free object (its
  * link checked by obj_next) in a slab page of the bin's class; the parked
  * runs add up to run_bytes. */
-static void tcache_check(const struct tcache *tc)
+static void tcache_check(struct tcache *tc)
 {
 	if (!BSL_DEBUG)
 		return;
 	for (unsigned c = 1; c <= NCLASSES; c++) {
-		const struct tcache_bin *b = &tc->bins[c];
+		const struct tcache_bin *b = &tcache_bins(tc)[c];
 		int32_t n = 0;
 		for (void *q = b->head; q; q = obj_next(q), n++) {
 			const struct page_desc *d = arena_desc_of(q);
@@ -162,8 +165,9 @@ static size_t grown_total;
 /* Every bin back to its starting bound (the bins must be empty). */
 static void bins_reset(struct tcache *tc)
 {
+	struct tcache_bin *bins = tcache_bins(tc);
 	for (unsigned c = 1; c <= NCLASSES; c++)
-		tc->bins[c].max = tc->bins[c].room = (int32_t)class_tcache_max[c];
+		bins[c].max = bins[c].room = (int32_t)class_tcache_max[c];
 	if (tc->grown_bytes)
 		__atomic_sub_fetch(&grown_total, tc->grown_bytes, __ATOMIC_RELAXED);
 	tc->grown_bytes = 0;
@@ -173,7 +177,7 @@ static void bins_reset(struct tcache *tc)
  * and what is left of the total. */
 static void bin_grow(struct tcache *tc, unsigned c)
 {
-	struct tcache_bin *b = &tc->bins[c];
+	struct tcache_bin *b = &tcache_bins(tc)[c];
 	int32_t add = b->max;
 	if (b->max + add > (int32_t)class_tcache_cap[c])
 		add = (int32_t)class_tcache_cap[c] - b->max;
@@ -230,7 +234,7 @@ void *tcache_alloc_slow(unsigned c)
 	if (!tcache_ready(tc))
 		return slab_alloc_bulk(c, &p, 1) ? p : NULL;
 	bin_grow(tc, c);
-	struct tcache_bin *b = &tc->bins[c];
+	struct tcache_bin *b = &tcache_bins(tc)[c];
 	ASSERT(!b->head && b->room == b->max);     /* a refill comes when the bin is empty */
 	unsigned got = slab_alloc_chain(c, (unsigned)(b->max + 1) / 2, &p);
 	if (!got)
@@ -266,9 +270,12 @@ void tcache_free_slow(void *p, unsigned c)
 		slab_free_bulk(&p, 1);
 		return;
 	}
-	struct tcache_bin *b = &tc->bins[c];
-	if (b->room <= 0)
-		bin_flush(b, c, (unsigned)(b->max + 1) / 2, 0);
+	struct tcache_bin *b = &tcache_bins(tc)[c];
+	if (b->room > 0) {       /* another arena's object, or secure mode: no flush */
+		tcache_push(b, p);
+		return;
+	}
+	bin_flush(b, c, (unsigned)(b->max + 1) / 2, 0);
 	tcache_push(b, p);
 	tc->slow_ms = os_now_ms();
 	if ((++tc->nslow & 15) == 1)      /* the first after going live, then every 16th */
@@ -305,7 +312,7 @@ bool tcache_run_park(struct page_desc *head)
 	if (npages < RUN_CACHE_MIN_PAGES || npages > RUN_CACHE_MAX_PAGES ||
 	    tc->run_bytes + nbytes > RUN_CACHE_BYTES)
 		return false;
-	if (!opt.tcache)            /* tcache:0, memcheck, secure canary, fill, quarantine */
+	if (!opt.tcache)            /* tcache:0, memcheck */
 		return false;
 	if (tc->state != TC_LIVE) {      /* a thread of runs only warms up too */
 		int saved_errno = errno;     /* free() leaves errno alone; the warm-up may map */
@@ -334,8 +341,9 @@ static void runs_flush(struct tcache *tc)
 
 static void bins_flush(struct tcache *tc, uint64_t idle_ms)
 {
+	struct tcache_bin *bins = tcache_bins(tc);
 	for (unsigned c = 1; c <= NCLASSES; c++)
-		bin_flush(&tc->bins[c], c, (unsigned)(tc->bins[c].max - tc->bins[c].room), idle_ms);
+		bin_flush(&bins[c], c, (unsigned)(bins[c].max - bins[c].room), idle_ms);
 	if (tc->state == TC_LIVE)
 		bins_reset(tc);
 	if (tc->rec)
@@ -365,7 +373,7 @@ void tcache_idle_return(uint64_t now)
 
 bool tcache_holds(const void *p, unsigned c)
 {
-	for (void *q = tc_self.bins[c].head; q; q = obj_next(q))
+	for (void *q = tcache_bins(&tc_self)[c].head; q; q = obj_next(q))
 		if (q == p)
 			return true;
 	return false;

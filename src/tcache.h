@@ -63,7 +63,8 @@ struct tcache_record;
 #define RUN_CACHE_BYTES     (256 * 1024)
 
 struct tcache {
-	struct tcache_bin bins[NCLASSES + 1];
+	struct tcache_bin bins[NCLASSES + 1];    /* the fast paths' */
+	struct tcache_bin sbins[NCLASSES + 1];   /* the slow paths' instead, when tcache_slow_only */
 	void *runs[RUN_CACHE_MAX_PAGES + 1];     /* by page count; linked by first word */
 	size_t run_bytes;                        /* bytes parked in runs[] */
 	size_t grown_bytes;      /* bytes the bins' bounds grew by, at most TCACHE_GROW_BUDGET */
@@ -76,6 +77,17 @@ struct tcache {
 };
 
 extern __thread struct tcache tc_self __attribute__((tls_model("initial-exec")));
+
+/* Secure canary, fill and quarantine check every block on the slow paths, so
+ * the fast paths must always miss: with tcache_slow_only (set once by
+ * secure_init, before the first allocation) the fast paths' bins stay dead
+ * (room 0, head NULL) and the slow paths cache in sbins[] instead, through
+ * the same refill, flush, bounds and lifecycle. */
+extern bool tcache_slow_only;
+static inline struct tcache_bin *tcache_bins(struct tcache *tc)
+{
+	return unlikely(tcache_slow_only) ? tc->sbins : tc->bins;
+}
 
 /* The two fast-path operations. pop: NULL when the bin is empty. push: the
  * caller has checked that p is not free (obj_is_free) and that b->room > 0. */

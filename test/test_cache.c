@@ -188,6 +188,12 @@ static int page_is_guard(uintptr_t addr)
 	return guard;
 }
 
+static int cmp_uintptr(const void *a, const void *b)
+{
+	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 /* secure:1 (the re-executed run): a cache's slab ends in a guard page. */
 static void secure_guard_page(void)
 {
@@ -196,17 +202,22 @@ static void secure_guard_page(void)
 		SKIP("runs in the secure:1 pass");
 	bsl_cache_t *c = bsl_cache_create("test-guard", 192, 0, NULL, NULL, NULL);
 	REQUIRE(c);
-	char *first = bsl_cache_alloc(c, 0), *last = first, *p;
-	REQUIRE(first && ((uintptr_t)first & 4095) == 0);     /* a fresh slab's first slot */
-	/* slots of 224 bytes (192, the 24-byte trailer, 16-byte alignment),
-	 * handed out in order until the slab is full */
-	while ((p = bsl_cache_alloc(c, 0)) == last + 224)
-		last = p;
-	uintptr_t guard = ((uintptr_t)last + 224 + 4095) & ~(uintptr_t)4095;
-	if (!page_is_guard(guard))
-		fprintf(stderr, "  first %p last %p (%ld slots) next %p guard %#lx\n", (void *)first, (void *)last, (long)((last - first) / 224 + 1), (void *)p, (unsigned long)guard);
+	/* Enough objects to fill the slab of the lowest many times over, in any
+	 * order (shuffle, the thread's bin): the first page above the lowest
+	 * object that holds none of them is the end of that slab, its guard (a
+	 * page of 18 slots all parked in the thread's bin would end the walk early,
+	 * which the shuffled order makes vanishingly rare). */
+	enum { N = 1000 };
+	static uintptr_t obj[N];
+	for (int i = 0; i < N; i++)
+		REQUIRE((obj[i] = (uintptr_t)bsl_cache_alloc(c, 0)));
+	qsort(obj, N, sizeof obj[0], cmp_uintptr);
+	uintptr_t first = obj[0] & ~(uintptr_t)4095, guard = first;
+	for (int i = 0; i < N && (obj[i] & ~(uintptr_t)4095) <= guard + 4096; i++)
+		guard = obj[i] & ~(uintptr_t)4095;
+	guard += 4096;
 	CHECK(page_is_guard(guard));
-	CHECK(!page_is_guard((uintptr_t)first));
+	CHECK(!page_is_guard(first));
 	/* the cache and its objects are left as they are (this pass ends soon) */
 }
 
