@@ -71,18 +71,34 @@ bool block_classify(const void *p, struct block *b)
 	return true;
 }
 
+/* With secure canaries: the request the trailer records, and the front
+ * canary where p's tier puts it. */
+static bool trailer_agrees(const void *p, struct block *b)
+{
+	bool front;
+	b->usable = secure_requested(p, b->slot, &b->kind, &front);
+	return front == (b->tier == TIER_RUN && ((uintptr_t)p & (PAGE_SIZE - 1)));
+}
+
 bool block_lookup(const void *p, struct block *b)
 {
 	b->was_freed = false;
 	if (!block_classify(p, b))
 		return false;
 	b->usable = b->slot;
-	if (unlikely(opt.secure & SEC_CANARY) && b->tier != TIER_SIZE0) {
-		bool front;
-		b->usable = secure_requested(p, b->slot, &b->kind, &front);
-		if (front != (b->tier == TIER_RUN && ((uintptr_t)p & (PAGE_SIZE - 1))))
-			return false;     /* a run's page start, or inside its first page */
-	}
+	if (unlikely(opt.secure & SEC_CANARY) && b->tier != TIER_SIZE0)
+		return trailer_agrees(p, b);    /* false: a run's page start, or inside its first page */
+	return true;
+}
+
+bool block_lookup_free(const void *p, struct block *b)
+{
+	b->was_freed = false;
+	if (!block_classify(p, b))
+		return false;
+	b->usable = b->slot;
+	if (unlikely(opt.secure & SEC_CANARY) && b->tier != TIER_SIZE0 && b->tier != TIER_SLAB)
+		return trailer_agrees(p, b);
 	return true;
 }
 

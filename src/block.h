@@ -29,6 +29,9 @@ bool block_classify(const void *p, struct block *b);
  * the request the trailer records (and b->kind its form); false also when
  * the front canary does not sit where the tier puts it. */
 bool block_lookup(const void *p, struct block *b);
+/* free's lookup: block_lookup without reading a slab object's trailer (the
+ * canary check of free reads it), so b->usable is the slot for every tier. */
+bool block_lookup_free(const void *p, struct block *b);
 /* Abort naming p and api: a double free when p lies in freed memory that is
  * still ours, else an invalid pointer. */
 COLD __attribute__((noreturn)) void block_invalid(const void *p, const char *api,

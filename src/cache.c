@@ -506,7 +506,7 @@ EXPORT bsl_cache_t *bsl_cache_create(const char *name, size_t size, size_t align
 	}
 	/* before the cache is published (its state's release store) */
 	__atomic_store_n(&slab_named_release_hook, cache_release, __ATOMIC_RELAXED);
-	__atomic_store_n(&tcache_exit_hook, cache_thread_exit, __ATOMIC_RELAXED);
+	__atomic_store_n(&tcache_exit_hooks[TCACHE_EXIT_CACHES], cache_thread_exit, __ATOMIC_RELAXED);
 	struct bsl_cache *cp = NULL;
 	lock_acquire(&caches_lock);
 	for (unsigned i = 0; i < NCACHES_MAX && !cp; i++)

@@ -4,7 +4,7 @@
  * Writers: config_init fills opt; after it, opt changes only through the
  * config_* setters below (test/layers.sh fails on any other write in src/):
  * start-up decisions taken under init_lock before the first allocation
- * (memcheck, secure mode turning the thread cache off), and two run-time
+ * (memcheck turning the thread cache off), and two run-time
  * changes, made atomically because other threads read the fields meanwhile:
  * a background thread that could not start, and mallopt's mmap threshold.
  * Run-time readers of those two use opt_background_thread and

@@ -1,10 +1,11 @@
 /*
  * harden.c - secure mode's part of the API, on top of secure.c's primitives:
  *  - free: the canary trailer is checked; with fill a run or large block is
- *    erased (slab objects are zeroed by slab.c's hooks); with quarantine the
+ *    erased (slab objects are zeroed by secure_close); with quarantine the
  *    block waits in a ring (a slab object marked free, so a second free is a
  *    double free; a run counted as freed) and what the ring pushes out is
- *    checked (the mark, the zeros) and freed for real;
+ *    checked (the mark, the trailer) and freed for real (its zeros are
+ *    checked when it is reused, as every freed object's);
  *  - free_sized, free_aligned_sized and the C++ deletes: the size, alignment
  *    and form must match the block.
  */
@@ -24,6 +25,7 @@
 
 /* What leaves a ring (secure.h) is freed for real here. */
 enum { QTAG_SLAB, QTAG_RUN, QTAG_LARGE };
+_Static_assert(QTAG_SLAB == 0, "secure_stage tags what it stages 0");
 
 static void release_held(const struct sec_held *h)
 {
@@ -35,7 +37,7 @@ static void release_held(const struct sec_held *h)
 	else
 		bsl_maintenance();
 	if (h->tag == QTAG_SLAB) {
-		/* a write while it waited: the mark (and, with fill, the zeros) broken */
+		/* a write while it waited: the mark broken */
 		if (!obj_is_free(p))
 			bsl_fatalf("aborting on heap corruption", "write after free: the free object %p "
 				   "was modified at offset 0 while in quarantine", p);
@@ -59,10 +61,27 @@ static void quarantine_put(unsigned ring, void *p, size_t len, unsigned tag, boo
 		release_held(&out);
 }
 
+/* Freed slab objects of a thread with a live thread cache wait first in its
+ * stage (secure.h), which goes into the object ring under one lock. */
+static void stage_flush(void)
+{
+	struct sec_held out[SEC_QSTAGE];
+	unsigned nout = secure_stage_flush(out);
+	for (unsigned i = 0; i < nout; i++)
+		release_held(&out[i]);
+}
+
+void harden_thread_exit(void)
+{
+	stage_flush();
+}
+
 bool harden_drain(void)
 {
-	bool any = false;
+	bool any = secure_staged();
 	struct sec_held h;
+	if (any)
+		stage_flush();
 	for (unsigned r = SEC_QOBJ; (opt.secure & SEC_QUARANTINE) && r <= SEC_QPAGE; r++)
 		while (secure_unhold(r, &h)) {
 			release_held(&h);
@@ -84,7 +103,11 @@ bool harden_free(void *p, const struct block *b)
 	if (opt.secure & SEC_QUARANTINE) {
 		if (slab) {
 			obj_set_next(p, NULL);   /* reads as free: a second free is a double free */
-			quarantine_put(SEC_QOBJ, p, b->slot, QTAG_SLAB, true);
+			if (tc_self.state == TC_LIVE) {   /* it has an exit hook */
+				if (secure_stage(p, b->slot))
+					stage_flush();
+			} else
+				quarantine_put(SEC_QOBJ, p, b->slot, QTAG_SLAB, true);
 		} else if (run) {
 			run_park(b->desc);       /* counts as freed; a second free is a double free */
 			quarantine_put(SEC_QPAGE, pages, len, QTAG_RUN, true);

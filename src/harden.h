@@ -15,6 +15,9 @@
 bool harden_free(void *p, const struct block *b);
 /* Memory is short: free every block waiting in the quarantine. true if any. */
 bool harden_drain(void);
+/* The thread exits (its tcache exit hook, with quarantine): its staged objects
+ * go to the quarantine's ring. */
+void harden_thread_exit(void);
 
 /* `sized` with C++ (cxx.c): new records its form in the canary trailer;
  * delete checks the size (UNSIZED: none given), alignment (0: none) and form. */

@@ -53,6 +53,7 @@
 #include "prof.h"
 #include "os.h"
 #include "cache.h"
+#include "harden.h"
 
 #include <time.h>
 #include <signal.h>
@@ -226,6 +227,8 @@ void bsl_init_slow(void)
 		secure_init();
 		/* their checks live on the slow paths: the thread caches serve those only */
 		tcache_slow_only = opt.secure & (SEC_CANARY | SEC_FILL | SEC_QUARANTINE);
+		if (opt.secure & SEC_QUARANTINE)
+			tcache_exit_hooks[TCACHE_EXIT_QUARANTINE] = harden_thread_exit;
 		arena_thp_advise((int)opt.thp);
 		tcache_global_init();
 		pthread_atfork(fork_prepare, fork_parent, fork_child);

@@ -13,8 +13,9 @@ void bsl_init_slow(void);
  * it) and starting that thread when asked for. */
 void bsl_maintenance(void);
 /* The same for the slab objects' slow paths, which batch programs (a bin
- * refilled or flushed every few objects) and runs without thread caches
- * (tcache:0, secure canary, fill, quarantine: every object) take often:
+ * refilled or flushed every few objects) and runs without thread caches or
+ * with slow-path ones (tcache:0; secure canary, fill, quarantine: every
+ * object) take often:
  * every 16th call ticks, so the clock is not read at every one. Page runs
  * from the buddy layer and large blocks tick every time. */
 extern __thread unsigned bsl_untick __attribute__((tls_model("initial-exec")));

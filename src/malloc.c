@@ -84,10 +84,22 @@ static inline bool run_cache_free(void *p)
 	       tcache_run_park(d);
 }
 
+/* The OS refused memory: give back what the process holds idle (cached large
+ * mappings, which hold address space under ulimit -v; the quarantine; the
+ * calling thread's cache; every CPU's empty slabs) for one more try. True
+ * when anything went back. */
+static COLD bool release_idle(void)
+{
+	bool any = large_cache_release(UINT64_MAX);
+	any |= (opt.secure & SEC_QUARANTINE) && harden_drain();
+	if (tc_self.state == TC_LIVE)
+		tcache_flush(&tc_self);
+	return slab_purge() | any;
+}
+
 /* Allocate n bytes aligned to align (a power of two), zeroed when asked.
- * Sets errno on failure. When the OS refuses memory, the cached large
- * mappings (which hold address space under ulimit -v) are given back and
- * the allocation is tried once more.
+ * Sets errno on failure. When the OS refuses memory, what the process holds
+ * idle is given back and the allocation is tried once more.
  * Under memcheck a block takes one byte more than asked (no-access, as all
  * of its slot past n): its one-past-the-end pointer, which a program may
  * keep (a full vector's end), then points into its own slot, not at the
@@ -101,7 +113,7 @@ static NOINLINE void *alloc_tiers_slow(size_t n, size_t align, bool zero)
 	}
 	size_t slot = n + (unlikely(vg_active) ? 1 : 0);
 	void *p = alloc_tiers(slot, align, zero);
-	if (unlikely(!p) && (large_cache_release(UINT64_MAX) | harden_drain()))
+	if (unlikely(!p) && release_idle())
 		p = alloc_tiers(slot, align, zero);
 	if (unlikely(vg_active) && p) {
 		struct block b;
@@ -305,7 +317,7 @@ static NOINLINE void free_tiers_slow(void *p, const char *api)
 		return;
 	int saved_errno = errno;
 	struct block b;
-	if (!block_lookup(p, &b))
+	if (!block_lookup_free(p, &b))
 		block_invalid(p, api, &b);
 	vg_freelike(p);    /* memcheck reports its own double frees: no tag read then */
 	switch (b.tier) {

@@ -6,7 +6,7 @@
  * knows memory, not slabs: slab.c owns what a slab holds and calls the slab
  * hooks with the slab's pages; malloc.c and harden.c call the block hooks
  * with a block's address and length, and harden.c frees what leaves a
- * quarantine ring. The large
+ * quarantine ring (the rings are in quarantine.c). The large
  * block guards (secure_large_map/unmap) also serve memcheck runs (large.c).
  */
 #define _GNU_SOURCE
@@ -18,7 +18,6 @@
 #include <string.h>
 
 unsigned sec_canary_bytes, sec_front_objs, sec_run_front;
-static void rings_init(void);
 static uint64_t canary_key;
 /* The pad between a request and its trailer: the byte at offset i of a block
  * is pad_tab[i % 128], 0x80..0xff (never 0 nor ASCII, the usual overflows),
@@ -36,7 +35,7 @@ void secure_init(void)
 		config_secure_keep(SEC_GUARD | SEC_SHUFFLE);
 	if (!opt.secure)
 		return;
-	rings_init();
+	secure_rings_init();
 	const void *rnd = (const void *)getauxval(AT_RANDOM);
 	uint64_t r[2] = { 0, 0 };
 	if (rnd)
@@ -216,13 +215,24 @@ void secure_slab_prepare(void *base, size_t size, unsigned n, bool dirty)
  * (vectorised); only a block that fails is searched for the offset. */
 static void check_zero(const void *p, size_t from, size_t end)
 {
+	typedef uint64_t v2 __attribute__((vector_size(16), may_alias));
 	const uint64_t *w = p;
-	uint64_t any = 0;
-	for (size_t i = from / sizeof *w, n = end / sizeof *w; i < n; i++)
-		any |= w[i];
-	if (likely(!any))
+	ASSERT(((uintptr_t)p | from | end) % 16 == 0);   /* blocks, links, trailers: 16 bytes */
+	const v2 *v = (const v2 *)((const char *)p + from);
+	size_t n = (end - from) / sizeof(v2), i = 0;
+	v2 a = { 0, 0 }, b = a, c = a, d = a;    /* four chains: 64 bytes a step */
+	for (; i + 4 <= n; i += 4) {
+		a |= v[i];
+		b |= v[i + 1];
+		c |= v[i + 2];
+		d |= v[i + 3];
+	}
+	for (; i < n; i++)
+		a |= v[i];
+	a |= b | c | d;
+	if (likely(!(a[0] | a[1])))
 		return;
-	for (size_t i = from / sizeof *w;; i++)
+	for (i = from / sizeof *w;; i++)
 		if (w[i] != 0)
 			bsl_fatalf("aborting on heap corruption", "write after free: the free "
 				   "object %p was modified at offset %zu", p, i * sizeof *w);
@@ -307,8 +317,6 @@ void secure_check_free(const void *p, size_t slot)
 {
 	size_t end = slot - sec_canary_bytes, req;
 	unsigned kind;
-	if (opt.secure & SEC_FILL)
-		check_zero(p, 2 * sizeof(uint64_t), end);
 	if ((opt.secure & SEC_CANARY) &&
 	    (!trailer_get(trailer_of(p, slot), end, &req, &kind) || kind != SEC_KIND_FREE)) {
 		bsl_fatalf("aborting on heap corruption", "write after free: the canary at the end "
@@ -327,156 +335,6 @@ void secure_check_run(const void *p, size_t len)
 {
 	if (opt.secure & SEC_FILL)
 		check_zero(p, 0, len);
-}
-
-/* ------------------------------------------------------------- quarantine */
-
-/* The object ring is sharded by CPU (one lock each: a single lock made two
- * threads freeing small objects 15x slower, futex waits); the page ring is one. */
-struct ring {
-	lock_t lock;
-	struct sec_held *e;
-	unsigned head, n, cap;      /* oldest at head */
-	size_t bytes, max_bytes;
-} __attribute__((aligned(64)));   /* one cache line each: shards on two CPUs shared one */
-#define QOBJ_CAP (SEC_QOBJS / SEC_QSHARDS)
-_Static_assert((QOBJ_CAP & (QOBJ_CAP - 1)) == 0 && (SEC_QPAGES & (SEC_QPAGES - 1)) == 0,
-	       "ring capacities are powers of two (index masks)");
-static struct sec_held qobj_slots[SEC_QSHARDS][QOBJ_CAP], qpage_slots[SEC_QPAGES];
-static struct ring qobj[SEC_QSHARDS], qpage;
-static size_t qpage_resident;     /* bytes of waiting page blocks that kept their pages */
-static size_t qlarge_bytes, qlarge_n;   /* waiting large blocks (still in large.c's table); atomic */
-
-static void rings_init(void)
-{
-	for (unsigned i = 0; i < SEC_QSHARDS; i++)
-		qobj[i] = (struct ring){ LOCK_INIT, qobj_slots[i], 0, 0, QOBJ_CAP, 0,
-					 SEC_QOBJ_BYTES / SEC_QSHARDS };
-	qpage = (struct ring){ LOCK_INIT, qpage_slots, 0, 0, SEC_QPAGES, 0, SIZE_MAX };
-}
-
-static struct ring *ring_here(unsigned ring)
-{
-	if (ring == SEC_QPAGE)
-		return &qpage;
-	return &qobj[os_cpu_index() % SEC_QSHARDS];
-}
-
-/* A page block leaving: readable again (false: it must stay out for good). */
-static bool revive(struct sec_held *h)
-{
-	if (h->resident)
-		__atomic_sub_fetch(&qpage_resident, h->len, __ATOMIC_RELAXED);
-	if (!h->prot)
-		return true;
-	if (!os_commit(h->p, h->len))
-		return false;
-	return true;
-}
-
-static void pop_locked(struct ring *r, struct sec_held *out)
-{
-	lock_assert_held(&r->lock);
-	*out = r->e[r->head];
-	r->head = (r->head + 1) & (r->cap - 1);
-	r->n--;
-	__atomic_store_n(&r->bytes, r->bytes - out->len, __ATOMIC_RELAXED);
-	if (!out->in_arena) {      /* a large block */
-		__atomic_sub_fetch(&qlarge_bytes, out->len, __ATOMIC_RELAXED);
-		__atomic_sub_fetch(&qlarge_n, 1, __ATOMIC_RELAXED);
-	}
-}
-
-bool secure_hold(unsigned ring, void *p, size_t len, unsigned tag, bool in_arena,
-		 struct sec_held *out)
-{
-	bool prot = false, resident = false, any = false;
-	/* A page run in the arena stays readable: making it PROT_NONE and back
-	 * (two mprotects, each splitting a mapping under the mmap lock) made
-	 * server_churn 20x slower; with fill it is erased now and its zeros are
-	 * checked as it leaves. A large block waits PROT_NONE, keeping its pages
-	 * while the ring's resident bytes stay under SEC_QRESIDENT (erased with
-	 * os_zero under fill: cheaper here than a madvise and faults at reuse),
-	 * dropping them past it. */
-	if (ring == SEC_QPAGE && in_arena && (opt.secure & SEC_FILL)) {
-		os_zero(p, len);
-	} else if (ring == SEC_QPAGE && !in_arena) {
-		bool keep = __atomic_add_fetch(&qpage_resident, len, __ATOMIC_RELAXED) <= SEC_QRESIDENT;
-		if (!keep)
-			__atomic_sub_fetch(&qpage_resident, len, __ATOMIC_RELAXED);
-		resident = keep;
-		if (keep && (opt.secure & SEC_FILL))
-			os_zero(p, len);
-		if (keep || os_purge(p, len, false))
-			prot = os_guard(p, len);
-	}
-	struct ring *r = ring_here(ring);
-	lock_acquire(&r->lock);
-	if (r->n == r->cap || r->bytes + len > r->max_bytes) {
-		pop_locked(r, out);
-		any = true;
-	}
-	/* field by field: a struct built on the stack and copied stalled on
-	 * store forwarding, a tenth of a small free's time */
-	struct sec_held *e = &r->e[(r->head + r->n) & (r->cap - 1)];
-	e->p = p;
-	e->len = len;
-	e->tag = tag;
-	e->prot = prot;
-	e->in_arena = in_arena;
-	e->resident = resident;
-	if (!in_arena) {
-		__atomic_add_fetch(&qlarge_bytes, len, __ATOMIC_RELAXED);
-		__atomic_add_fetch(&qlarge_n, 1, __ATOMIC_RELAXED);
-	}
-	r->n++;
-	__atomic_store_n(&r->bytes, r->bytes + len, __ATOMIC_RELAXED);
-	lock_release(&r->lock);
-	if (any && !revive(out))
-		out->p = NULL;
-	return any;
-}
-
-bool secure_holds(const void *p)
-{
-	struct ring *r = &qpage;
-	bool found = false;
-	lock_acquire(&r->lock);
-	for (unsigned i = 0; i < r->n && !found; i++)
-		found = r->e[(r->head + i) & (r->cap - 1)].p == p;
-	lock_release(&r->lock);
-	return found;
-}
-
-size_t secure_held_bytes(void)
-{
-	size_t n = __atomic_load_n(&qpage.bytes, __ATOMIC_RELAXED);
-	for (unsigned i = 0; i < SEC_QSHARDS; i++)
-		n += __atomic_load_n(&qobj[i].bytes, __ATOMIC_RELAXED);
-	return n;
-}
-
-void secure_held_large(size_t *bytes, size_t *n)
-{
-	*bytes = __atomic_load_n(&qlarge_bytes, __ATOMIC_RELAXED);
-	*n = __atomic_load_n(&qlarge_n, __ATOMIC_RELAXED);
-}
-
-bool secure_unhold(unsigned ring, struct sec_held *out)
-{
-	bool any = false;
-	for (unsigned i = 0; i < (ring == SEC_QPAGE ? 1 : SEC_QSHARDS) && !any; i++) {
-		struct ring *r = ring == SEC_QPAGE ? &qpage : &qobj[i];
-		lock_acquire(&r->lock);
-		if (r->n) {
-			pop_locked(r, out);
-			any = true;
-		}
-		lock_release(&r->lock);
-	}
-	if (any && !revive(out))
-		out->p = NULL;       /* left out for good */
-	return any;
 }
 
 /* ------------------------------------------------------------ size-0 slots */
@@ -540,18 +398,14 @@ void secure_size0_free(void *p)
 
 void secure_lock_all(void)
 {
-	for (unsigned i = 0; i < SEC_QSHARDS; i++)
-		lock_fork_acquire(&qobj[i].lock);
-	lock_fork_acquire(&qpage.lock);
+	secure_rings_lock_all();
 	lock_fork_acquire(&sec_lock);
 }
 
 void secure_unlock_all(void)
 {
 	lock_fork_release(&sec_lock);
-	lock_fork_release(&qpage.lock);
-	for (unsigned i = SEC_QSHARDS; i-- > 0;)
-		lock_fork_release(&qobj[i].lock);
+	secure_rings_unlock_all();
 }
 
 /* ----------------------------------------------------------- large blocks */

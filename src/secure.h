@@ -40,9 +40,12 @@
  *              size (the requested size exactly when canary is on, else at
  *              most the usable size) and the alignment; with canary on, delete
  *              and delete[] check that new, resp. new[], made the block.
- * canary, fill and quarantine turn the thread cache off (their checks live on
- * the slow paths); guard, shuffle, sized and size0 keep it (size0 sends
- * requests of 0 bytes to the slow path: sizeclass_zero_to_slow_path). The default build's fast paths do not test
+ * canary, fill and quarantine keep the thread cache for the slow paths only
+ * (their checks live there: tcache_slow_only, tcache.h), and quarantine stages
+ * a thread's freed objects before they enter the object ring (SEC_QSTAGE at a
+ * time, one ring lock each); guard, shuffle, sized and size0 keep the fast
+ * paths (size0 sends requests of 0 bytes to the slow path:
+ * sizeclass_zero_to_slow_path). The default build's fast paths do not test
  * opt.secure at all. Under memcheck only guard and shuffle stay (memcheck
  * checks the objects itself).
  *
@@ -100,9 +103,8 @@ void secure_open(void *p, size_t req, size_t slot, unsigned how);
 void secure_close(void *p, size_t slot, unsigned how);
 /* realloc in place: the block (checked) now holds n bytes, n + SEC_TRAILER <= slot. */
 void secure_resize(void *p, size_t slot, size_t n);
-/* A free slab object leaving the quarantine (or about to be reused): its
- * fill and free trailer intact. Checked here, a write after free is found
- * within the quarantine's length even if the object is never reused. */
+/* A free slab object leaving the quarantine: its free trailer intact (its
+ * fill is checked when it is handed out again, or its slab goes back). */
 void secure_check_free(const void *p, size_t slot);
 /* A page run leaving the quarantine: with fill, still all zero. */
 void secure_check_run(const void *p, size_t len);
@@ -119,8 +121,16 @@ struct sec_held { void *p; size_t len; unsigned tag; bool prot, in_arena, reside
 enum { SEC_QOBJ, SEC_QPAGE };
 bool secure_hold(unsigned ring, void *p, size_t len, unsigned tag, bool in_arena,
 		 struct sec_held *out);
+/* The calling thread's stage in front of the object ring (a thread that
+ * stages must flush at its exit): stage a slab object (tag 0), true when the
+ * stage is full and must be flushed; flush it into the ring under one lock,
+ * what leaves going to out (room for SEC_QSTAGE), the count returned. */
+#define SEC_QSTAGE 16
+bool secure_stage(void *p, size_t len);
+bool secure_staged(void);
+unsigned secure_stage_flush(struct sec_held *out);
 bool secure_holds(const void *p);    /* p waits in the page ring */
-size_t secure_held_bytes(void);     /* in both rings (a statistic: racy) */
+size_t secure_held_bytes(void);     /* in both rings and this thread's stage (a statistic: racy) */
 /* Large blocks waiting (they stay in the large-block table until they leave). */
 void secure_held_large(size_t *bytes, size_t *n);
 /* The oldest into *out (out->p NULL: it could not be made readable and stays
@@ -138,6 +148,10 @@ void secure_size0_free(void *p);
 void *secure_large_map(size_t len, size_t align_bytes);
 void secure_large_unmap(void *p, size_t len);
 
+/* Between secure.c and quarantine.c: the rings' set-up and fork locks. */
+void secure_rings_init(void);
+void secure_rings_lock_all(void);
+void secure_rings_unlock_all(void);
 void secure_lock_all(void);      /* fork */
 void secure_unlock_all(void);
 #pragma GCC visibility pop

@@ -528,15 +528,15 @@ static void slab_trim_locked(struct slab_cpu *sc, unsigned c, uint32_t n, struct
 	sc->lowater[c] = sc->nempty[c];
 }
 
-/* A decay tick at now (the last one was at prev), or every empty slab
- * beyond the reserves when all is set (idle since now then). One class at a
- * time, and the pages go to the buddy layer with no slab lock held: the
- * background thread must not hold one while it waits for a zone lock (a
- * thread that forks in a signal handler may hold that zone lock, and its
- * fork handlers wait for the slab lock). */
-static void slab_trim_all(bool all, uint64_t now, uint64_t prev)
+/* A decay tick at now (the last one was at prev), or every empty slab beyond
+ * the reserves when all is set (idle since now then); true if any went. One
+ * class at a time, the pages to the buddy layer with no slab lock held: the
+ * background thread must not hold one while it waits for a zone lock (a thread
+ * that forks in a signal handler may hold it, its fork handlers the slab lock). */
+static bool slab_trim_all(bool all, uint64_t now, uint64_t prev)
 {
 	uint64_t decay = (uint64_t)opt.decay_ms;
+	bool any = false;
 	for (unsigned i = 0; i < MAX_CPUS; i++) {
 		struct slab_cpu *sc = &slab_cpus[i];
 		for (unsigned c = 1; c <= NCLASSES; c++) {
@@ -549,9 +549,11 @@ static void slab_trim_all(bool all, uint64_t now, uint64_t prev)
 			slab_trim_locked(sc, c, stale ? UINT32_MAX : sc->lowater[c], &later);
 			debug_check_locked(sc);
 			lock_release(&sc->lock);
+			any |= later != NULL;
 			slab_free_later(later, idle);
 		}
 	}
+	return any;
 }
 
 static uint64_t slab_last_decay_ms;     /* atomic */
@@ -562,9 +564,9 @@ void slab_decay(uint64_t now)
 	slab_trim_all(false, now, prev);
 }
 
-void slab_purge(void)
+bool slab_purge(void)
 {
-	slab_trim_all(true, 0, 0);
+	return slab_trim_all(true, 0, 0);
 }
 
 void slab_shrink(unsigned c)

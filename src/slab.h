@@ -109,7 +109,7 @@ void *slab_free_chain(unsigned c, void *chain, unsigned n, uint64_t idle_ms);
  * that tick); slab_purge (bsl_purge, malloc_trim) gives back every one beyond the reserve. */
 #define SLAB_KEEP_BYTES ((size_t)4 << 20)
 void slab_decay(uint64_t now);
-void slab_purge(void);
+bool slab_purge(void);     /* true: some slab went back */
 /* Named caches: every empty slab of sidx, on every CPU, back to the buddy
  * layer (the release hook runs first); the objects of sidx still out. */
 void slab_shrink(unsigned sidx);

@@ -99,8 +99,11 @@ static void publish(struct tcache *tc)
 static void tcache_thread_exit(void *unused)
 {
 	struct tcache *tc = &tc_self;
-	if (tcache_exit_hook)
-		tcache_exit_hook();     /* the named caches' bins of this thread (cache.c) */
+	for (unsigned i = 0; i < TCACHE_EXIT_HOOKS; i++) {   /* before the bins: they may fill them */
+		void (*hook)(void) = __atomic_load_n(&tcache_exit_hooks[i], __ATOMIC_RELAXED);
+		if (hook)
+			hook();
+	}
 	if (tc->state == TC_LIVE) {
 		tcache_flush(tc);
 		struct tcache_bin *bins = tcache_bins(tc);
@@ -114,7 +117,7 @@ static void tcache_thread_exit(void *unused)
 	tc->state = TC_DEAD;
 }
 
-void (*tcache_exit_hook)(void);
+void (*tcache_exit_hooks[TCACHE_EXIT_HOOKS])(void);
 
 void tcache_global_init(void)
 {

@@ -116,12 +116,14 @@ void tcache_flush(struct tcache *tc);            /* everything back to the slabs
 /* From the calling thread's maintenance: if its bins saw no slow path for a
  * tick interval, they go back to the slabs, dated by that slow path. */
 void tcache_idle_return(uint64_t now);
-/* For per-thread caches beside the bins (cache.c): count a slow-path call
- * and move the calling thread's cache along its lifecycle; true once it is
- * TC_LIVE (the exit key is set from TC_WARM on), false when it must not cache.
- * The hook, set once, runs first in the exit key's destructor. */
+/* For per-thread caches beside the bins (cache.c, harden.c): count a
+ * slow-path call and move the calling thread's cache along its lifecycle;
+ * true once it is TC_LIVE (the exit key is set from TC_WARM on), false when it
+ * must not cache. The hooks, each set once (0: the named caches' bins, 1: the
+ * quarantine's stage), run first in the exit key's destructor. */
 bool tcache_thread_ready(void);
-extern void (*tcache_exit_hook)(void);
+enum { TCACHE_EXIT_CACHES, TCACHE_EXIT_QUARANTINE, TCACHE_EXIT_HOOKS };
+extern void (*tcache_exit_hooks[TCACHE_EXIT_HOOKS])(void);
 /* Run cache: take a parked run of exactly npages (NULL if none); park a freed
  * run (false when it does not fit: the caller frees it). */
 void *tcache_run_take(size_t npages);

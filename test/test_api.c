@@ -18,6 +18,7 @@
  * The behaviours asserted are glibc's (2.36, and 2.38+ for aligned_alloc; see the
  * comments at each case). The invalid-pointer aborts are buddyslab's messages.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
@@ -29,6 +30,7 @@
 #include <pthread.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <sched.h>
 #include "buddyslab.h"
 #include "t.h"
 
@@ -1498,6 +1500,12 @@ static int oom_child(void)
 	for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) {
 		size_t got[2] = { 0, 0 };
 		for (int round = 0; round < 2; round++) {
+			/* the second round on another CPU: what the first left idle on its
+			 * CPU's lists (empty slabs) must be found there too */
+			cpu_set_t set;
+			CPU_ZERO(&set);
+			CPU_SET(round % (sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 2 : 1), &set);
+			sched_setaffinity(0, sizeof set, &set);
 			size_t n = 0;
 			for (;;) {
 				errno = 0;

@@ -1,0 +1,223 @@
+/*
+ * quarantine.c - secure mode's quarantine (secure.h): the object ring, split
+ * into shards by CPU, each thread's stage in front of it, and the page ring.
+ * Part of module secure (secure.c has the other features). A ring holds
+ * what was freed, oldest first, and gives back its oldest when it is full;
+ * harden.c frees what comes back. Waiting blocks are memory only: this file
+ * knows no slab, run or large block.
+ * Locks: each ring's lock is a leaf (src/LAYERS.md); a stage is its thread's
+ * own, touched by no other thread.
+ */
+#define _GNU_SOURCE
+#include "secure.h"
+#include "os.h"
+
+/* The object ring is sharded by CPU (one lock each: a single lock made two
+ * threads freeing small objects 15x slower, futex waits); the page ring is one. */
+struct ring {
+	lock_t lock;
+	struct sec_held *e;
+	unsigned head, n, cap;      /* oldest at head */
+	size_t bytes, max_bytes;
+} __attribute__((aligned(64)));   /* one cache line each: shards on two CPUs shared one */
+#define QOBJ_CAP (SEC_QOBJS / SEC_QSHARDS)
+_Static_assert((QOBJ_CAP & (QOBJ_CAP - 1)) == 0 && (SEC_QPAGES & (SEC_QPAGES - 1)) == 0,
+	       "ring capacities are powers of two (index masks)");
+static struct sec_held qobj_slots[SEC_QSHARDS][QOBJ_CAP], qpage_slots[SEC_QPAGES];
+static struct ring qobj[SEC_QSHARDS], qpage;
+static size_t qpage_resident;     /* bytes of waiting page blocks that kept their pages */
+static size_t qlarge_bytes, qlarge_n;   /* waiting large blocks (still in large.c's table); atomic */
+
+void secure_rings_init(void)
+{
+	for (unsigned i = 0; i < SEC_QSHARDS; i++)
+		qobj[i] = (struct ring){ LOCK_INIT, qobj_slots[i], 0, 0, QOBJ_CAP, 0,
+					 SEC_QOBJ_BYTES / SEC_QSHARDS };
+	qpage = (struct ring){ LOCK_INIT, qpage_slots, 0, 0, SEC_QPAGES, 0, SIZE_MAX };
+}
+
+static struct ring *ring_here(unsigned ring)
+{
+	if (ring == SEC_QPAGE)
+		return &qpage;
+	return &qobj[os_cpu_index() % SEC_QSHARDS];
+}
+
+/* A page block leaving: readable again (false: it must stay out for good). */
+static bool revive(struct sec_held *h)
+{
+	if (h->resident)
+		__atomic_sub_fetch(&qpage_resident, h->len, __ATOMIC_RELAXED);
+	if (!h->prot)
+		return true;
+	if (!os_commit(h->p, h->len))
+		return false;
+	return true;
+}
+
+static void pop_locked(struct ring *r, struct sec_held *out)
+{
+	lock_assert_held(&r->lock);
+	*out = r->e[r->head];
+	r->head = (r->head + 1) & (r->cap - 1);
+	r->n--;
+	__atomic_store_n(&r->bytes, r->bytes - out->len, __ATOMIC_RELAXED);
+	if (!out->in_arena) {      /* a large block */
+		__atomic_sub_fetch(&qlarge_bytes, out->len, __ATOMIC_RELAXED);
+		__atomic_sub_fetch(&qlarge_n, 1, __ATOMIC_RELAXED);
+	}
+}
+
+bool secure_hold(unsigned ring, void *p, size_t len, unsigned tag, bool in_arena,
+		 struct sec_held *out)
+{
+	bool prot = false, resident = false, any = false;
+	/* A page run in the arena stays readable: making it PROT_NONE and back
+	 * (two mprotects, each splitting a mapping under the mmap lock) made
+	 * server_churn 20x slower; with fill it is erased now and its zeros are
+	 * checked as it leaves. A large block waits PROT_NONE, keeping its pages
+	 * while the ring's resident bytes stay under SEC_QRESIDENT (erased with
+	 * os_zero under fill: cheaper here than a madvise and faults at reuse),
+	 * dropping them past it. */
+	if (ring == SEC_QPAGE && in_arena && (opt.secure & SEC_FILL)) {
+		os_zero(p, len);
+	} else if (ring == SEC_QPAGE && !in_arena) {
+		bool keep = __atomic_add_fetch(&qpage_resident, len, __ATOMIC_RELAXED) <= SEC_QRESIDENT;
+		if (!keep)
+			__atomic_sub_fetch(&qpage_resident, len, __ATOMIC_RELAXED);
+		resident = keep;
+		if (keep && (opt.secure & SEC_FILL))
+			os_zero(p, len);
+		if (keep || os_purge(p, len, false))
+			prot = os_guard(p, len);
+	}
+	struct ring *r = ring_here(ring);
+	lock_acquire(&r->lock);
+	if (r->n == r->cap || r->bytes + len > r->max_bytes) {
+		pop_locked(r, out);
+		any = true;
+	}
+	/* field by field: a struct built on the stack and copied stalled on
+	 * store forwarding, a tenth of a small free's time */
+	struct sec_held *e = &r->e[(r->head + r->n) & (r->cap - 1)];
+	e->p = p;
+	e->len = len;
+	e->tag = tag;
+	e->prot = prot;
+	e->in_arena = in_arena;
+	e->resident = resident;
+	if (!in_arena) {
+		__atomic_add_fetch(&qlarge_bytes, len, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&qlarge_n, 1, __ATOMIC_RELAXED);
+	}
+	r->n++;
+	__atomic_store_n(&r->bytes, r->bytes + len, __ATOMIC_RELAXED);
+	lock_release(&r->lock);
+	if (any && !revive(out))
+		out->p = NULL;
+	return any;
+}
+
+/* A thread's freed slab objects wait here first and go into the object ring
+ * SEC_QSTAGE (or QSTAGE_BYTES) at a time, under one lock: a ring lock per free
+ * was a sixth of secure:1's time on small-object churn. */
+#define QSTAGE_BYTES (64 * 1024)
+static __thread struct {
+	struct sec_held e[SEC_QSTAGE];
+	unsigned n;
+	size_t bytes;
+} qstage __attribute__((tls_model("initial-exec")));
+
+bool secure_stage(void *p, size_t len)
+{
+	struct sec_held *e = &qstage.e[qstage.n++];
+	e->p = p;
+	e->len = len;
+	e->tag = 0;          /* the caller's tag for slab objects (harden.c's QTAG_SLAB) */
+	e->prot = e->resident = false;
+	e->in_arena = true;
+	qstage.bytes += len;
+	return qstage.n == SEC_QSTAGE || qstage.bytes >= QSTAGE_BYTES;
+}
+
+bool secure_staged(void)
+{
+	return qstage.n;
+}
+
+unsigned secure_stage_flush(struct sec_held *out)
+{
+	if (!qstage.n)
+		return 0;
+	struct ring *r = ring_here(SEC_QOBJ);
+	unsigned nout = 0;
+	lock_acquire(&r->lock);
+	for (unsigned i = 0; i < qstage.n; i++) {
+		const struct sec_held *in = &qstage.e[i];
+		if (r->n && (r->n == r->cap || r->bytes + in->len > r->max_bytes))
+			pop_locked(r, &out[nout++]);     /* one out per one in, as secure_hold */
+		r->e[(r->head + r->n) & (r->cap - 1)] = *in;
+		r->n++;
+		__atomic_store_n(&r->bytes, r->bytes + in->len, __ATOMIC_RELAXED);
+	}
+	lock_release(&r->lock);
+	qstage.n = 0;
+	qstage.bytes = 0;
+	return nout;
+}
+
+bool secure_holds(const void *p)
+{
+	struct ring *r = &qpage;
+	bool found = false;
+	lock_acquire(&r->lock);
+	for (unsigned i = 0; i < r->n && !found; i++)
+		found = r->e[(r->head + i) & (r->cap - 1)].p == p;
+	lock_release(&r->lock);
+	return found;
+}
+
+size_t secure_held_bytes(void)
+{
+	size_t n = __atomic_load_n(&qpage.bytes, __ATOMIC_RELAXED) + qstage.bytes;   /* other threads' stages: not seen */
+	for (unsigned i = 0; i < SEC_QSHARDS; i++)
+		n += __atomic_load_n(&qobj[i].bytes, __ATOMIC_RELAXED);
+	return n;
+}
+
+void secure_held_large(size_t *bytes, size_t *n)
+{
+	*bytes = __atomic_load_n(&qlarge_bytes, __ATOMIC_RELAXED);
+	*n = __atomic_load_n(&qlarge_n, __ATOMIC_RELAXED);
+}
+
+bool secure_unhold(unsigned ring, struct sec_held *out)
+{
+	bool any = false;
+	for (unsigned i = 0; i < (ring == SEC_QPAGE ? 1 : SEC_QSHARDS) && !any; i++) {
+		struct ring *r = ring == SEC_QPAGE ? &qpage : &qobj[i];
+		lock_acquire(&r->lock);
+		if (r->n) {
+			pop_locked(r, out);
+			any = true;
+		}
+		lock_release(&r->lock);
+	}
+	if (any && !revive(out))
+		out->p = NULL;       /* left out for good */
+	return any;
+}
+
+void secure_rings_lock_all(void)
+{
+	for (unsigned i = 0; i < SEC_QSHARDS; i++)
+		lock_fork_acquire(&qobj[i].lock);
+	lock_fork_acquire(&qpage.lock);
+}
+
+void secure_rings_unlock_all(void)
+{
+	lock_fork_release(&qpage.lock);
+	for (unsigned i = SEC_QSHARDS; i-- > 0;)
+		lock_fork_release(&qobj[i].lock);
+}
