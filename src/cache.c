@@ -1,12 +1,14 @@
 #define _GNU_SOURCE
 /*
  * cache.c - named object caches (cache.h): bsl_cache_create, _alloc, _free,
- * _shrink, _destroy, and their lines in slabinfo.
+ * _shrink, _destroy. cachecheck.c, of the same module, holds their misuse
+ * messages, slabinfo lines, and secure mode's canaries and quarantine.
  *
  * Slot layout. A cache of size-byte objects aligned to align (a power of two,
  * at most a page; default 16) cuts its slabs into slots of
  *     slot = align_up(align_up(size, 8) + 24, align)
- * bytes: the program's object at the slot's start, then a 24-byte trailer at
+ * bytes (more under secure canary and memcheck: below): the program's object
+ * at the slot's start, then a 24-byte trailer at
  * first_off = align_up(size, 8): words 0 and 1 are the free-list link and
  * check of slab.h (so a free object is recognised and a double free caught
  * as for malloc's objects), word 2 the constructed mark (with CONS_SAMPLED
@@ -27,6 +29,22 @@
  * calls cache_release with no lock held), which also clears every mark, so a
  * stale mark never survives into memory reused for a new slab.
  *
+ * Secure canary: first_off grows by a canary word C_o (between the object's
+ * pad and the trailer) and the slot by a word C_e at its end, written at a
+ * slot's first construction and checked at bsl_cache_free (cachecheck.c).
+ * Secure quarantine: a freed object waits in its cache's ring before it goes
+ * to the bin (cachecheck.c). Fill and zeroing cannot apply (they would
+ * destroy the constructed state); slab.c gives named slabs the guard page.
+ *
+ * Memcheck (vg_active). A constructed object keeps which of its bytes are
+ * defined across its frees: the slot grows by size bytes after the trailer
+ * (at vbits_off) that hold the object's V-bits from its bsl_cache_free to its
+ * next handout (vg_vbits_save, vg_vbits_restore). A new slot is handed to its
+ * constructor undefined, so the fields the constructor leaves unset stay
+ * undefined in every later life of the object (memcheck reports their reads),
+ * and the fields it set, and whatever the program left in the object at its
+ * free, read as defined; the destructor sees the object the same way.
+ *
  * Profiling (prof:1). A sampled object's mark is cons_mark ^ CONS_SAMPLED
  * from its prof_record to its bsl_cache_free, which restores the mark and
  * calls prof_forget; a free of any other object reads the mark it already has
@@ -36,7 +54,7 @@
  *
  * Fast path: one tcache_bin per cache per thread (cache_tls), holding free
  * constructed objects through their trailers, bounded by bin_max. Bins are
- * off while the thread cache is (memcheck, quarantine, tcache:0).
+ * off while the thread cache is (memcheck, tcache:0).
  *
  * Bins and generations. A table slot's gen moves at create, shrink and
  * destroy (and caches_epoch with every shrink and destroy). A thread's bin of
@@ -64,7 +82,8 @@
  * thread that never calls again keeps the slot DRAINING (not reused).
  *
  * Lock: caches_lock protects the table's states and the creation of a cache;
- * a leaf, never held while calling another layer (LAYERS.md). Destroy marks
+ * a leaf, never held while calling another layer (LAYERS.md); each cache's
+ * quarantine ring has a leaf lock of its own (cachecheck.c). Destroy marks
  * the cache dying under it and does the work outside it; gen, epoch, nbins
  * and the later state changes are atomics.
  */
@@ -80,28 +99,11 @@
 #include "buddyslab.h"
 
 #define CACHE_OBJ_MAX  SLAB_MAX      /* bigger objects: use malloc */
-#define TRAILER        (3 * sizeof(uint64_t))
 #define BIN_BYTES      (16 * 1024)
 #define BIN_MAX        64
-#define NAME_LEN       32
+#define TRAILER        CACHE_TRAILER
+#define NAME_LEN       CACHE_NAME_LEN
 
-enum cache_state { CACHE_FREE = 0, CACHE_LIVE, CACHE_DYING, CACHE_DRAINING, CACHE_RETIRED };
-
-struct bsl_cache {
-	char name[NAME_LEN];
-	uint32_t size;          /* object bytes asked for */
-	uint32_t align;
-	uint32_t first_off;     /* slot start to trailer */
-	uint32_t slot;          /* slab_named[id].geom.size */
-	uint32_t gen;           /* moves at create, shrink, destroy; bins of other gens are stale */
-	int32_t bin_max;        /* objects a thread's bin holds */
-	int32_t nbins;          /* threads' bins attached to this slot (atomic) */
-	int state;              /* enum cache_state; written under caches_lock */
-	unsigned sidx;          /* slab index: NCLASSES + 1 + id */
-	int (*ctor)(void *obj, void *arg, int flags);
-	void (*dtor)(void *obj, void *arg);
-	void *arg;
-} __attribute__((aligned(128)));   /* a power of two: handle checks and indexes by shift */
 _Static_assert(sizeof(struct bsl_cache) == 128, "struct bsl_cache is 128 bytes");
 
 struct cache_tbin {
@@ -109,7 +111,7 @@ struct cache_tbin {
 	uint32_t gen;
 };
 
-static struct bsl_cache caches[NCACHES_MAX];
+struct bsl_cache caches[NCACHES_MAX];
 static lock_t caches_lock = LOCK_INIT;
 static uint32_t caches_epoch;     /* moves with every shrink and destroy */
 static __thread uint32_t cache_seen __attribute__((tls_model("initial-exec")));
@@ -131,37 +133,15 @@ static inline bool cons_built(const void *q)
 	return (((const uint64_t *)q)[2] ^ cons_mark(q)) <= CONS_SAMPLED;
 }
 
-/* ------------------------------------------------------------ messages */
-
-COLD __attribute__((noreturn)) static void not_a_cache(const void *cp, const char *api)
-{
-	bsl_fatalf("aborting on an invalid cache", "%s(): %p is not a live cache "
-		   "(never created, or destroyed)", api, cp);
-}
+/* ------------------------------------------------------------ handles */
 
 static struct bsl_cache *cache_live(bsl_cache_t *cp, const char *api)
 {
 	uintptr_t off = (uintptr_t)cp - (uintptr_t)caches;
 	if (unlikely(off >= sizeof caches || off % sizeof caches[0] ||
 		     __atomic_load_n(&cp->state, __ATOMIC_ACQUIRE) != CACHE_LIVE))
-		not_a_cache(cp, api);
+		cache_not_a_cache(cp, api);
 	return cp;
-}
-
-/* The named cache whose slab holds p, or NULL. */
-static struct bsl_cache *cache_holding(const void *p)
-{
-	struct page_desc *d = arena_desc_of(p);
-	if (!d || d->kind != PD_SLAB || !d->cache_id || d->cache_id > NCACHES_MAX)
-		return NULL;
-	return &caches[d->cache_id - 1];
-}
-
-/* Is p the start of a slot of cp (any life of cp's table slot)? */
-static bool slot_start(const struct bsl_cache *cp, const void *p, const struct page_desc *d)
-{
-	const struct class_info *ci = &slab_named[cp - caches].geom;
-	return obj_index(ci->inv, ci->shift, (uintptr_t)p + d->slab_base_hidden) < ci->nobjs;
 }
 
 /* For bsl_owns: the slab layer answers for the slot's trailer (its object),
@@ -173,43 +153,17 @@ int cache_owns(const void *p)
 	if (!cp)
 		return -1;
 	if (__atomic_load_n(&cp->state, __ATOMIC_ACQUIRE) != CACHE_LIVE ||
-	    !slot_start(cp, p, arena_desc_of(p)))
+	    !cache_slot_start(cp, p, arena_desc_of(p)))
 		return 0;
 	char *q = (char *)p + cp->first_off;
+	if (cp->qmax && obj_is_free(q))     /* waiting in the quarantine (or free anyway) */
+		return 0;
 	const struct cache_tbin *t = &cache_tls[cp - caches];
 	for (void *o = t->bin.head; o; o = obj_next(o))     /* stale too: the same life */
 		if (o == q)
 			return 0;
 	struct page_desc *dq = arena_desc_of(q);
 	return dq && !slab_obj_is_free(dq, q);
-}
-
-void cache_check_not_named(const void *p, const char *api)
-{
-	struct bsl_cache *owner = cache_holding(p);
-	if (owner)
-		bsl_fatalf("aborting on an invalid pointer", "%s(): invalid pointer %p: it is an "
-			   "object of the named cache \"%s\" (free it with bsl_cache_free)",
-			   api, p, owner->name);
-}
-
-COLD __attribute__((noreturn)) static void not_ours(const struct bsl_cache *cp, const void *p)
-{
-	const struct bsl_cache *owner = cache_holding(p);
-	struct page_desc *d = arena_desc_of(p);
-	const char *what = owner && owner != cp ? "an object of another cache, \"" :
-			   owner ? "not the start of an object" :
-			   d && d->kind == PD_SLAB ? "a malloc block" : "not an object of any cache";
-	bsl_fatalf("aborting on an invalid pointer", "bsl_cache_free(): invalid pointer %p for "
-		   "the cache \"%s\": %s%s%s", p, cp->name, what,
-		   owner && owner != cp ? owner->name : "", owner && owner != cp ? "\"" : "");
-}
-
-COLD __attribute__((noreturn)) static void cache_double_free(const struct bsl_cache *cp,
-							     const void *p)
-{
-	bsl_fatalf("aborting on a double free", "double free %p (bsl_cache_free of the cache "
-		   "\"%s\": the object is already free)", p, cp->name);
 }
 
 /* ------------------------------------------------ construct and destruct */
@@ -224,7 +178,11 @@ static bool cache_construct(struct bsl_cache *cp, char *q, int flags, bool hando
 	bool built = cons_built(q);
 	if (handout)
 		vg_malloclike(p, cp->size, cp->slot, built);
+	if (handout && built && cp->vbits_off)    /* memcheck: defined as it was freed */
+		vg_vbits_restore(p, p + cp->vbits_off, cp->size);
 	vg_open(q, TRAILER);
+	if (!built && (cp->secure & CACHE_SEC_CANARY))
+		cache_canary_arm(cp, p);
 	if (!built && cp->ctor) {
 		if (cp->ctor(p, cp->arg, flags) != 0) {
 			w[2] = 0;
@@ -249,6 +207,8 @@ static void cache_release(unsigned sidx, char *base, unsigned nfresh)
 		vg_open(q, TRAILER);
 		if (cons_built(q) && cp->dtor) {
 			vg_open(p, cp->size);
+			if (cp->vbits_off)     /* the fields the ctor left unset: undefined */
+				vg_vbits_restore(p, p + cp->vbits_off, cp->size);
 			cp->dtor(p, cp->arg);
 			vg_close(p, cp->size);
 		}
@@ -293,6 +253,8 @@ static void cache_finish(struct bsl_cache *cp, bool deferred)
 	if (!__atomic_compare_exchange_n(&cp->state, &want, CACHE_RETIRED, false,
 					 __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
 		return;
+	if (cp->qmax)
+		cache_quarantine_drain(cp);
 	slab_shrink(cp->sidx);
 	uint64_t nslabs, live = slab_objs_out(cp->sidx, &nslabs);
 	if (live || nslabs)
@@ -449,15 +411,20 @@ EXPORT void bsl_cache_free(bsl_cache_t *cache, void *p)
 	char *q = (char *)p + cp->first_off;
 	struct page_desc *d = arena_desc_of(p);
 	if (unlikely(!d || d->kind != PD_SLAB || d->cache_id != cp->sidx - NCLASSES ||
-		     !slot_start(cp, p, d)))
-		not_ours(cp, p);
+		     !cache_slot_start(cp, p, d)))
+		cache_not_ours(cp, p);
 	if (unlikely(vg_active))
 		vg_open(q, TRAILER);
 	if (unlikely(obj_is_free(q)))
 		cache_double_free(cp, p);
-	vg_freelike(p);
+	if (unlikely(vg_active)) {
+		vg_vbits_save(p, (char *)p + cp->vbits_off, cp->size);
+		vg_freelike(p);
+	}
 	if (unlikely(opt.prof) && unlikely(((uint64_t *)q)[2] != cons_mark(q)))
 		cache_unsample(p, (uint64_t *)q);
+	if (unlikely(cp->secure) && !(q = cache_secure_free(cp, p, d)))
+		return;      /* in the quarantine; q: the one leaving it */
 	struct cache_tbin *t = &cache_tls[cp - caches];
 	if (likely(t->gen == __atomic_load_n(&cp->gen, __ATOMIC_RELAXED) && t->bin.room > 0)) {
 		tcache_push(&t->bin, q);
@@ -484,8 +451,14 @@ static void cache_setup(struct bsl_cache *cp, const char *name, size_t size, siz
 	strncpy(cp->name, name, NAME_LEN - 1);
 	cp->size = (uint32_t)size;
 	cp->align = (uint32_t)a;
-	cp->first_off = (uint32_t)align_up(size, sizeof(uint64_t));
-	cp->slot = (uint32_t)align_up(cp->first_off + TRAILER, a);
+	bool canary = opt.secure & SEC_CANARY;      /* off under memcheck (secure.h) */
+	cp->secure = (uint16_t)((canary ? CACHE_SEC_CANARY : 0) |
+				(opt.secure & SEC_QUARANTINE ? CACHE_SEC_QUARANTINE : 0));
+	cp->first_off = (uint32_t)(align_up(size, sizeof(uint64_t)) + (canary ? 8 : 0));
+	cp->vbits_off = vg_active ? cp->first_off + (uint32_t)TRAILER : 0;
+	cp->slot = (uint32_t)align_up(cp->first_off + TRAILER + (vg_active ? size : 0) +
+				      (canary ? 8 : 0), a);
+	cp->qmax = (uint16_t)(cp->secure & CACHE_SEC_QUARANTINE ? cache_quarantine_len(cp->slot) : 0);
 	cp->sidx = NCLASSES + 1 + (unsigned)i;
 	int32_t n = (int32_t)(BIN_BYTES / cp->slot);
 	cp->bin_max = n < 4 ? 4 : n > BIN_MAX ? BIN_MAX : n;
@@ -535,6 +508,8 @@ EXPORT void bsl_cache_shrink(bsl_cache_t *cache)
 	struct bsl_cache *cp = cache_live(cache, "bsl_cache_shrink");
 	cache_new_gen(cp);
 	bins_refresh();
+	if (cp->qmax)
+		cache_quarantine_drain(cp);
 	slab_shrink(cp->sidx);
 }
 
@@ -547,7 +522,7 @@ EXPORT void bsl_cache_destroy(bsl_cache_t *cache)
 		__atomic_store_n(&cp->state, CACHE_DYING, __ATOMIC_RELEASE);
 	lock_release(&caches_lock);
 	if (!mine)
-		not_a_cache(cp, "bsl_cache_destroy");
+		cache_not_a_cache(cp, "bsl_cache_destroy");
 	cache_new_gen(cp);
 	bins_refresh();          /* this thread's bin of cp (DYING: no finish yet) */
 	__atomic_store_n(&cp->state, CACHE_DRAINING, __ATOMIC_SEQ_CST);
@@ -556,21 +531,7 @@ EXPORT void bsl_cache_destroy(bsl_cache_t *cache)
 	/* else the last thread to give its bin of cp back finishes it */
 }
 
-/* ------------------------------------------------------------ views, fork */
-
-void cache_text_slabinfo(struct text *t)
-{
-	for (unsigned i = 0; i < NCACHES_MAX; i++) {
-		const struct bsl_cache *cp = &caches[i];
-		if (__atomic_load_n(&cp->state, __ATOMIC_ACQUIRE) != CACHE_LIVE)
-			continue;
-		uint64_t slabs, active = slab_objs_out(cp->sidx, &slabs);
-		const struct class_info *ci = &slab_named[i].geom;
-		text_printf(t, "%-16s %10lu %10lu %6u %5u %4u %8lu\n", cp->name, (unsigned long)active,
-			    (unsigned long)(slabs * ci->nobjs), cp->size, ci->nobjs, 1u << ci->order,
-			    (unsigned long)slabs);
-	}
-}
+/* ------------------------------------------------------------ fork */
 
 /* The forking thread is the child's only one: only its bins stay attached
  * (other threads' cached objects stay allocated). */
@@ -583,9 +544,11 @@ void cache_after_fork_child(void)
 void cache_lock_all(void)
 {
 	lock_fork_acquire(&caches_lock);
+	cache_quarantine_lock_all();
 }
 
 void cache_unlock_all(void)
 {
+	cache_quarantine_unlock_all();
 	lock_fork_release(&caches_lock);
 }

@@ -13,6 +13,7 @@
 #define BSL_CACHE_H
 #include "common.h"
 #include "output.h"
+#include "arena.h"
 #pragma GCC visibility push(hidden)
 
 /* free(), realloc() or malloc_usable_size() was given p: if p lies in a named
@@ -28,5 +29,58 @@ void cache_lock_all(void);
 /* fork child: the other threads' bins are gone (cache.c's count of bins). */
 void cache_after_fork_child(void);
 void cache_unlock_all(void);
+
+/* ------------------------------------------------ inside the module only
+ * (cache.c and cachecheck.c: cache.c for the layout and the rules). */
+#define CACHE_TRAILER  (3 * sizeof(uint64_t))   /* link, check, constructed mark */
+#define CACHE_NAME_LEN 32
+enum cache_state { CACHE_FREE = 0, CACHE_LIVE, CACHE_DYING, CACHE_DRAINING, CACHE_RETIRED };
+enum { CACHE_SEC_CANARY = 1, CACHE_SEC_QUARANTINE = 2 };   /* bsl_cache.secure */
+
+struct bsl_cache {
+	char name[CACHE_NAME_LEN];
+	uint32_t size;          /* object bytes asked for */
+	uint32_t align;
+	uint32_t first_off;     /* slot start to trailer */
+	uint32_t slot;          /* slab_named[id].geom.size */
+	uint32_t gen;           /* moves at create, shrink, destroy; bins of other gens are stale */
+	int32_t bin_max;        /* objects a thread's bin holds */
+	int32_t nbins;          /* threads' bins attached to this slot (atomic) */
+	int state;              /* enum cache_state; written under caches_lock */
+	unsigned sidx;          /* slab index: NCLASSES + 1 + id */
+	uint16_t secure;        /* CACHE_SEC_*: secure mode's checks on this cache (fixed) */
+	uint16_t qmax;          /* quarantine: objects its ring holds (0: none) */
+	uint32_t vbits_off;     /* memcheck: slot start to the saved V-bits (0: none) */
+	int (*ctor)(void *obj, void *arg, int flags);
+	void (*dtor)(void *obj, void *arg);
+	void *arg;
+} __attribute__((aligned(128)));   /* a power of two: handle checks and indexes by shift */
+
+extern struct bsl_cache caches[];      /* NCACHES_MAX (slab.h) */
+
+/* cachecheck.c. The messages (all abort): */
+COLD __attribute__((noreturn)) void cache_not_a_cache(const void *cp, const char *api);
+COLD __attribute__((noreturn)) void cache_not_ours(const struct bsl_cache *cp, const void *p);
+COLD __attribute__((noreturn)) void cache_double_free(const struct bsl_cache *cp,
+						      const void *p);
+/* The named cache whose slab holds p, or NULL. */
+struct bsl_cache *cache_holding(const void *p);
+/* Is p the start of a slot of cp (page descriptor d)? */
+bool cache_slot_start(const struct bsl_cache *cp, const void *p, const struct page_desc *d);
+/* Secure canary: write the pad and canary words of the slot of object p (its
+ * first construction); at bsl_cache_free, check them (abort naming p and the
+ * cache). */
+void cache_canary_arm(const struct bsl_cache *cp, char *p);
+/* Secure mode's part of bsl_cache_free of p (page descriptor d), trailer q,
+ * after the double-free check: the canaries, then the quarantine. Returns the
+ * trailer of the object to free now (q, or the oldest one leaving the
+ * quarantine), or NULL when none leaves. */
+char *cache_secure_free(struct bsl_cache *cp, char *p, const struct page_desc *d);
+/* The quarantine ring's length for slots of slot bytes (cache_setup). */
+unsigned cache_quarantine_len(uint32_t slot);
+/* Every object of cp's quarantine back to its slab (shrink, destroy). */
+void cache_quarantine_drain(struct bsl_cache *cp);
+void cache_quarantine_lock_all(void);       /* fork, after caches_lock */
+void cache_quarantine_unlock_all(void);
 #pragma GCC visibility pop
 #endif

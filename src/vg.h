@@ -66,6 +66,27 @@ static inline void vg_freelike(const void *p)
 	if (unlikely(vg_active))
 		VALGRIND_FREELIKE_BLOCK(p, 0);
 }
+/* A block's V-bits (memcheck's record of which of its bits are defined),
+ * kept in n bytes of our own while the block is free: save them before the
+ * FREELIKE request (which forgets them), put them back after MALLOCLIKE. So a
+ * block that keeps its contents while free (a named cache's constructed
+ * object) keeps which of them are defined too. */
+static inline void vg_vbits_save(const void *p, void *saved, size_t n)
+{
+	if (unlikely(vg_active)) {
+		VALGRIND_MAKE_MEM_UNDEFINED(saved, n);
+		(void)VALGRIND_GET_VBITS(p, saved, n);
+		VALGRIND_MAKE_MEM_NOACCESS(saved, n);
+	}
+}
+static inline void vg_vbits_restore(void *p, void *saved, size_t n)
+{
+	if (unlikely(vg_active)) {
+		VALGRIND_MAKE_MEM_DEFINED(saved, n);
+		(void)VALGRIND_SET_VBITS(p, saved, n);
+		VALGRIND_MAKE_MEM_NOACCESS(saved, n);
+	}
+}
 /* Our own words inside a free object (link and tag) are ours to touch. */
 static inline void vg_open(void *p, size_t n)
 {

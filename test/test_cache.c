@@ -18,7 +18,12 @@
  * another live thread's bin at destroy and shrink (not reported, given back
  * at that thread's next call, the destroy completed there); the table's
  * bound (32 caches) and slot reuse.
- * Re-executed under secure:1 when run with no argument (guard pages on).
+ * Re-executed under secure:1 when run with no argument: guard pages; the
+ * quarantine delaying a freed object's reuse (it comes back constructed, with
+ * what the program left in it) and a second free of a waiting object; the
+ * canaries catching, in a child, a write past an object (its pad or canary
+ * word), before one (the end of the slot before it), and past one after its
+ * free (found as it leaves the quarantine), naming the object and the cache.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -64,6 +69,28 @@ static void obj_dtor(void *p, void *arg)
 	__atomic_add_fetch(&ndtor, 1, __ATOMIC_RELAXED);
 }
 
+/* Is secure mode's feature on (secure:1, the re-executed pass, has them all:
+ * secure.h), as BUDDYSLAB_CONF says? */
+static bool secure_has(const char *feature)
+{
+	const char *conf = getenv("BUDDYSLAB_CONF"), *sec = conf ? strstr(conf, "secure:") : NULL;
+	return sec && (strncmp(sec, "secure:1", 8) == 0 || strstr(sec, feature));
+}
+
+/* Allocate and free other objects of c until a comes back (a was freed):
+ * how many allocations that took (limit: a did not come back). With the
+ * quarantine, a freed object waits there while later frees queue behind it. */
+static int allocs_until(bsl_cache_t *c, void *a, int limit)
+{
+	int n = 0;
+	for (void *x; n < limit; n++) {
+		if ((x = bsl_cache_alloc(c, 0)) == a)
+			break;
+		bsl_cache_free(c, x);
+	}
+	return n;
+}
+
 static bsl_cache_t *make(const char *name)
 {
 	nctor = ndtor = 0;
@@ -91,7 +118,10 @@ static void ctor_dtor_counts(void)
 		for (int i = 0; i < 1000; i++)
 			bsl_cache_free(c, o[i]);
 	}
-	CHECK(nctor - ndtor <= built);     /* no ctor per allocation: only re-made slabs */
+	/* no ctor per allocation: only re-made slabs (and, under secure:1, the
+	 * slabs that the objects waiting in the quarantine, up to 256, keep out
+	 * beside the bin: slabs of 256 slots there) */
+	CHECK(nctor - ndtor <= built + (secure_has("quarantine") ? 1024 : 0));
 	bsl_cache_destroy(c);
 	CHECK(ndtor == nctor);             /* every constructed object destructed */
 	fprintf(stderr, "  ctor %ld dtor %ld for 11000 allocations\n", nctor, ndtor);
@@ -106,7 +136,11 @@ static void constructed_state_kept(void)
 	uint64_t id = a->id;
 	strcpy(a->payload, "kept");    /* the program's changes stay, as with libumem */
 	bsl_cache_free(c, a);
-	struct obj *b = bsl_cache_alloc(c, 0);
+	struct obj *b = a;
+	if (secure_has("quarantine"))       /* a waits in the quarantine first */
+		CHECK(allocs_until(c, a, 100000) < 100000);
+	else
+		b = bsl_cache_alloc(c, 0);
 	CHECK(b == a);
 	CHECK(b->magic == MAGIC && b->id == id && strcmp(b->payload, "kept") == 0);
 	bsl_cache_free(c, b);
@@ -219,6 +253,94 @@ static void secure_guard_page(void)
 	CHECK(page_is_guard(guard));
 	CHECK(!page_is_guard(first));
 	/* the cache and its objects are left as they are (this pass ends soon) */
+}
+
+/* secure:1: a freed object is not reused at once: it waits in its cache's
+ * quarantine while at least 16 later frees queue behind it, then comes back
+ * in its constructed state with what the program left in it. */
+static void secure_quarantine_delays_reuse(void)
+{
+	if (!secure_has("quarantine"))
+		SKIP("runs in the secure:1 pass");
+	bsl_cache_t *c = make("test-quarantine");
+	REQUIRE(c);
+	struct obj *a = bsl_cache_alloc(c, 0);
+	REQUIRE(a);
+	strcpy(a->payload, "waited");
+	bsl_cache_free(c, a);
+	CHECK(bsl_owns(a) == 0);               /* freed, though in no bin or slab list */
+	int n = allocs_until(c, a, 100000);
+	fprintf(stderr, "  the freed object came back after %d allocations\n", n);
+	CHECK(n >= 16 && n < 100000);
+	CHECK(a->magic == MAGIC && strcmp(a->payload, "waited") == 0);
+	bsl_cache_free(c, a);
+	bsl_cache_destroy(c);                  /* the quarantine drained: nothing reported */
+	CHECK(ndtor == nctor);
+}
+
+/* secure:1 misuse (each in a child, on objects the parent allocated, so the
+ * expected message can name them): a write past an object (into the pad of a
+ * 100-byte object, or the canary after a 192-byte one), a write before one,
+ * a write past an object after its free (found as it leaves the quarantine),
+ * a second free of an object waiting in the quarantine. */
+static bsl_cache_t *cc192, *cc100;
+static char *cobj[4];
+
+static void over_192(void *unused) { cobj[0][192] ^= 1; bsl_cache_free(cc192, cobj[0]); }
+static void over_pad(void *unused) { cobj[1][100] ^= 1; bsl_cache_free(cc100, cobj[1]); }
+static void under_192(void *unused) { cobj[2][-1] ^= 1; bsl_cache_free(cc192, cobj[2]); }
+static void over_after_free(void *unused)
+{
+	bsl_cache_free(cc192, cobj[3]);
+	cobj[3][195] ^= 0x40;
+	allocs_until(cc192, cobj[3], 100000);
+}
+static void free_waiting_twice(void *unused)
+{
+	bsl_cache_free(cc192, cobj[3]);
+	bsl_cache_free(cc192, cobj[3]);
+}
+
+static void secure_canary_aborts(void)
+{
+	if (!secure_has("canary") || !secure_has("quarantine"))
+		SKIP("runs in the secure:1 pass");
+	cc192 = bsl_cache_create("canary-192", 192, 0, NULL, NULL, NULL);
+	cc100 = bsl_cache_create("canary-100", 100, 0, NULL, NULL, NULL);
+	REQUIRE(cc192 && cc100);
+	char *v[3];
+	for (int i = 0; i < 3; i++)
+		REQUIRE((v[i] = bsl_cache_alloc(cc192, 0)));
+	cobj[0] = v[0];
+	cobj[2] = v[1] > v[2] ? v[1] : v[2];    /* not a slab's first slot: one is before it */
+	cobj[1] = bsl_cache_alloc(cc100, 0);
+	cobj[3] = bsl_cache_alloc(cc192, 0);
+	REQUIRE(cobj[1] && cobj[3]);
+	char msg[256];
+	snprintf(msg, sizeof msg, "heap overflow: the bytes after the 192-byte object %p of the "
+		 "cache \"canary-192\"", (void *)cobj[0]);
+	CHECK(t_expect_abort(over_192, NULL, msg));
+	snprintf(msg, sizeof msg, "the 100-byte object %p of the cache \"canary-100\"",
+		 (void *)cobj[1]);
+	CHECK(t_expect_abort(over_pad, NULL, msg));
+	snprintf(msg, sizeof msg, "heap underflow: the canary before the object %p of the cache "
+		 "\"canary-192\"", (void *)cobj[2]);
+	CHECK(t_expect_abort(under_192, NULL, msg));
+	snprintf(msg, sizeof msg, "object %p of the cache \"canary-192\" (its pad and canary) are "
+		 "overwritten (found as the object left the quarantine)", (void *)cobj[3]);
+	CHECK(t_expect_abort(over_after_free, NULL, msg));
+	snprintf(msg, sizeof msg, "double free %p (bsl_cache_free of the cache \"canary-192\"",
+		 (void *)cobj[3]);
+	CHECK(t_expect_abort(free_waiting_twice, NULL, msg));
+	/* the objects written up to their last byte free cleanly */
+	memset(cobj[0], 0xff, 192);
+	memset(cobj[1], 0xff, 100);
+	for (int i = 0; i < 3; i++)
+		bsl_cache_free(cc192, v[i]);
+	bsl_cache_free(cc192, cobj[3]);
+	bsl_cache_free(cc100, cobj[1]);
+	bsl_cache_destroy(cc192);
+	bsl_cache_destroy(cc100);
 }
 
 /* ------------------------------------------------------------ threads */
@@ -511,12 +633,12 @@ static void owns_cache_objects(void)
 	struct obj *d = bsl_cache_alloc(shared, 0);     /* a slot again: live */
 	REQUIRE(d);
 	CHECK(bsl_owns(d) == 1);
-	/* secure:1 (no bins): a, b, c are a fresh slab's first slots, and the
-	 * slot after c (224 bytes: 192, the trailer, 16-byte alignment) was never
-	 * handed out */
-	const char *conf = getenv("BUDDYSLAB_CONF");
-	if (conf && strstr(conf, "secure:1") && (char *)c == (char *)a + 2 * 224)
-		CHECK(bsl_owns((char *)c + 224) == 0);
+	/* when a, b, c are a fresh slab's first slots (tcache:0), the slot after
+	 * c (224 bytes: 192, the trailer, 16-byte alignment; 240 under secure:1,
+	 * with the two canary words) was never handed out */
+	size_t slot = secure_has("canary") ? 240 : 224;
+	if ((char *)c == (char *)a + 2 * slot)
+		CHECK(bsl_owns((char *)c + slot) == 0);
 	bsl_cache_free(shared, c);
 	bsl_cache_free(shared, d);
 	CHECK(bsl_owns(c) == 0 && bsl_owns(d) == 0);
@@ -706,6 +828,8 @@ int main(int argc, char **argv)
 	T_RUN(ctor_failure_enomem);
 	T_RUN(alignment_and_args);
 	T_RUN(secure_guard_page);
+	T_RUN(secure_quarantine_delays_reuse);
+	T_RUN(secure_canary_aborts);
 	T_RUN(cross_thread_and_exit);
 	T_RUN(fork_child_uses_cache);
 	T_RUN(destroy_with_live_objects_reported);
