@@ -170,6 +170,30 @@ static bool record(void *p, size_t nbytes, bool force)
 	return ok;
 }
 
+/* The calling thread's last block that large_realloc left in place or made,
+ * hidden (as the table's), and the count of removals from the table then.
+ * While that count has not moved, the block is still live with that length,
+ * so a realloc to the same page count needs no lookup (a buffer grown a byte
+ * at a time makes 4,096 reallocs per page). Every unrecord moves the count. */
+static uint64_t removals;     /* atomic */
+static __thread struct { uintptr_t addr_hidden; size_t nbytes; uint64_t removals; }
+	last_resized __attribute__((tls_model("initial-exec")));
+
+static void resized_remember(const void *p, size_t nbytes)
+{
+	last_resized.addr_hidden = hide_addr((uintptr_t)p);
+	last_resized.nbytes = nbytes;
+	last_resized.removals = __atomic_load_n(&removals, __ATOMIC_RELAXED);
+}
+
+bool large_realloc_stays(const void *p, size_t nbytes)
+{
+	size_t len = align_up(nbytes, PAGE_SIZE), old = last_resized.nbytes;
+	return last_resized.addr_hidden == hide_addr((uintptr_t)p) &&
+	       len <= old && len + old / 8 >= old &&     /* large_realloc's test to stay */
+	       last_resized.removals == __atomic_load_n(&removals, __ATOMIC_RELAXED);
+}
+
 /* Remove p's record; returns its length, or 0 when p is not recorded. */
 static size_t unrecord(const void *p)
 {
@@ -183,6 +207,7 @@ static size_t unrecord(const void *p)
 		s->nbytes = 0;
 		sh->live--;
 		sh->live_bytes -= nbytes;
+		__atomic_add_fetch(&removals, 1, __ATOMIC_RELAXED);
 	}
 	shard_check_locked(sh);
 	lock_release(&sh->lock);
@@ -405,16 +430,26 @@ void *large_realloc(void *p, size_t old, size_t nbytes)
 {
 	size_t len = align_up(nbytes, PAGE_SIZE);
 	ASSERT(old && old == large_usable_size(p, &(bool){ false }));
-	if (len == old)
+	if (len <= old && len + old / 8 >= old) {   /* the slack growth leaves (below) */
+		resized_remember(p, old);
 		return p;
-	void *q = os_remap(p, old, len);
+	}
+	void *q = NULL;
+	if (len > old && len < old + old / 8)     /* growing: by an eighth at least, so */
+		q = os_remap(p, old, align_up(old + old / 8, PAGE_SIZE));   /* a chain of small */
+	if (q)                                  /* steps does not mremap at every page */
+		len = align_up(old + old / 8, PAGE_SIZE);
+	else
+		q = os_remap(p, old, len);
 	if (!q && len < old)
 		return p;         /* a shrink that the OS refused: the block still fits */
 	if (!q)
 		goto nomem;
 	unrecord(p);
-	if (record(q, len, true))
+	if (record(q, len, true)) {
+		resized_remember(q, len);
 		return q;
+	}
 	VERIFY(os_remap_to(q, len, old, p));   /* p's range is free: it was just moved away */
 	VERIFY(record(p, old, true));          /* the slot p left is there again */
 nomem:

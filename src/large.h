@@ -30,6 +30,10 @@ bool large_free(void *p);
 /* Resize live block p, whose mapping is old bytes (large_usable_size), to
  * hold nbytes, with mremap; NULL (errno ENOMEM) when that fails; p stays valid. */
 void *large_realloc(void *p, size_t old, size_t nbytes);
+/* true when p is the calling thread's last block large_realloc resized or left
+ * in place, no block has been freed since, and nbytes needs its page count:
+ * realloc returns p without a lookup (not under secure mode or memcheck). */
+bool large_realloc_stays(const void *p, size_t nbytes);
 void large_totals(size_t *nbytes, size_t *nblocks);
 void large_counts(uint64_t *nalloc, uint64_t *nfree);
 size_t large_cached_bytes(void);

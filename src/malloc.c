@@ -440,6 +440,9 @@ EXPORT void *realloc(void *p, size_t n)
 	}
 	if (realloc_stays_slab(p, n))
 		return p;
+	if (n > SLAB_MAX && !opt.secure && !vg_active && n > opt_mmap_threshold() &&
+	    large_realloc_stays(p, n))
+		return p;          /* a large block that fits, found without a lookup */
 	bsl_ensure_init();
 	struct block b;
 	if (!block_lookup(p, &b))

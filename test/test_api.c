@@ -769,6 +769,52 @@ static void realloc_keeps_contents(void)
 	munmap(ref, REFSZ);
 }
 
+/* Large blocks grown a little at a time: realloc stays in place without a
+ * table lookup while no large block was freed (large.c's last_resized), and
+ * grows the mapping by an eighth at least. A block freed and its address
+ * reused by a smaller one must not be taken for the old one. */
+static void realloc_large_steps(void)
+{
+	/* secure mode moves or stays by its own rule (the canary trailer) */
+	const char *conf = getenv("BUDDYSLAB_CONF");
+	int plain = !conf || !strstr(conf, "secure");
+	size_t n = 300 * 1024;
+	unsigned char *p = malloc(n);
+	REQUIRE(p);
+	memset(p, 0xA5, n);
+	size_t grows = 0, prev = malloc_usable_size(p);
+	for (size_t len = n + 1; len <= 2 * n; len += 512) {
+		unsigned char *q = realloc(p, len);
+		REQUIRE(q);
+		p = q;
+		CHECK(malloc_usable_size(p) >= len);
+		p[len - 1] = (unsigned char)len;
+		if (malloc_usable_size(p) != prev) {
+			grows++;
+			CHECK(!plain || malloc_usable_size(p) >= prev + prev / 8);
+			prev = malloc_usable_size(p);
+		}
+	}
+	CHECK(!plain || grows <= 8);           /* 300 KiB -> 600 KiB by eighths: 6 */
+	for (size_t i = 0; i < n; i += 4096)
+		CHECK(p[i] == 0xA5);
+	/* free it, reuse its address for a smaller block if the mapping cache
+	 * allows, and grow that one: every byte asked for must be there */
+	void *keep = p;
+	free(p);
+	for (int i = 0; i < 4; i++) {
+		unsigned char *q = malloc(n / 2 + (size_t)i * 8192);
+		REQUIRE(q);
+		if (q == keep)
+			fprintf(stderr, "  (info) a freed block's address was reused\n");
+		unsigned char *r = realloc(q, n / 2 + (size_t)i * 8192 + 100);
+		REQUIRE(r);
+		CHECK(malloc_usable_size(r) >= n / 2 + (size_t)i * 8192 + 100);
+		memset(r, 1, n / 2 + (size_t)i * 8192 + 100);
+		free(r);
+	}
+}
+
 static void realloc_null_and_zero(void)
 {
 	/* realloc(NULL, n) behaves as malloc(n) */
@@ -1659,6 +1705,7 @@ int main(int argc, char **argv)
 	T_RUN(calloc_zero_after_purge);
 	T_RUN(realloc_keeps_contents);
 	T_RUN(realloc_null_and_zero);
+	T_RUN(realloc_large_steps);
 	T_RUN(free_null_usable_null_errno);
 	T_RUN(c23_free_sized);
 	T_RUN(mallinfo2_tracks_usage);
