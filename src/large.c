@@ -93,14 +93,20 @@ static struct large_slot *find_locked(struct large_shard *sh, uintptr_t a, bool 
 	}
 }
 
-/* Insert into a slot array: a shard's (its lock held) or a new one being filled. */
-static void slot_put(struct large_slot *slots, size_t cap, uintptr_t a, size_t nbytes)
+/* Insert into a slot array: a shard's (its lock held) or a new one being
+ * filled. True when it took an empty slot (used grows), false when it took a
+ * tombstone's: a block freed and mapped again at one address, over and over,
+ * reuses its slot instead of filling the table (which rehashed every ~30
+ * blocks: large/262144 made an mmap and a munmap for each). */
+static bool slot_put(struct large_slot *slots, size_t cap, uintptr_t a, size_t nbytes)
 {
 	size_t i = hash_addr(a) & (cap - 1);
 	while (slots[i].addr_hidden && slots[i].nbytes)
 		i = (i + 1) & (cap - 1);
+	bool was_empty = !slots[i].addr_hidden;
 	slots[i].addr_hidden = hide_addr(a);
 	slots[i].nbytes = nbytes;
+	return was_empty;
 }
 
 static bool grow_locked(struct large_shard *sh)
@@ -160,8 +166,7 @@ static bool record(void *p, size_t nbytes, bool force)
 	bool ok = (sh->used + 1) * 2 <= sh->cap || grow_locked(sh) ||
 		  (force && sh->used + 1 < sh->cap);
 	if (ok) {
-		slot_put(sh->slots, sh->cap, (uintptr_t)p, nbytes);
-		sh->used++;
+		sh->used += slot_put(sh->slots, sh->cap, (uintptr_t)p, nbytes);
 		sh->live++;
 		sh->live_bytes += nbytes;
 	}

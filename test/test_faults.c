@@ -589,6 +589,38 @@ static void mmap_nth_once_body(void)
 	CHECK(allocated_now() == base);
 }
 
+/* One large block freed and allocated again at the same address (the mapping
+ * cache hands it back) needs no mapping at all: its record reuses its own
+ * tombstone in the block table, which therefore never grows or rehashes (a
+ * rehash maps a new table: with mmap refused, the allocation failed after
+ * about 30 rounds). */
+static void mmap_refused_large_reuse_body(void)
+{
+	void *p = malloc(256 * KiB);
+	REQUIRE(p);
+	free(p);
+	os_fail_at(OS_MMAP, 1, true);
+	for (int i = 0; i < 1000; i++) {
+		void *q = malloc(256 * KiB);
+		if (!q) {
+			fprintf(stderr, "  round %d: malloc(256 KiB) failed with mmap refused\n", i);
+			t_failed_case = 1;
+			return;
+		}
+		if (q != p) {       /* not the cached mapping: a fallback (arena pages) */
+			fprintf(stderr, "  round %d: %p is not the cached mapping %p\n", i, q, p);
+			t_failed_case = 1;
+			free(q);
+			return;
+		}
+		fill(q, 256 * KiB, (unsigned)i);
+		CHECK(intact(q, 256 * KiB, (unsigned)i));
+		free(q);
+	}
+}
+
+static void mmap_refused_large_reuse(void) { in_child(mmap_refused_large_reuse_body, 7); }
+
 static void mmap_nth_once(void)
 {
 	for (nth_param = 1; nth_param <= 5; nth_param++)
@@ -1284,6 +1316,7 @@ int main(int argc, char **argv)
 	RUN(mmap_persistent);
 	RUN(mmap_fail_large_realloc);
 	RUN(mmap_nth_once);
+	RUN(mmap_refused_large_reuse);
 	RUN(mprotect_persistent);
 	RUN(mprotect_nth_once);
 	RUN(mprotect_nth_runs);
