@@ -158,7 +158,7 @@ static void fork_parent(void)
 	arena_unlock_all();
 	large_unlock_all();
 	buddy_unlock_all();
-	slab_unlock_all();
+	slab_unlock_all(false);
 	tcache_unlock_all();
 	cache_unlock_all();
 	prof_unlock_all();
@@ -176,7 +176,7 @@ static void fork_child(void)
 	arena_unlock_all();
 	large_unlock_all();
 	buddy_unlock_all();
-	slab_unlock_all();
+	slab_unlock_all(true);
 	tcache_after_fork_child();
 	stats_after_fork_child();
 	cache_after_fork_child();

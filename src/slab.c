@@ -17,19 +17,21 @@
  * empty list (PDF_EMPTY) exactly when inuse == 0, and on no list when full.
  * Allocation takes partial slabs first, then empty ones, then a new one.
  *
- * A slab that becomes empty stays on the empty list while its class keeps
- * its reserve (SLAB_RESERVE) or, for kmalloc classes, while the cpu's empty
- * slabs total at most SLAB_KEEP_BYTES; otherwise its pages go back to the
- * buddy layer at once. The decay tick returns those a class did not need
- * (slab.h, slab_decay), dated by when they became free, so that the buddy
- * layer's decay sees how long their pages have been idle.
+ * A slab that becomes empty stays on the empty list while its class (or
+ * named cache) keeps its reserve (SLAB_RESERVE) or the cpu's empty slabs
+ * total at most SLAB_KEEP_BYTES; otherwise its pages go back to the buddy
+ * layer at once. The decay tick returns those a class did not need (slab.h,
+ * slab_decay), dated by when they became free, so that the buddy layer's
+ * decay sees how long their pages have been idle.
  *
  * Named caches (cache.c) are more slab indexes (slab.h): the same lists,
  * counts and release, with their own geometry; their slabs take no secure
  * fill, canary front slot or shuffle (constructed objects must not be
  * rewritten, and a slot's constructed state is known by its trailer), only
  * the guard page; their release runs the cache's hook (destructors) with no
- * lock held, then gives the pages back.
+ * lock held, then gives the pages back, so a decay tick or purge runs them in
+ * whichever thread ticks; slab_shrink waits for those in flight
+ * (named_releasing), so a destroyed cache's slot is reused only after.
  *
  * Locks: never two slab cpu locks at once; a zone lock may be taken under
  * one to get pages, never to free them (released slabs are chained and
@@ -41,6 +43,7 @@
 #include "secure.h"
 #include "config.h"
 #include <sys/auxv.h>
+#include <sched.h>
 #include <string.h>
 #include "os.h"
 
@@ -48,6 +51,8 @@ struct slab_cpu slab_cpus[MAX_CPUS];
 struct obj_keys obj_keys;
 struct slab_named slab_named[NCACHES_MAX];
 void (*slab_named_release_hook)(unsigned sidx, char *base, unsigned nfresh);
+/* Named slabs off their lists whose hook has not returned, by cache (atomic). */
+static uint32_t named_releasing[NCACHES_MAX];
 
 /* Bytes from a slot's start to the slab layer's object: a named cache's
  * trailer (slab.h); 0 for kmalloc-N. */
@@ -152,13 +157,6 @@ static void slab_relist_locked(struct slab_cpu *sc, struct page_desc *s, unsigne
 		list_add_locked(sc, s, c, want);
 }
 
-/* The slab to take objects of c from: a partial one, else an empty one. */
-static struct page_desc *slab_pick_locked(struct slab_cpu *sc, unsigned c)
-{
-	return sc->partial[c] ? sc->partial[c] : sc->empty[c];
-}
-
-
 /* Secure mode on a new slab (secure.h): a guard on its last page, the fill
  * and trailers, and a free list of every object in random order. */
 static void *slab_last_page(struct page_desc *s)
@@ -190,15 +188,6 @@ static void slab_secure_new(struct page_desc *s, unsigned c, bool dirty)
 		s->freelist = next;
 		s->fresh = s->nobjs;
 	}
-}
-
-/* Before a guarded slab goes back: its last page readable again. */
-static bool slab_secure_release(struct page_desc *s)
-{
-	if (!secure_unguard_slab(slab_last_page(s)))
-		return false;
-	s->flags &= (uint8_t)~PDF_GUARD;
-	return true;
 }
 
 /* colour:1: where a new slab's first object starts, in bytes from the slab's
@@ -263,10 +252,11 @@ static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
  * held: destructors may call malloc). */
 static void slab_pages_free(struct page_desc *s, uint64_t idle_ms)
 {
-	unsigned c = slab_sidx(s);
-	if (c > NCLASSES && slab_named_release_hook)
+	unsigned c = slab_sidx(s), order = s->order;
+	if (c > NCLASSES) {      /* the hook is set before a named slab exists */
 		slab_named_release_hook(c, desc_addr(s), s->fresh);
-	unsigned order = s->order;
+		__atomic_sub_fetch(&named_releasing[c - NCLASSES - 1], 1, __ATOMIC_RELEASE);
+	}
 	for (size_t i = 0, n = (size_t)1 << order; i < n; i++) {
 		s[i].kind = PD_NONE;
 		s[i].class_idx = 0;
@@ -287,10 +277,13 @@ static bool slab_release_locked(struct slab_cpu *sc, struct page_desc *s, unsign
 	lock_assert_held(&sc->lock);
 	if ((opt.secure & SEC_FILL) && c <= NCLASSES)  /* a write after free must not leave with the pages */
 		secure_check_slab(desc_addr(s), class_info[c].size, s->nobjs);
-	if ((s->flags & PDF_GUARD) && !slab_secure_release(s))
+	if ((s->flags & PDF_GUARD) && !secure_unguard_slab(slab_last_page(s)))
 		return false;  /* the slab stays, empty, rather than a trap page going free */
+	s->flags &= (uint8_t)~PDF_GUARD;
 	list_del_locked(sc, s, c);
 	sc->nslabs[c]--;
+	if (c > NCLASSES)
+		__atomic_add_fetch(&named_releasing[c - NCLASSES - 1], 1, __ATOMIC_RELAXED);
 	s->next = *later;
 	*later = s;
 	return true;
@@ -303,11 +296,11 @@ static bool slab_release_locked(struct slab_cpu *sc, struct page_desc *s, unsign
 static bool slab_emptied_locked(struct slab_cpu *sc, struct page_desc *s, unsigned c,
 				struct page_desc **later, uint64_t *idle_ms)
 {
-	if (sc->nempty[c] > SLAB_RESERVE(c) && (c > NCLASSES || sc->empty_bytes > SLAB_KEEP_BYTES))
+	if (sc->nempty[c] > SLAB_RESERVE(c) && sc->empty_bytes > SLAB_KEEP_BYTES)
 		return slab_release_locked(sc, s, c, later);
 	if (!*idle_ms)
 		*idle_ms = os_now_ms();
-	if (c <= NCLASSES && *idle_ms > sc->emptied_ms[c])
+	if (*idle_ms > sc->emptied_ms[c])
 		sc->emptied_ms[c] = *idle_ms;
 	return false;
 }
@@ -329,7 +322,7 @@ unsigned slab_alloc_bulk(unsigned c, void **objs, unsigned n)
 	unsigned got = 0;
 	lock_acquire(&sc->lock);
 	while (got < n) {
-		struct page_desc *s = slab_pick_locked(sc, c);
+		struct page_desc *s = sc->partial[c] ? sc->partial[c] : sc->empty[c];  /* partial first */
 		if (!s && !(s = slab_new_locked(sc, c)))
 			break;
 		char *base = slab_first_obj(s) + slab_first_off(c);   /* the first object */
@@ -440,7 +433,7 @@ unsigned slab_alloc_chain(unsigned c, unsigned n, void **chain)
 	unsigned got = 0;
 	lock_acquire(&sc->lock);
 	while (got < n) {
-		struct page_desc *s = slab_pick_locked(sc, c);
+		struct page_desc *s = sc->partial[c] ? sc->partial[c] : sc->empty[c];  /* partial first */
 		if (!s && !(s = slab_new_locked(sc, c)))
 			break;
 		void *first, *last;
@@ -539,7 +532,7 @@ static bool slab_trim_all(bool all, uint64_t now, uint64_t prev)
 	bool any = false;
 	for (unsigned i = 0; i < MAX_CPUS; i++) {
 		struct slab_cpu *sc = &slab_cpus[i];
-		for (unsigned c = 1; c <= NCLASSES; c++) {
+		for (unsigned c = 1; c < NSLAB_IDX; c++) {
 			if (!__atomic_load_n(&sc->nempty[c], __ATOMIC_RELAXED))
 				continue;
 			struct page_desc *later = NULL;
@@ -584,6 +577,9 @@ void slab_shrink(unsigned c)
 		lock_release(&sc->lock);
 		slab_free_later(later, 0);
 	}
+	/* and those a decay tick or purge took first: their destructors done */
+	while (__atomic_load_n(&named_releasing[c - NCLASSES - 1], __ATOMIC_ACQUIRE))
+		sched_yield();
 }
 
 void slab_lock_all(void)
@@ -592,8 +588,10 @@ void slab_lock_all(void)
 		lock_fork_acquire(&slab_cpus[i].lock);
 }
 
-void slab_unlock_all(void)
+void slab_unlock_all(bool child)
 {
 	for (unsigned i = 0; i < MAX_CPUS; i++)
 		lock_fork_release(&slab_cpus[i].lock);
+	if (child)     /* the threads whose hooks were running did not follow */
+		memset(named_releasing, 0, sizeof named_releasing);
 }

@@ -99,8 +99,8 @@ void slab_free_bulk(void *const *objs, unsigned n);
  * they empty for the decay. */
 unsigned slab_alloc_chain(unsigned c, unsigned n, void **chain);
 void *slab_free_chain(unsigned c, void *chain, unsigned n, uint64_t idle_ms);
-/* Empty kmalloc slabs a CPU keeps beyond the reserve (slab.c), in bytes of
- * all classes together: a program that frees a batch and allocates it again
+/* Empty slabs a CPU keeps beyond the reserve (slab.c), in bytes of all
+ * classes and named caches together: a program that frees a batch and allocates it again
  * reuses its slabs without the buddy layer. The decay returns those that go
  * unused: slab_decay (each tick, before the buddy purge) gives back, per
  * class, every empty slab when none has become empty for decay_ms (stamped
@@ -111,7 +111,9 @@ void *slab_free_chain(unsigned c, void *chain, unsigned n, uint64_t idle_ms);
 void slab_decay(uint64_t now);
 bool slab_purge(void);     /* true: some slab went back */
 /* Named caches: every empty slab of sidx, on every CPU, back to the buddy
- * layer (the release hook runs first); the objects of sidx still out. */
+ * layer (the release hook runs first), and those a decay tick or purge in
+ * another thread took off first waited for (their hooks returned): not to be
+ * called from a release hook. slab_objs_out: the objects of sidx still out. */
 void slab_shrink(unsigned sidx);
 uint64_t slab_objs_out(unsigned sidx, uint64_t *nslabs);
 
@@ -199,7 +201,7 @@ static inline void *slab_next_free(void *p)
 bool slab_obj_is_free(struct page_desc *d, const void *p);
 
 void slab_lock_all(void);
-void slab_unlock_all(void);
+void slab_unlock_all(bool child);    /* child: after fork, in the child */
 /* Debug and tests (slabcheck.c): abort if a list or count of sc is
  * inconsistent. Caller holds sc->lock. Returns the slabs and free objects it
  * visited. */

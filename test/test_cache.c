@@ -2,8 +2,9 @@
  * test_cache.c - named object caches (bsl_cache_*, issue 13).
  *
  * Linked against libbuddyslab.a. Covers: constructor and destructor counts
- * (ctor once per object of a slab, not per allocation; dtor when the slab
- * goes back, at shrink and destroy); constructed state kept across reuse;
+ * (ctor once per object of a slab, not per allocation; a working set that
+ * empties its slabs keeps them and is not constructed again; dtor when the
+ * slab goes back, at a purge, shrink and destroy); constructed state kept across reuse;
  * a failing ctor gives NULL + ENOMEM and the object is constructed again
  * later; alignment; bad arguments (size 0, huge size, bad align) rejected
  * with EINVAL; frees from other threads; thread exit flushing the thread's
@@ -29,6 +30,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -98,33 +100,152 @@ static bsl_cache_t *make(const char *name)
 	return bsl_cache_create(name, sizeof(struct obj), 0, obj_ctor, obj_dtor, &nctor);
 }
 
+/* Run fn with stderr (fd 2) read back into buf. */
+static void capture_fd(int fd, void (*fn)(void *), void *arg, char *buf, size_t len)
+{
+	int pipefd[2];
+	if (pipe(pipefd) != 0)
+		return;
+	int saved = dup(fd);
+	dup2(pipefd[1], fd);
+	close(pipefd[1]);
+	fn(arg);
+	dup2(saved, fd);
+	close(saved);
+	ssize_t n = read(pipefd[0], buf, len - 1);
+	buf[n > 0 ? n : 0] = 0;
+	close(pipefd[0]);
+}
+
+static void do_slabinfo(void *unused) { bsl_slabinfo(1); }
+
+/* The slabinfo line of the cache name: its objects per slab (0: no line),
+ * its slabs and its objects out of the slab layer (active). */
+static unsigned long cache_geometry(const char *name, unsigned long *nslabs, unsigned long *active)
+{
+	char buf[16384], key[64];
+	fflush(stdout);
+	capture_fd(1, do_slabinfo, NULL, buf, sizeof buf);
+	snprintf(key, sizeof key, "\n%s ", name);
+	char *line = strstr(buf, key);
+	unsigned long total, size, perslab = 0, pages;
+	if (!line || sscanf(line + strlen(key), "%lu %lu %lu %lu %lu %lu", active, &total, &size,
+			    &perslab, &pages, nslabs) != 6)
+		return 0;
+	return perslab;
+}
+
+/* Pin the calling thread to the CPU it runs on, so that one CPU's slab lists
+ * serve it (saved: the mask to restore); the CPUs it may still run on. */
+static int pin_here(cpu_set_t *saved)
+{
+	cpu_set_t one;
+	if (sched_getaffinity(0, sizeof *saved, saved) != 0)
+		return CPU_SETSIZE;
+	CPU_ZERO(&one);
+	int cpu = sched_getcpu();
+	if (cpu >= 0)
+		CPU_SET(cpu, &one);
+	if (cpu < 0 || sched_setaffinity(0, sizeof one, &one) != 0)
+		return CPU_COUNT(saved);
+	return 1;
+}
+
+#define WORKSET 1000
+#define BIN_OBJS 64           /* a thread's bin of a cache holds at most this (cache.c) */
+#define QUAR_OBJS 256         /* a cache's quarantine, at most (cachecheck.c) */
+
+/* A working set allocated and freed 11 times. The constructed objects are
+ * slots handed out of the slabs the cache owns, and an empty slab stays on
+ * its CPU's list while the CPU's empty slabs fit SLAB_KEEP_BYTES (4 MiB; here
+ * 56 slabs of a page), so the rounds after the first reuse them and construct
+ * nothing. Bound: a CPU makes a new slab only when every slab it has is full,
+ * so with at most W objects out of the slab layer at once (the working set,
+ * the bin, the quarantine) it owns at most W / perslab + 1 slabs, and never
+ * more than (W / perslab + 1) * perslab slots are constructed, per CPU the
+ * thread ran on. Before empty named slabs were kept (a free that emptied one
+ * beyond the one-slab reserve destroyed it) this loop ran 9726 constructors. */
 static void ctor_dtor_counts(void)
 {
+	cpu_set_t saved;
+	int ncpus = pin_here(&saved);
 	bsl_cache_t *c = make("test-counts");
 	REQUIRE(c);
-	struct obj *o[1000];
-	for (int i = 0; i < 1000; i++) {
+	struct obj *o[WORKSET];
+	for (int i = 0; i < WORKSET; i++) {
 		o[i] = bsl_cache_alloc(c, 0);
 		REQUIRE(o[i]);
 		CHECK(o[i]->magic == MAGIC);
 	}
 	long built = nctor;
-	CHECK(built >= 1000);
-	for (int i = 0; i < 1000; i++)
+	CHECK(built >= WORKSET);
+	for (int i = 0; i < WORKSET; i++)
 		bsl_cache_free(c, o[i]);
 	for (int round = 0; round < 10; round++) {
-		for (int i = 0; i < 1000; i++)
+		for (int i = 0; i < WORKSET; i++)
 			o[i] = bsl_cache_alloc(c, 0);
-		for (int i = 0; i < 1000; i++)
+		for (int i = 0; i < WORKSET; i++)
 			bsl_cache_free(c, o[i]);
 	}
-	/* no ctor per allocation: only re-made slabs (and, under secure:1, the
-	 * slabs that the objects waiting in the quarantine, up to 256, keep out
-	 * beside the bin: slabs of 256 slots there) */
-	CHECK(nctor - ndtor <= built + (secure_has("quarantine") ? 1024 : 0));
+	unsigned long nslabs = 0, active, perslab = cache_geometry("test-counts", &nslabs, &active);
+	REQUIRE(perslab > 0);
+	long w = WORKSET + BIN_OBJS + (secure_has("quarantine") ? QUAR_OBJS : 0);
+	long bound = ncpus * (long)(w / (long)perslab + 1) * (long)perslab;
+	CHECK(nctor - ndtor <= (long)(nslabs * perslab));   /* only slots of slabs it owns */
+	CHECK(nctor - ndtor <= bound);
+	/* every round after the first constructed nothing new: the constructors
+	 * are the slots of the slabs held, not one per allocation (11000). A
+	 * decay tick takes back only slabs that went unneeded for a whole tick
+	 * interval (decay_ms / 4), and every round needs them all again at once. */
+	CHECK(nctor <= bound);
 	bsl_cache_destroy(c);
 	CHECK(ndtor == nctor);             /* every constructed object destructed */
-	fprintf(stderr, "  ctor %ld dtor %ld for 11000 allocations\n", nctor, ndtor);
+	fprintf(stderr, "  ctor %ld dtor %ld for 11000 allocations (bound %ld, %lu per slab)\n",
+		nctor, ndtor, bound, perslab);
+	sched_setaffinity(0, sizeof saved, &saved);
+}
+
+/* The kept empty slabs go back at a purge (malloc_trim: the decay tick's
+ * function with every slab stale), destructors run, but for each CPU's
+ * reserve (at most 4 slabs, in secure guard mode); bsl_cache_shrink then
+ * returns the reserve too. The objects are freed by a thread that exits, so
+ * that no bin holds any. */
+static void *workset_thread(void *cp)
+{
+	bsl_cache_t *c = cp;
+	static void *o[WORKSET];
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < WORKSET; i++)
+			o[i] = bsl_cache_alloc(c, 0);
+		for (int i = 0; i < WORKSET; i++)
+			bsl_cache_free(c, o[i]);
+	}
+	return NULL;
+}
+
+static void kept_slabs_purged(void)
+{
+	cpu_set_t saved;
+	int ncpus = pin_here(&saved);    /* the thread inherits it */
+	bsl_cache_t *c = make("test-purge");
+	REQUIRE(c);
+	pthread_t t;
+	REQUIRE(pthread_create(&t, NULL, workset_thread, c) == 0);
+	pthread_join(t, NULL);
+	unsigned long nslabs = 0, active, perslab = cache_geometry("test-purge", &nslabs, &active);
+	REQUIRE(perslab > 0);
+	CHECK(nctor >= WORKSET && nctor - ndtor >= WORKSET);     /* kept, constructed */
+	malloc_trim(0);
+	cache_geometry("test-purge", &nslabs, &active);
+	/* left: the reserves and the slabs of objects still out (none, or those
+	 * waiting in secure mode's quarantine) */
+	CHECK(nslabs <= 4ul * (unsigned long)ncpus + active);
+	CHECK(nctor - ndtor <= (long)(nslabs * perslab));
+	bsl_cache_shrink(c);      /* drains the quarantine too */
+	cache_geometry("test-purge", &nslabs, &active);
+	CHECK(nslabs == 0 && ndtor == nctor);
+	bsl_cache_destroy(c);
+	sched_setaffinity(0, sizeof saved, &saved);
 }
 
 static void constructed_state_kept(void)
@@ -427,25 +548,7 @@ static void fork_child_uses_cache(void)
 
 /* ------------------------------------------------------------ reports */
 
-/* Run fn with stderr (fd 2) read back into buf. */
-static void capture_fd(int fd, void (*fn)(void *), void *arg, char *buf, size_t len)
-{
-	int pipefd[2];
-	if (pipe(pipefd) != 0)
-		return;
-	int saved = dup(fd);
-	dup2(pipefd[1], fd);
-	close(pipefd[1]);
-	fn(arg);
-	dup2(saved, fd);
-	close(saved);
-	ssize_t n = read(pipefd[0], buf, len - 1);
-	buf[n > 0 ? n : 0] = 0;
-	close(pipefd[0]);
-}
-
 static void do_destroy(void *c) { bsl_cache_destroy(c); }
-static void do_slabinfo(void *unused) { bsl_slabinfo(1); }
 
 /* The child's part (re-executed: warnings go to the stderr of start-up). */
 static void leaky_child(void)
@@ -824,6 +927,7 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "bins") == 0)
 		return bins_child();
 	T_RUN(ctor_dtor_counts);
+	T_RUN(kept_slabs_purged);
 	T_RUN(constructed_state_kept);
 	T_RUN(ctor_failure_enomem);
 	T_RUN(alignment_and_args);
