@@ -26,7 +26,7 @@
  * that fails leaves the slot unconstructed (mark cleared) on its slab's free
  * list and the allocation returns NULL with ENOMEM. The destructor runs on
  * every constructed slot when its slab goes back to the buddy layer (slab.c
- * calls cache_release with no lock held), which also clears every mark, so a
+ * calls cache_slab_hook with no lock held), which also clears every mark, so a
  * stale mark never survives into memory reused for a new slab.
  *
  * Secure canary: first_off grows by a canary word C_o (between the object's
@@ -181,8 +181,6 @@ static bool cache_construct(struct bsl_cache *cp, char *q, int flags, bool hando
 	if (handout && built && cp->vbits_off)    /* memcheck: defined as it was freed */
 		vg_vbits_restore(p, p + cp->vbits_off, cp->size);
 	vg_open(q, TRAILER);
-	if (!built && (cp->secure & CACHE_SEC_CANARY))
-		cache_canary_arm(cp, p);
 	if (!built && cp->ctor) {
 		if (cp->ctor(p, cp->arg, flags) != 0) {
 			w[2] = 0;
@@ -197,11 +195,17 @@ static bool cache_construct(struct bsl_cache *cp, char *q, int flags, bool hando
 	return true;
 }
 
-/* slab.c: the slab at base, with nfresh slots ever handed out, leaves. */
-static void cache_release(unsigned sidx, char *base, unsigned nfresh)
+/* slab.c (slab_named_hook): a new slab of n slots at base gets its canaries
+ * (made); or the slab, with n slots ever handed out, leaves. */
+static void cache_slab_hook(unsigned sidx, char *base, unsigned n, bool made)
 {
 	struct bsl_cache *cp = &caches[sidx - NCLASSES - 1];
-	for (unsigned i = 0; i < nfresh; i++) {
+	if (made) {
+		for (unsigned i = 0; i < n && (cp->secure & CACHE_SEC_CANARY); i++)
+			cache_canary_arm(cp, base + (size_t)i * cp->slot);
+		return;
+	}
+	for (unsigned i = 0; i < n; i++) {
 		char *p = base + (size_t)i * cp->slot, *q = p + cp->first_off;
 		uint64_t *w = (uint64_t *)q;
 		vg_open(q, TRAILER);
@@ -478,7 +482,7 @@ EXPORT bsl_cache_t *bsl_cache_create(const char *name, size_t size, size_t align
 		return NULL;
 	}
 	/* before the cache is published (its state's release store) */
-	__atomic_store_n(&slab_named_release_hook, cache_release, __ATOMIC_RELAXED);
+	__atomic_store_n(&slab_named_hook, cache_slab_hook, __ATOMIC_RELAXED);
 	__atomic_store_n(&tcache_exit_hooks[TCACHE_EXIT_CACHES], cache_thread_exit, __ATOMIC_RELAXED);
 	struct bsl_cache *cp = NULL;
 	lock_acquire(&caches_lock);

@@ -13,13 +13,13 @@
  * Canary (secure canary). The slot grows by two words (cache.c's layout):
  *     object | pad to 8 | C_o | trailer (link, check, mark) | ... | C_e
  * The pad bytes hold pad_byte(), C_o and C_e canary_at(their address), a
- * value keyed per process (obj_keys). They are written when the slot is first
- * constructed in its slab's life (cache_canary_arm, before the constructor
- * runs) and never again while the slab lives. INVARIANT: every slot that has
- * left the slab layer in its slab's life has its pad, C_o and C_e intact,
- * unless the program wrote past or before an object; and since a named
- * slab's slots leave in address order the first time (bump allocation, no
- * shuffle), the slot before any slot handed out has left too. So
+ * value keyed per process (obj_keys). They are written for every slot when
+ * the slab is made (cache_canary_arm from slab.c's slab_named_hook, under the
+ * slab lock, before any slot leaves) and never again while the slab lives.
+ * INVARIANT: every slot of a live slab has its pad, C_o and C_e intact,
+ * unless the program wrote past or before an object. (Arming a slot as it
+ * was first constructed raced: a thread freeing slot k could check slot k-1's
+ * C_e before the thread that took k-1 had armed it.) So
  * bsl_cache_free of p checks p's pad and C_o (a write past the object: "heap
  * overflow") and, unless p is its slab's first slot, the C_e that ends the
  * slot before p (a write before the object: "heap underflow"). The first slot

@@ -50,7 +50,7 @@
 struct slab_cpu slab_cpus[MAX_CPUS];
 struct obj_keys obj_keys;
 struct slab_named slab_named[NCACHES_MAX];
-void (*slab_named_release_hook)(unsigned sidx, char *base, unsigned nfresh);
+void (*slab_named_hook)(unsigned sidx, char *base, unsigned n, bool made);
 /* Named slabs off their lists whose hook has not returned, by cache (atomic). */
 static uint32_t named_releasing[NCACHES_MAX];
 
@@ -242,6 +242,8 @@ static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 	s->slab_cpu = (uint16_t)slab_cpu_index(sc);
 	if (opt.secure)
 		slab_secure_new(s, c, dirty);
+	if (named && (opt.secure & SEC_CANARY))   /* every slot's canaries, before any leaves */
+		slab_named_hook(c, (char *)base, s->nobjs, true);
 	sc->nslabs[c]++;
 	list_add_locked(sc, s, c, PDF_EMPTY);
 	return s;
@@ -254,7 +256,7 @@ static void slab_pages_free(struct page_desc *s, uint64_t idle_ms)
 {
 	unsigned c = slab_sidx(s), order = s->order;
 	if (c > NCLASSES) {      /* the hook is set before a named slab exists */
-		slab_named_release_hook(c, desc_addr(s), s->fresh);
+		slab_named_hook(c, desc_addr(s), s->fresh, false);
 		__atomic_sub_fetch(&named_releasing[c - NCLASSES - 1], 1, __ATOMIC_RELEASE);
 	}
 	for (size_t i = 0, n = (size_t)1 << order; i < n; i++) {

@@ -38,10 +38,12 @@ struct slab_named {
 	uint32_t first_off;     /* slot start to trailer */
 };
 extern struct slab_named slab_named[NCACHES_MAX];
-/* Called with no lock held for a named slab leaving for the buddy layer
- * (every object free): base is the first slot, nfresh the slots ever handed
- * out. Set once by cache.c. */
-extern void (*slab_named_release_hook)(unsigned sidx, char *base, unsigned nfresh);
+/* A named slab's hook, set once by cache.c (base is the first slot):
+ *  - made (secure canary only): a new slab of n slots, called under the
+ *    slab cpu lock before any slot leaves (no lock, no malloc in it);
+ *  - !made: the slab leaves for the buddy layer (every object free), n the
+ *    slots ever handed out; called with no lock held. */
+extern void (*slab_named_hook)(unsigned sidx, char *base, unsigned n, bool made);
 
 static inline unsigned slab_sidx(const struct page_desc *d)
 {
