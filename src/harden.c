@@ -10,7 +10,9 @@
  *    and form must match the block.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include "harden.h"
 #include "init.h"
 #include "config.h"
@@ -42,8 +44,12 @@ static void release_held(const struct sec_held *h)
 			bsl_fatalf("aborting on heap corruption", "write after free: the free object %p "
 				   "was modified at offset 0 while in quarantine", p);
 		secure_check_free(p, h->len);
-		if (opt.tcache)            /* the slow paths' bins (tcache.h) */
-			tcache_free_slow(p, arena_desc_of(p)->class_idx);
+		unsigned c = arena_desc_of(p)->class_idx;
+		struct tcache_bin *bin = &tc_self.sbins[c];   /* the slow paths' bins (tcache.h) */
+		if (tcache_slow_only && bin->room > 0)        /* room: the cache is live */
+			tcache_push(bin, p);
+		else if (opt.tcache)
+			tcache_free_slow(p, c);
 		else
 			slab_free_bulk(&p, 1);
 	} else if (h->tag == QTAG_RUN) {
@@ -119,6 +125,48 @@ bool harden_free(void *p, const struct block *b)
 	if ((opt.secure & SEC_FILL) && !slab)
 		os_zero(pages, len);     /* erased; resident pages stay, for the next block */
 	return false;
+}
+
+/* ---------------------------------------------------------- the short paths */
+
+/* These skip what a small block does not need of the tiers (the run cache,
+ * memcheck, alignment, the size-0 slots, the general lookup): a third of a
+ * small malloc+free pair's instructions under secure:1 before them. */
+void *harden_alloc_small(size_t n, size_t align, bool zero)
+{
+	if (n > SLAB_MAX - sec_canary_bytes || align > MIN_ALIGN ||
+	    (n == 0 && (opt.secure & SEC_SIZE0)))
+		return NULL;
+	unsigned c = size_to_class(n + sec_canary_bytes);
+	void *p = tcache_pop(&tc_self.sbins[c]);    /* empty while the cache is not live */
+	if (!p)
+		return NULL;
+	secure_open(p, n, class_info[c].size, SEC_OPEN_SLAB);
+	if (zero && !(opt.secure & SEC_FILL))      /* fill: zero already */
+		memset(p, 0, n);
+	return p;
+}
+
+bool harden_free_small(void *p)
+{
+	/* block_classify's test for a slab object (named caches' pages have
+	 * obj_nobjs 0 and fail it), and the bin's room (0 while not live) */
+	struct page_desc *d = arena_desc_of(p);
+	if (!d)
+		return false;
+	size_t i = slab_obj_index(d, p);
+	unsigned c = d->class_idx;
+	struct tcache_bin *bin = &tc_self.sbins[c];
+	if (i >= d->obj_nobjs || i < sec_front_objs || bin->room <= 0)
+		return false;
+	if (obj_is_free(p))
+		block_double_free(p);
+	int saved_errno = errno;      /* a quarantine flush may make syscalls */
+	struct block b = { TIER_SLAB, 0, d, c, false, class_info[c].size, 0 };
+	if (!harden_free(p, &b))
+		tcache_push(bin, p);  /* room is left: harden_free caches nothing without quarantine */
+	errno = saved_errno;
+	return true;
 }
 
 /* -------------------------------------------------------------- sized frees */

@@ -13,6 +13,13 @@
  * quarantine. true: dealt with (p waits in the quarantine, or is a size-0
  * slot); false: the caller frees it as usual. */
 bool harden_free(void *p, const struct block *b);
+/* The short paths for a small block under tcache_slow_only (canary, fill,
+ * quarantine: tcache.h), from malloc's and free's slow paths, before their
+ * general dispatch: a slab object of the slow paths' bins, opened, resp.
+ * closed and quarantined or cached, exactly as the tiers would (NULL, resp.
+ * false: not that case, or the bin is empty, resp. full; the caller goes on). */
+void *harden_alloc_small(size_t n, size_t align, bool zero);
+bool harden_free_small(void *p);
 /* Memory is short: free every block waiting in the quarantine. true if any. */
 bool harden_drain(void);
 /* The thread exits (its tcache exit hook, with quarantine): its staged objects

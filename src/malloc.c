@@ -124,11 +124,12 @@ static NOINLINE void *alloc_tiers_slow(size_t n, size_t align, bool zero)
 }
 
 /* Everything but malloc's and calloc's fast paths comes here: the run
- * cache's short path first, in a function of its own so that it does not
- * pay the tiers' register saves. */
+ * cache's short path first (or secure mode's for small blocks), in a function
+ * of its own so that it does not pay the tiers' register saves. */
 static NOINLINE void *alloc_slow(size_t n, size_t align, bool zero)
 {
-	void *p = run_cache_alloc(n, align, zero);
+	void *p = unlikely(tcache_slow_only) ? harden_alloc_small(n, align, zero)
+					     : run_cache_alloc(n, align, zero);
 	return p ? p : alloc_tiers_slow(n, align, zero);
 }
 
@@ -360,10 +361,10 @@ static NOINLINE void free_tiers_slow(void *p, const char *api)
 }
 
 /* free's slow path: the run cache's short path first (it leaves errno
- * alone), as alloc_slow does. */
+ * alone), or secure mode's for small blocks, as alloc_slow does. */
 static NOINLINE void free_slow(void *p, const char *api)
 {
-	if (!run_cache_free(p))
+	if (unlikely(tcache_slow_only) ? !harden_free_small(p) : !run_cache_free(p))
 		free_tiers_slow(p, api);
 }
 

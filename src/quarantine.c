@@ -150,16 +150,24 @@ unsigned secure_stage_flush(struct sec_held *out)
 	if (!qstage.n)
 		return 0;
 	struct ring *r = ring_here(SEC_QOBJ);
-	unsigned nout = 0;
+	unsigned nout = 0, mask = r->cap - 1;
 	lock_acquire(&r->lock);
+	size_t bytes = r->bytes;
 	for (unsigned i = 0; i < qstage.n; i++) {
 		const struct sec_held *in = &qstage.e[i];
-		if (r->n && (r->n == r->cap || r->bytes + in->len > r->max_bytes))
-			pop_locked(r, &out[nout++]);     /* one out per one in, as secure_hold */
-		r->e[(r->head + r->n) & (r->cap - 1)] = *in;
+		if (r->n && (r->n == r->cap || bytes + in->len > r->max_bytes)) {
+			/* one out per one in, as secure_hold; pop_locked inline: the
+			 * object ring holds slab objects only (in_arena) */
+			out[nout] = r->e[r->head];
+			bytes -= out[nout++].len;
+			r->head = (r->head + 1) & mask;
+			r->n--;
+		}
+		r->e[(r->head + r->n) & mask] = *in;
 		r->n++;
-		__atomic_store_n(&r->bytes, r->bytes + in->len, __ATOMIC_RELAXED);
+		bytes += in->len;
 	}
+	__atomic_store_n(&r->bytes, bytes, __ATOMIC_RELAXED);
 	lock_release(&r->lock);
 	qstage.n = 0;
 	qstage.bytes = 0;

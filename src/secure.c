@@ -18,7 +18,7 @@
 #include <string.h>
 
 unsigned sec_canary_bytes, sec_front_objs, sec_run_front;
-static uint64_t canary_key;
+static uint64_t canary_key, free_key;
 /* The pad between a request and its trailer: the byte at offset i of a block
  * is pad_tab[i % 128], 0x80..0xff (never 0 nor ASCII, the usual overflows),
  * each value once per 128 bytes, so a run of 2 or more equal bytes never
@@ -28,6 +28,8 @@ static uint8_t pad_tab[256];
 static lock_t sec_lock = LOCK_INIT;   /* the size-0 map; a leaf */
 static uint64_t shuffle_state;     /* splitmix64 counter; atomic */
 static long guard_budget;         /* slab guard pages that may still be made; atomic */
+
+static uint64_t splitmix_next(uint64_t *s);
 
 void secure_init(void)
 {
@@ -42,6 +44,7 @@ void secure_init(void)
 		memcpy(r, rnd, sizeof r);
 	canary_key = (r[0] * 0xBF58476D1CE4E5B9ull) ^ (r[1] >> 7) ^ (uintptr_t)&canary_key;
 	shuffle_state = r[1] ^ (r[0] << 17) ^ (uintptr_t)&shuffle_state;
+	free_key = splitmix_next(&r[0]) | 1;    /* never 0: t[0] == t[1] would do */
 	for (unsigned i = 0; i < 256; i++)
 		pad_tab[i] = (uint8_t)(0x80 | ((r[0] >> 56) + (i % 128) * 5) % 128);
 	if (opt.secure & SEC_SIZE0)
@@ -116,6 +119,9 @@ void secure_shuffle(uint16_t *perm, unsigned n)
 /* A trailer is two words at the end of a block:
  *   t[0]  the size word: bits 0-39 the requested size, 40-41 the kind, 42 the
  *         front-canary flag, 43-63 a hash of the key, t's address and bits 0-42;
+ *         in a free block (kind free) t[1] ^ free_key instead: no multiply to
+ *         write it at free nor to check it as the block leaves the quarantine
+ *         (without the key it is as unguessable as t[1]);
  *   t[1]  a hash of the key and its own address alone: it never changes, so
  *         the block after it can check it (underflow) while another thread
  *         frees or allocates the block it belongs to.
@@ -155,21 +161,29 @@ static uint64_t *trailer_of(const void *p, size_t slot)
 /* t[0] of a trailer whose t[1] is in place (and checked when t[0] is read) */
 static void trailer_set(uint64_t *t, uint64_t req_front, unsigned kind)
 {
-	t[0] = size_word(t, req_front | (uint64_t)kind << KIND_SHIFT);
+	t[0] = kind == SEC_KIND_FREE ? t[1] ^ free_key
+				     : size_word(t, req_front | (uint64_t)kind << KIND_SHIFT);
 }
 
 /* both words: a slab slot's when its slab is new, a run's or large block's */
 static void trailer_init(uint64_t *t, uint64_t req_front, unsigned kind)
 {
-	trailer_set(t, req_front, kind);
 	t[1] = fixed_word(t + 1);
+	trailer_set(t, req_front, kind);
 }
 
 /* false: the trailer was overwritten; *req has the front bit */
 static bool trailer_get(const uint64_t *t, size_t room, size_t *req, unsigned *kind)
 {
+	if (t[1] != fixed_word(t + 1))
+		return false;
+	if (t[0] == (t[1] ^ free_key)) {
+		*req = 0;
+		*kind = SEC_KIND_FREE;
+		return true;
+	}
 	uint64_t low = t[0] & LOW_MASK;
-	if (t[1] != fixed_word(t + 1) || t[0] != size_word(t, low) || (low & REQ_MASK) > room)
+	if (t[0] != size_word(t, low) || (low & REQ_MASK) > room || (low >> KIND_SHIFT & 3) == SEC_KIND_FREE)
 		return false;
 	*req = (size_t)(low & (REQ_MASK | FRONT_BIT));
 	*kind = (unsigned)(low >> KIND_SHIFT) & 3;
@@ -319,10 +333,8 @@ void secure_close(void *p, size_t slot, unsigned how)
 
 void secure_check_free(const void *p, size_t slot)
 {
-	size_t end = slot - sec_canary_bytes, req;
-	unsigned kind;
-	if ((opt.secure & SEC_CANARY) &&
-	    (!trailer_get(trailer_of(p, slot), end, &req, &kind) || kind != SEC_KIND_FREE)) {
+	const uint64_t *t = trailer_of(p, slot);    /* t[1]: checked when it is next freed */
+	if ((opt.secure & SEC_CANARY) && t[0] != (t[1] ^ free_key)) {
 		bsl_fatalf("aborting on heap corruption", "write after free: the canary at the end "
 			   "of the free object %p was modified", p);
 	}
