@@ -36,7 +36,8 @@ bool os_remap_to(void *addr, size_t old_nbytes, size_t new_nbytes, void *to);
 /* Give pages back: their contents become zero (DONTNEED) or undefined until
  * written (FREE). The range stays mapped. */
 bool os_purge(void *addr, size_t nbytes, bool use_madv_free);
-/* Make a private anonymous read-write range zero, cheaply. From 1 MiB, with
+/* Make a private anonymous read-write range zero, cheaply. Up to 64 KiB
+ * memset (every page then resident). From 1 MiB, with
  * /proc/self/pagemap: present pages are written, swapped ones dropped with
  * DONTNEED, the others (zero already) left alone. Otherwise, by mincore:
  * resident pages are written, the others dropped; the whole range is dropped
