@@ -2,12 +2,13 @@
 /*
  * cache.c - named object caches (cache.h): bsl_cache_create, _alloc, _free,
  * _shrink, _destroy. cachecheck.c, of the same module, holds their misuse
- * messages, slabinfo lines, and secure mode's canaries and quarantine.
+ * messages, slabinfo lines, and secure mode's canaries, checksums and
+ * quarantine.
  *
  * Slot layout. A cache of size-byte objects aligned to align (a power of two,
  * at most a page; default 16) cuts its slabs into slots of
  *     slot = align_up(align_up(size, 8) + 24, align)
- * bytes (more under secure canary and memcheck: below): the program's object
+ * bytes (more under secure canary, fill and memcheck: below): the program's object
  * at the slot's start, then a 24-byte trailer at
  * first_off = align_up(size, 8): words 0 and 1 are the free-list link and
  * check of slab.h (so a free object is recognised and a double free caught
@@ -30,11 +31,16 @@
  * stale mark never survives into memory reused for a new slab.
  *
  * Secure canary: first_off grows by a canary word C_o (between the object's
- * pad and the trailer) and the slot by a word C_e at its end, written at a
- * slot's first construction and checked at bsl_cache_free (cachecheck.c).
- * Secure quarantine: a freed object waits in its cache's ring before it goes
- * to the bin (cachecheck.c). Fill and zeroing cannot apply (they would
- * destroy the constructed state); slab.c gives named slabs the guard page.
+ * pad and the trailer) and the slot by a word C_e at its end, and a slab's
+ * first slot starts align bytes into it (slab_named.front, below a page)
+ * after a front word; all written for every slot when its slab is made and
+ * checked at bsl_cache_free (cachecheck.c). Secure quarantine: a freed
+ * object waits in its cache's ring before it goes to the bin (cachecheck.c).
+ * Secure fill: zeroing would destroy the constructed state; instead the slot
+ * grows by a word after the trailer (CACHE_SUM_OFF; never with memcheck's
+ * V-bits) for a keyed checksum of the free object, taken as it becomes free
+ * and checked as it is handed out or its slab goes back (cachecheck.c); the
+ * fast paths always miss (bin_gen), so every handout passes the slow path.
  *
  * Memcheck (vg_active). A constructed object keeps which of its bytes are
  * defined across its frees: the slot grows by size bytes after the trailer
@@ -54,7 +60,8 @@
  *
  * Fast path: one tcache_bin per cache per thread (cache_tls), holding free
  * constructed objects through their trailers, bounded by bin_max. Bins are
- * off while the thread cache is (memcheck, tcache:0).
+ * off while the thread cache is (memcheck, tcache:0); under secure fill they
+ * serve the slow paths only (bin_gen).
  *
  * Bins and generations. A table slot's gen moves at create, shrink and
  * destroy (and caches_epoch with every shrink and destroy). A thread's bin of
@@ -176,6 +183,8 @@ static bool cache_construct(struct bsl_cache *cp, char *q, int flags, bool hando
 	uint64_t *w = (uint64_t *)q;
 	vg_open(q, TRAILER);
 	bool built = cons_built(q);
+	if (built && handout && (cp->secure & CACHE_SEC_FILL))     /* sealed at its last free */
+		cache_fill_check(cp, p, CACHE_FOUND_ALLOC);
 	if (handout)
 		vg_malloclike(p, cp->size, cp->slot, built);
 	if (handout && built && cp->vbits_off)    /* memcheck: defined as it was freed */
@@ -190,6 +199,8 @@ static bool cache_construct(struct bsl_cache *cp, char *q, int flags, bool hando
 		}
 	}
 	w[2] = cons_mark(q);
+	if (!built && !handout && (cp->secure & CACHE_SEC_FILL))   /* free, into the bin */
+		cache_fill_seal(cp, p);
 	if (handout)
 		vg_close(q, TRAILER);
 	return true;
@@ -202,13 +213,15 @@ static void cache_slab_hook(unsigned sidx, char *base, unsigned n, bool made)
 	struct bsl_cache *cp = &caches[sidx - NCLASSES - 1];
 	if (made) {
 		for (unsigned i = 0; i < n && (cp->secure & CACHE_SEC_CANARY); i++)
-			cache_canary_arm(cp, base + (size_t)i * cp->slot);
+			cache_canary_arm(cp, base + (size_t)i * cp->slot, i == 0);
 		return;
 	}
 	for (unsigned i = 0; i < n; i++) {
 		char *p = base + (size_t)i * cp->slot, *q = p + cp->first_off;
 		uint64_t *w = (uint64_t *)q;
 		vg_open(q, TRAILER);
+		if (cons_built(q) && (cp->secure & CACHE_SEC_FILL))   /* every such slot is free, sealed */
+			cache_fill_check(cp, p, CACHE_FOUND_SLAB);
 		if (cons_built(q) && cp->dtor) {
 			vg_open(p, cp->size);
 			if (cp->vbits_off)     /* the fields the ctor left unset: undefined */
@@ -241,10 +254,24 @@ static inline uint32_t gen_of(const struct bsl_cache *cp)
 	return __atomic_load_n(&cp->gen, __ATOMIC_ACQUIRE);
 }
 
+/* Under secure fill a gen moves by 2 (it stays even) and a current bin
+ * carries gen + 1, so the fast paths (which compare a bin's gen with
+ * cp->gen) always miss, whatever the bin's age, and every object a bin
+ * hands out is checked in cache_alloc_slow. */
+static inline uint32_t gen_step(const struct bsl_cache *cp)
+{
+	return cp->secure & CACHE_SEC_FILL ? 2 : 1;
+}
+
+static inline uint32_t bin_gen(const struct bsl_cache *cp)
+{
+	return gen_of(cp) | (cp->secure & CACHE_SEC_FILL ? 1 : 0);
+}
+
 /* Every attached bin of cp is stale from now on (shrink, destroy). */
 static void cache_new_gen(struct bsl_cache *cp)
 {
-	__atomic_add_fetch(&cp->gen, 1, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&cp->gen, gen_step(cp), __ATOMIC_RELEASE);
 	__atomic_add_fetch(&caches_epoch, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -291,7 +318,7 @@ static NOINLINE void bins_refresh(void)
 	cache_seen = __atomic_load_n(&caches_epoch, __ATOMIC_SEQ_CST);
 	for (unsigned i = 0; i < NCACHES_MAX; i++) {
 		struct cache_tbin *t = &cache_tls[i];
-		if (t->bin.max && t->gen != gen_of(&caches[i]))
+		if (t->bin.max && t->gen != bin_gen(&caches[i]))
 			bin_detach(&caches[i], t);
 	}
 }
@@ -319,7 +346,7 @@ static void cache_thread_exit(void)
 static struct cache_tbin *bin_of(struct bsl_cache *cp, bool caching)
 {
 	struct cache_tbin *t = &cache_tls[cp - caches];
-	uint32_t gen = gen_of(cp);
+	uint32_t gen = bin_gen(cp);
 	if (t->gen != gen) {
 		if (t->bin.max)
 			bin_detach(cp, t);
@@ -339,9 +366,15 @@ static struct cache_tbin *bin_of(struct bsl_cache *cp, bool caching)
 
 static NOINLINE void *cache_alloc_slow(struct bsl_cache *cp, int flags)
 {
-	bool caching = !cache_exiting && opt.tcache && tcache_thread_ready();
-	struct cache_tbin *t = bin_of(cp, caching);
+	struct cache_tbin *t = &cache_tls[cp - caches];
 	void *objs[BIN_MAX / 2 + 1], *failed[BIN_MAX / 2 + 1], *ret = NULL;
+	if ((cp->secure & CACHE_SEC_FILL) && t->gen == bin_gen(cp) &&
+	    (ret = tcache_pop(&t->bin)) != NULL) {      /* secure fill: the fast path's pop */
+		cache_fill_check(cp, (char *)ret - cp->first_off, CACHE_FOUND_ALLOC);
+		return (char *)ret - cp->first_off;
+	}
+	bool caching = !cache_exiting && opt.tcache && tcache_thread_ready();
+	t = bin_of(cp, caching);     /* empty: a bin of another gen is given back */
 	unsigned want = caching && t->bin.room > 1 ? (unsigned)t->bin.room / 2 + 1 : 1, nfailed = 0;
 	unsigned got = slab_alloc_bulk(cp->sidx, objs, want);
 	for (unsigned i = 0; i < got; i++) {
@@ -396,8 +429,13 @@ EXPORT void *bsl_cache_alloc(bsl_cache_t *cache, int flags)
 
 static NOINLINE void cache_free_slow(struct bsl_cache *cp, void *q)
 {
+	struct cache_tbin *t = &cache_tls[cp - caches];
+	if ((cp->secure & CACHE_SEC_FILL) && t->gen == bin_gen(cp) && t->bin.room > 0) {
+		tcache_push(&t->bin, q);      /* secure fill: the fast path's push */
+		return;
+	}
 	bool caching = !cache_exiting && opt.tcache && tcache_thread_ready();
-	struct cache_tbin *t = bin_of(cp, caching);
+	t = bin_of(cp, caching);
 	if (caching && t->bin.room <= 0)
 		bin_flush(cp, t, t->bin.max / 2);
 	if (caching && t->bin.room > 0)
@@ -455,21 +493,24 @@ static void cache_setup(struct bsl_cache *cp, const char *name, size_t size, siz
 	strncpy(cp->name, name, NAME_LEN - 1);
 	cp->size = (uint32_t)size;
 	cp->align = (uint32_t)a;
-	bool canary = opt.secure & SEC_CANARY;      /* off under memcheck (secure.h) */
-	cp->secure = (uint16_t)((canary ? CACHE_SEC_CANARY : 0) |
+	bool canary = opt.secure & SEC_CANARY, fill = opt.secure & SEC_FILL;   /* off under memcheck */
+	cp->secure = (uint16_t)((canary ? CACHE_SEC_CANARY : 0) | (fill ? CACHE_SEC_FILL : 0) |
 				(opt.secure & SEC_QUARANTINE ? CACHE_SEC_QUARANTINE : 0));
 	cp->first_off = (uint32_t)(align_up(size, sizeof(uint64_t)) + (canary ? 8 : 0));
 	cp->vbits_off = vg_active ? cp->first_off + (uint32_t)TRAILER : 0;
 	cp->slot = (uint32_t)align_up(cp->first_off + TRAILER + (vg_active ? size : 0) +
-				      (canary ? 8 : 0), a);
+				      (fill ? 8 : 0) + (canary ? 8 : 0), a);
 	cp->qmax = (uint16_t)(cp->secure & CACHE_SEC_QUARANTINE ? cache_quarantine_len(cp->slot) : 0);
 	cp->sidx = NCLASSES + 1 + (unsigned)i;
 	int32_t n = (int32_t)(BIN_BYTES / cp->slot);
 	cp->bin_max = n < 4 ? 4 : n > BIN_MAX ? BIN_MAX : n;
 	class_info_fill(&slab_named[i].geom, cp->slot, (opt.secure & SEC_GUARD) ? 1 : 0);
 	slab_named[i].first_off = cp->first_off;
+	slab_named[i].front = 0;
+	if (canary)
+		cache_canary_front(cp, &slab_named[i], (opt.secure & SEC_GUARD) ? 1 : 0);
 	ASSERT(cp->nbins == 0);      /* FREE: no bin attached (the invariant) */
-	__atomic_add_fetch(&cp->gen, 1, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&cp->gen, gen_step(cp), __ATOMIC_RELEASE);
 }
 
 EXPORT bsl_cache_t *bsl_cache_create(const char *name, size_t size, size_t align,

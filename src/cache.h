@@ -35,7 +35,9 @@ void cache_unlock_all(void);
 #define CACHE_TRAILER  (3 * sizeof(uint64_t))   /* link, check, constructed mark */
 #define CACHE_NAME_LEN 32
 enum cache_state { CACHE_FREE = 0, CACHE_LIVE, CACHE_DYING, CACHE_DRAINING, CACHE_RETIRED };
-enum { CACHE_SEC_CANARY = 1, CACHE_SEC_QUARANTINE = 2 };   /* bsl_cache.secure */
+enum { CACHE_SEC_CANARY = 1, CACHE_SEC_QUARANTINE = 2, CACHE_SEC_FILL = 4 };   /* bsl_cache.secure */
+/* Secure fill: the word after the trailer holds the free object's checksum. */
+#define CACHE_SUM_OFF  CACHE_TRAILER
 
 struct bsl_cache {
 	char name[CACHE_NAME_LEN];
@@ -67,12 +69,24 @@ COLD __attribute__((noreturn)) void cache_double_free(const struct bsl_cache *cp
 struct bsl_cache *cache_holding(const void *p);
 /* Is p the start of a slot of cp (page descriptor d)? */
 bool cache_slot_start(const struct bsl_cache *cp, const void *p, const struct page_desc *d);
-/* Secure canary: write the pad and canary words of the slot of object p (its
- * first construction); at bsl_cache_free, check them (abort naming p and the
- * cache). */
-void cache_canary_arm(const struct bsl_cache *cp, char *p);
+/* Secure canary: write the pad and canary words of the slot of object p (a
+ * new slab's, first: its front word too); at bsl_cache_free, check them
+ * (abort naming p and the cache). */
+void cache_canary_arm(const struct bsl_cache *cp, char *p, bool first);
+/* Secure canary, at cache_setup: the first slot of each of cp's slabs starts
+ * cp->align bytes into it, after its front word (n->front; none when aligned
+ * to a page), and n->geom.nobjs leaves room for it. */
+struct slab_named;
+void cache_canary_front(const struct bsl_cache *cp, struct slab_named *n, unsigned guard_pages);
+/* Secure fill: seal the free object p (its checksum into its trailer's next
+ * word), or check that it still matches (else abort, "write after free",
+ * saying where it was found: as it was handed out, or its slab went back). */
+enum cache_found { CACHE_FOUND_ALLOC, CACHE_FOUND_SLAB };
+void cache_fill_seal(const struct bsl_cache *cp, const char *p);
+void cache_fill_check(const struct bsl_cache *cp, const char *p, enum cache_found where);
 /* Secure mode's part of bsl_cache_free of p (page descriptor d), trailer q,
- * after the double-free check: the canaries, then the quarantine. Returns the
+ * after the double-free check: the canaries, the seal, then the quarantine
+ * (the canaries of what leaves it are checked again). Returns the
  * trailer of the object to free now (q, or the oldest one leaving the
  * quarantine), or NULL when none leaves. */
 char *cache_secure_free(struct bsl_cache *cp, char *p, const struct page_desc *d);

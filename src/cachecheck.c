@@ -2,7 +2,7 @@
 /*
  * cachecheck.c - the named caches' checks (part of module cache, cache.h):
  * the misuse messages, which cache a pointer belongs to, the slabinfo lines,
- * and secure mode's canaries and quarantine for cache objects.
+ * and secure mode's canaries, checksums and quarantine for cache objects.
  *
  * Secure mode cannot treat a cache object as malloc's objects: a freed object
  * must keep its constructed state, so fill (zeroing freed objects and checking
@@ -12,18 +12,41 @@
  *
  * Canary (secure canary). The slot grows by two words (cache.c's layout):
  *     object | pad to 8 | C_o | trailer (link, check, mark) | ... | C_e
- * The pad bytes hold pad_byte(), C_o and C_e canary_at(their address), a
- * value keyed per process (obj_keys). They are written for every slot when
- * the slab is made (cache_canary_arm from slab.c's slab_named_hook, under the
- * slab lock, before any slot leaves) and never again while the slab lives.
- * INVARIANT: every slot of a live slab has its pad, C_o and C_e intact,
- * unless the program wrote past or before an object. (Arming a slot as it
- * was first constructed raced: a thread freeing slot k could check slot k-1's
- * C_e before the thread that took k-1 had armed it.) So
- * bsl_cache_free of p checks p's pad and C_o (a write past the object: "heap
- * overflow") and, unless p is its slab's first slot, the C_e that ends the
- * slot before p (a write before the object: "heap underflow"). The first slot
- * of a slab has no slot before it and is not checked for underflow.
+ * and each slab's first slot starts cp->align bytes into it (slab_named.front,
+ * cache_canary_front), its last word the slab's front word C_f. The pad bytes
+ * hold pad_byte(), C_o, C_e and C_f canary_at(their address), a value keyed
+ * per process (obj_keys). They are written for every slot when the slab is
+ * made (cache_canary_arm from slab.c's slab_named_hook, under the slab lock,
+ * before any slot leaves) and never again while the slab lives.
+ * INVARIANT: every slot of a live slab has its pad, C_o and C_e intact, and
+ * the slab its C_f, unless the program wrote past or before an object.
+ * (Arming a slot as it was first constructed raced: a thread freeing slot k
+ * could check slot k-1's C_e before the thread that took k-1 had armed it.)
+ * So bsl_cache_free of p checks p's pad and C_o (a write past the object:
+ * "heap overflow") and the word before p: the C_e that ends the slot before
+ * it, or the C_f of its slab for the first slot (a write before the object:
+ * "heap underflow"). A cache aligned to a page has no C_f (the front would
+ * be a page, and a slab's first slot starts within its first page): there
+ * the first slot is not checked for underflow.
+ *
+ * Fill (secure fill). The slot grows by one more word after the trailer, S
+ * (CACHE_SUM_OFF). A free constructed object carries in S a checksum of its
+ * bytes (fill_sum: keyed per process and by the object's address), and only
+ * the trailer's words (never the object's) are written by the allocator
+ * while it is free, so the sum stays true until the program writes into it.
+ * INVARIANT: every constructed slot that is free (in the quarantine, a
+ * thread's bin or on its slab's free list) has S == fill_sum of its bytes,
+ * unless the program wrote into it after its free. S is written as the
+ * object becomes free: at bsl_cache_free (cache_secure_free, after the
+ * double-free and canary checks, before the quarantine) and when cache.c
+ * constructs a slot straight into a bin; a slot that is not constructed has
+ * no S to check. S is checked as the object is handed out (cache.c: from a
+ * bin, which under fill only the slow path pops, or from its slab) and, for
+ * every constructed slot, before its destructor runs as its slab goes back
+ * (shrink, destroy, purge, decay). A mismatch aborts: "write after free".
+ * The quarantine does not check S as an object leaves (that would read each
+ * object cold a third time; it is checked at its handout or its slab's
+ * release, whichever comes first).
  *
  * Quarantine (secure quarantine). A freed object waits in its cache's FIFO
  * ring (qmax objects: CACHE_QBYTES of slots, between CACHE_QMIN and
@@ -32,8 +55,7 @@
  * second bsl_cache_free of it is a double free, and bsl_owns answers 0. The
  * ring holds hidden addresses (DESIGN.md 12). When an object leaves, its
  * trailer and canaries are checked again. Shrink and destroy drain the ring
- * first, so an object waiting there is never counted as live. A write after
- * free into the object itself is not detected (no fill: see above).
+ * first, so an object waiting there is never counted as live.
  *
  * Lock: each ring's lock (quars[i].lock) is a leaf: taken with no other lock
  * held, nothing called under it (objects leaving are freed after the
@@ -126,29 +148,48 @@ static inline uint8_t pad_byte(void)
 	return (uint8_t)(0x80 | (obj_keys.link >> 57));
 }
 
-void cache_canary_arm(const struct bsl_cache *cp, char *p)
+void cache_canary_arm(const struct bsl_cache *cp, char *p, bool first)
 {
 	char *co = p + cp->first_off - sizeof(uint64_t), *ce = p + cp->slot - sizeof(uint64_t);
 	memset(p + cp->size, pad_byte(), (size_t)(co - p) - cp->size);
 	*(uint64_t *)co = canary_at(co);
 	*(uint64_t *)ce = canary_at(ce);
+	if (first && slab_named_front(cp->sidx))     /* the slab's front word */
+		*(uint64_t *)(p - sizeof(uint64_t)) = canary_at(p - sizeof(uint64_t));
+}
+
+void cache_canary_front(const struct bsl_cache *cp, struct slab_named *n, unsigned guard_pages)
+{
+	struct class_info *ci = &n->geom;
+	if (cp->align >= PAGE_SIZE)
+		return;          /* no room below a page (slab_head): no front word */
+	size_t room = (PAGE_SIZE << ci->order) - ((size_t)guard_pages << PAGE_SHIFT) -
+		      (size_t)ci->nobjs * cp->slot;
+	if (cp->align > room)
+		ci->nobjs--;     /* the last slot clear of the slab's end (its guard page) */
+	VERIFY(ci->nobjs > 0);
+	n->front = cp->align;
 }
 
 COLD __attribute__((noreturn)) static void canary_broken(const struct bsl_cache *cp,
-							 const char *p, bool under, bool waited)
+							 const char *p, bool under, bool first, bool waited)
 {
 	if (under)
 		bsl_fatalf("aborting on heap corruption", "heap underflow: the canary before the "
-			   "object %p of the cache \"%s\" (the end of the slot at %p before it) is "
-			   "overwritten%s", p, cp->name, p - cp->slot, waited ?
-			   " (found as the object left the quarantine)" : " (found at bsl_cache_free)");
+			   "object %p of the cache \"%s\" (%s %p%s) is overwritten%s", p, cp->name,
+			   first ? "its slab's front word, at" : "the end of the slot at",
+			   first ? p - sizeof(uint64_t) : p - cp->slot, first ? "" : " before it",
+			   waited ? " (found as the object left the quarantine)" :
+			   " (found at bsl_cache_free)");
 	bsl_fatalf("aborting on heap corruption", "heap overflow: the bytes after the %u-byte "
 		   "object %p of the cache \"%s\" (its pad and canary) are overwritten%s", cp->size,
 		   p, cp->name, waited ? " (found as the object left the quarantine)" :
 		   " (found at bsl_cache_free)");
 }
 
-/* p's pad and C_o, and the C_e before p (unless p starts its slab). */
+/* p's pad and C_o, and the word before p: the C_e of the slot before it or,
+ * for the first slot, its slab's front word (none when the cache is aligned
+ * to a page: then the first slot has no underflow check). */
 static void canary_check(const struct bsl_cache *cp, const char *p, const struct page_desc *d,
 			 bool waited)
 {
@@ -157,10 +198,63 @@ static void canary_check(const struct bsl_cache *cp, const char *p, const struct
 	for (const char *b = p + cp->size; ok && b < co; b++)
 		ok = (uint8_t)*b == pad_byte();
 	if (!ok)
-		canary_broken(cp, p, false, waited);
+		canary_broken(cp, p, false, false, waited);
 	const char *ce = p - sizeof(uint64_t);
-	if ((uintptr_t)p + d->slab_base_hidden >= cp->slot && *(const uint64_t *)ce != canary_at(ce))
-		canary_broken(cp, p, true, waited);
+	bool first = (uintptr_t)p + d->slab_base_hidden < cp->slot;
+	if ((!first || slab_named_front(cp->sidx)) && *(const uint64_t *)ce != canary_at(ce))
+		canary_broken(cp, p, true, first, waited);
+}
+
+/* ------------------------------------------------------------ fill */
+
+static inline uint64_t rotl64(uint64_t x, unsigned r)
+{
+	return x << r | x >> (64 - r);
+}
+
+/* The checksum of the free object p: its bytes up to the next word (the
+ * object and, under canary, its pad) in four lanes of multiply-xor-rotate
+ * steps, seeded with a per-process key and p's address. Each step is a
+ * bijection of its lane for a given word and of the word for a given lane,
+ * so a change of any one word always changes the sum; the allocator's own
+ * words (the trailer) are not in it. */
+static uint64_t fill_sum(const struct bsl_cache *cp, const char *p)
+{
+	const uint64_t M = 0x9E3779B97F4A7C15ull, *w = (const uint64_t *)p;
+	size_t n = align_up(cp->size, sizeof(uint64_t)) / sizeof(uint64_t), i = 0;
+	uint64_t k = ((uintptr_t)p ^ obj_keys.check ^ 0xF111ED5A1ull) * 0xBF58476D1CE4E5B9ull ^
+		     obj_keys.link;
+	uint64_t l[4] = { k, k ^ 0x243F6A8885A308D3ull, k ^ 0x13198A2E03707344ull,
+			  k ^ 0xA4093822299F31D0ull };
+#define FILL_STEP(x, v) ((x) = rotl64(((x) ^ (v)) * M, 29))
+	for (; i + 4 <= n; i += 4) {
+		FILL_STEP(l[0], w[i]);
+		FILL_STEP(l[1], w[i + 1]);
+		FILL_STEP(l[2], w[i + 2]);
+		FILL_STEP(l[3], w[i + 3]);
+	}
+	for (; i < n; i++)
+		FILL_STEP(l[0], w[i]);
+#undef FILL_STEP
+	uint64_t h = l[0] ^ rotl64(l[1], 16) ^ rotl64(l[2], 32) ^ rotl64(l[3], 48);
+	h *= M;
+	return h ^ (h >> 32);
+}
+
+void cache_fill_seal(const struct bsl_cache *cp, const char *p)
+{
+	*(uint64_t *)(p + cp->first_off + CACHE_SUM_OFF) = fill_sum(cp, p);
+}
+
+void cache_fill_check(const struct bsl_cache *cp, const char *p, enum cache_found where)
+{
+	if (likely(*(const uint64_t *)(p + cp->first_off + CACHE_SUM_OFF) == fill_sum(cp, p)))
+		return;
+	bsl_fatalf("aborting on heap corruption", "write after free: the free object %p of the "
+		   "cache \"%s\" was modified while free (its %u bytes no longer match the "
+		   "checksum taken when it was freed; found %s)", p, cp->name, cp->size,
+		   where == CACHE_FOUND_ALLOC ? "as it was handed out again" :
+		   "as its slab was given back");
 }
 
 /* ------------------------------------------------------------ quarantine */
@@ -191,6 +285,8 @@ char *cache_secure_free(struct bsl_cache *cp, char *p, const struct page_desc *d
 	char *q = p + cp->first_off;
 	if (cp->secure & CACHE_SEC_CANARY)
 		canary_check(cp, p, d, false);
+	if (cp->secure & CACHE_SEC_FILL)
+		cache_fill_seal(cp, p);
 	if (!(cp->secure & CACHE_SEC_QUARANTINE))
 		return q;
 	struct cache_quar *r = &quars[cp - caches];

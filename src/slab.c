@@ -28,7 +28,7 @@
  * counts and release, with their own geometry; their slabs take no secure
  * fill, canary front slot or shuffle (constructed objects must not be
  * rewritten, and a slot's constructed state is known by its trailer), only
- * the guard page; their release runs the cache's hook (destructors) with no
+ * the guard page and a front (slab.h); their release runs the hook (destructors) with no
  * lock held, then gives the pages back, so a decay tick or purge runs them in
  * whichever thread ticks; slab_shrink waits for those in flight
  * (named_releasing), so a destroyed cache's slot is reused only after.
@@ -223,7 +223,7 @@ static struct page_desc *slab_new_locked(struct slab_cpu *sc, unsigned c)
 		return NULL;
 	size_t npages = (size_t)1 << ci->order;
 	bool named = c > NCLASSES;
-	uintptr_t base = (uintptr_t)desc_addr(s) + (named ? 0 : slab_colour_locked(sc, c, ci));
+	uintptr_t base = (uintptr_t)desc_addr(s) + (named ? slab_named_front(c) : slab_colour_locked(sc, c, ci));
 	for (size_t i = 0; i < npages; i++) {
 		s[i].kind = PD_SLAB;
 		s[i].class_idx = named ? 0 : (uint8_t)c;
@@ -256,7 +256,7 @@ static void slab_pages_free(struct page_desc *s, uint64_t idle_ms)
 {
 	unsigned c = slab_sidx(s), order = s->order;
 	if (c > NCLASSES) {      /* the hook is set before a named slab exists */
-		slab_named_hook(c, desc_addr(s), s->fresh, false);
+		slab_named_hook(c, slab_first_obj(s), s->fresh, false);
 		__atomic_sub_fetch(&named_releasing[c - NCLASSES - 1], 1, __ATOMIC_RELEASE);
 	}
 	for (size_t i = 0, n = (size_t)1 << order; i < n; i++) {

@@ -31,11 +31,13 @@
  * words of its link trailer, rounded up to the alignment); the slab layer's
  * "object" of a slot is its trailer, first_off bytes into the slot, so the
  * free-list words never overlap the program's (constructed) object. The
- * slab's slab_base_hidden is still its first slot, the slab's start, so
- * slab_head works for any address in it. */
+ * slab's slab_base_hidden is still its first slot: the slab's start, or
+ * front bytes (under a page) into it, so slab_head works for any address in
+ * it; geom.nobjs leaves room for the front. */
 struct slab_named {
 	struct class_info geom;
 	uint32_t first_off;     /* slot start to trailer */
+	uint32_t front;         /* slab start to its first slot (secure canary: its front word) */
 };
 extern struct slab_named slab_named[NCACHES_MAX];
 /* A named slab's hook, set once by cache.c (base is the first slot):
@@ -52,6 +54,11 @@ static inline unsigned slab_sidx(const struct page_desc *d)
 static inline const struct class_info *slab_geom(unsigned sidx)
 {
 	return sidx <= NCLASSES ? &class_info[sidx] : &slab_named[sidx - NCLASSES - 1].geom;
+}
+/* Bytes before a named slab's first slot (struct slab_named). */
+static inline uintptr_t slab_named_front(unsigned sidx)
+{
+	return slab_named[sidx - NCLASSES - 1].front;
 }
 
 struct slab_cpu {

@@ -19,12 +19,22 @@
  * another live thread's bin at destroy and shrink (not reported, given back
  * at that thread's next call, the destroy completed there); the table's
  * bound (32 caches) and slot reuse.
- * Re-executed under secure:1 when run with no argument: guard pages; the
- * quarantine delaying a freed object's reuse (it comes back constructed, with
- * what the program left in it) and a second free of a waiting object; the
- * canaries catching, in a child, a write past an object (its pad or canary
- * word), before one (the end of the slot before it), and past one after its
- * free (found as it leaves the quarantine), naming the object and the cache.
+ * Secure fill, in children re-executed under secure:fill and secure:1: a
+ * write after free into a cache object (its first word, or one in the middle)
+ * caught by its checksum when it is handed out again (from the bin, after the
+ * quarantine) or its slab goes back (shrink, destroy), naming the object and
+ * the cache; a workload with a constructor (objects reused across threads,
+ * threads exiting with full bins, shrink, purge, destroy) that keeps every
+ * object's constructed state and raises no false report, then catches a
+ * write after free at destroy.
+ * Re-executed under secure:1 when run with no argument, then under
+ * secure:fill (the bins' checked handouts without the quarantine): guard
+ * pages; the quarantine delaying a freed object's reuse (it comes back
+ * constructed, with what the program left in it) and a second free of a
+ * waiting object; the canaries catching, in a child, a write past an object
+ * (its pad or canary word), before one (the end of the slot before it, or
+ * for a slab's first slot the slab's front word), and past one after its free
+ * (found as it leaves the quarantine), naming the object and the cache.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -464,6 +474,74 @@ static void secure_canary_aborts(void)
 	bsl_cache_destroy(cc100);
 }
 
+/* secure:1: the first slot of every slab has an underflow check too: it
+ * starts the cache's alignment (16 bytes by default, here also 64) into the
+ * slab, after a canary word of its own. The first object of a new cache is the first slot
+ * of a new slab; a write just before it (into the page before the slab, on
+ * the old layout) is caught at its bsl_cache_free, or as it leaves the
+ * quarantine when written after the free. Also (secure:1's geometry): a
+ * cache whose slots fill a guarded slab exactly (208 bytes: 256-byte slots,
+ * 112 to the 7 usable pages) loses its last slot to the front, every slot
+ * writable up to its end and its canaries clear of the guard page. */
+static char *first_obj[2];
+static bsl_cache_t *first_cache[2];
+
+static void under_first(void *i)
+{
+	int k = (int)(intptr_t)i;
+	first_obj[k][-1] ^= 1;
+	bsl_cache_free(first_cache[k], first_obj[k]);
+}
+
+static void under_first_after_free(void *i)
+{
+	int k = (int)(intptr_t)i;
+	bsl_cache_free(first_cache[k], first_obj[k]);
+	first_obj[k][-8] ^= 0x40;
+	allocs_until(first_cache[k], first_obj[k], 100000);
+}
+
+static void secure_first_slot_underflow(void)
+{
+	if (!secure_has("canary") || !secure_has("quarantine"))
+		SKIP("runs in the secure:1 pass");
+	static const char *names[2] = { "first-slot-16", "first-slot-64" };
+	static const size_t aligns[2] = { 0, 64 };
+	for (int k = 0; k < 2; k++) {
+		first_cache[k] = bsl_cache_create(names[k], 192, aligns[k], NULL, NULL, NULL);
+		REQUIRE(first_cache[k]);
+		first_obj[k] = bsl_cache_alloc(first_cache[k], 0);   /* a new slab's first slot */
+		REQUIRE(first_obj[k]);
+		CHECK((uintptr_t)first_obj[k] % 4096 == (aligns[k] ? aligns[k] : 16));
+		char msg[256];
+		snprintf(msg, sizeof msg, "heap underflow: the canary before the object %p of the "
+			 "cache \"%s\" (its slab's front word, at %p) is overwritten (found at "
+			 "bsl_cache_free)", (void *)first_obj[k], names[k], (void *)(first_obj[k] - 8));
+		CHECK(t_expect_abort(under_first, (void *)(intptr_t)k, msg));
+		snprintf(msg, sizeof msg, "heap underflow: the canary before the object %p of the "
+			 "cache \"%s\" (its slab's front word", (void *)first_obj[k], names[k]);
+		CHECK(t_expect_abort(under_first_after_free, (void *)(intptr_t)k, msg));
+		memset(first_obj[k], 0xff, 192);       /* up to its last byte: frees cleanly */
+		bsl_cache_free(first_cache[k], first_obj[k]);
+		bsl_cache_destroy(first_cache[k]);
+	}
+	if (!secure_has("guard") || !secure_has("fill"))
+		return;          /* the geometry below is secure:1's */
+	bsl_cache_t *c = bsl_cache_create("first-slot-exact", 208, 0, NULL, NULL, NULL);
+	REQUIRE(c);
+	enum { N = 1000 };
+	static char *v[N];
+	for (int i = 0; i < N; i++) {
+		REQUIRE((v[i] = bsl_cache_alloc(c, 0)));
+		memset(v[i], 0xa5, 208);
+	}
+	for (int i = 0; i < N; i++)
+		bsl_cache_free(c, v[i]);
+	unsigned long nslabs = 0, active;
+	CHECK(cache_geometry("first-slot-exact", &nslabs, &active) == 111);
+	bsl_cache_destroy(c);
+}
+
 /* ------------------------------------------------------------ threads */
 
 static bsl_cache_t *shared;
@@ -854,6 +932,200 @@ static void other_threads_bins(void)
 	fputs(buf, stderr);
 }
 
+/* ------------------------------------------------------- secure fill */
+
+/* Secure fill (secure:fill, part of secure:1): a freed cache object is
+ * sealed with a keyed checksum of its bytes, checked when it is handed out
+ * again or its slab goes back (a write while it waits in the quarantine is
+ * found at its handout after it: uaf-alloc under secure:1). The children run
+ * re-executed ("test_cache uaf-KIND", under the conf given) and print the
+ * object's address before writing into it after its free. */
+#define STAMP 0x57a3b5c0ffee1234ull
+
+static int uaf_child(const char *kind)
+{
+	bsl_cache_t *c = make("fill-uaf");
+	struct obj *a = c ? bsl_cache_alloc(c, 0) : NULL, *v[400];
+	if (!a)
+		return 1;
+	fprintf(stderr, "== object %p\n", (void *)a);
+	bool bin = strcmp(kind, "uaf-bin") == 0;
+	for (int i = 0; i < 300; i++)
+		v[i] = bsl_cache_alloc(c, 0);
+	for (int i = 0; i < 300 && !bin; i++)    /* before a: its slabs can go back */
+		bsl_cache_free(c, v[i]);
+	bsl_cache_free(c, a);
+	if (bin) {
+		/* 300 frees after it: a is out of the quarantine (secure:1), in the
+		 * bin or on its slab; written there, caught as it is handed out */
+		for (int i = 0; i < 300; i++)
+			bsl_cache_free(c, v[i]);
+		a->id ^= 0x100;
+		for (int i = 0; i < 400; i++)
+			v[i] = bsl_cache_alloc(c, 0);
+		fputs("== not caught\n", stderr);
+		return 0;
+	}
+	if (strcmp(kind, "uaf-word0") == 0)
+		a->magic ^= 1;         /* its first word: the allocator's links are in the trailer */
+	else
+		a->payload[100] ^= 0x10;
+	if (strcmp(kind, "uaf-shrink") == 0)
+		bsl_cache_shrink(c);
+	else if (strcmp(kind, "uaf-destroy") == 0)
+		bsl_cache_destroy(c);
+	else
+		allocs_until(c, a, 100000);
+	fputs("== not caught\n", stderr);
+	return 0;
+}
+
+/* The address a child printed ("== object %p"), or NULL. */
+static void *child_object(const char *buf)
+{
+	const char *at = strstr(buf, "== object ");
+	void *p = NULL;
+	return at && sscanf(at, "== object %p", &p) == 1 ? p : NULL;
+}
+
+static void fill_write_after_free(void)
+{
+	static const char *confs[2] = { "secure:fill", "secure:1" };
+	static const char *kinds[5] = { "uaf-alloc", "uaf-word0", "uaf-bin", "uaf-shrink",
+					"uaf-destroy" };
+	for (int i = 0; i < 2; i++)
+		for (int k = 0; k < 5; k++) {
+			char buf[4096], msg[320];
+			int status = run_child(kinds[k], confs[i], buf, sizeof buf);
+			bool at_alloc = k < 3;
+			snprintf(msg, sizeof msg, "buddyslab: write after free: the free object %p of "
+				 "the cache \"fill-uaf\" was modified while free (its 192 bytes no longer "
+				 "match the checksum taken when it was freed; found %s)", child_object(buf),
+				 at_alloc ? "as it was handed out again" : "as its slab was given back");
+			bool ok = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT &&
+				  child_object(buf) && strstr(buf, msg);
+			CHECK(ok);
+			if (!ok)
+				fprintf(stderr, "  %s under %s: status 0x%x, expected \"%s\", got: %s\n",
+					kinds[k], confs[i], status, msg, buf);
+		}
+}
+
+/* The child's workload ("fillwork"): objects that a constructor set up,
+ * stamped by the program while live, reused through other threads' frees,
+ * threads exiting with objects in their bins, shrink, a purge and destroy,
+ * each object found as the constructor or the program last left it; no
+ * false report from any of those paths. Then a write after free that the
+ * destroy of its cache must catch (its object freed by a thread that exited). */
+static bsl_cache_t *fw_cache;
+static struct obj *fw_handoff[2000];
+
+static bool fw_state_ok(const struct obj *o)
+{
+	uint64_t stamp;
+	memcpy(&stamp, o->payload, sizeof stamp);
+	return o->magic == MAGIC && (stamp == 0x5a5a5a5a5a5a5a5aull || stamp == (o->id ^ STAMP));
+}
+
+static struct obj *fw_alloc(void)
+{
+	struct obj *o = bsl_cache_alloc(fw_cache, 0);
+	if (!o)
+		return NULL;
+	CHECK(fw_state_ok(o));
+	uint64_t stamp = o->id ^ STAMP;      /* the program's change: kept across its frees */
+	memcpy(o->payload, &stamp, sizeof stamp);
+	return o;
+}
+
+static void *fw_producer(void *arg)
+{
+	for (int i = 0; i < 2000; i++)
+		fw_handoff[i] = fw_alloc();
+	return arg;
+}
+
+static void *fw_consumer(void *arg)
+{
+	for (int i = 0; i < 2000; i++)
+		bsl_cache_free(fw_cache, fw_handoff[i]);
+	return arg;
+}
+
+static void *fw_churner(void *arg)
+{
+	struct obj *o[300];
+	for (int round = 0; round < 50; round++) {
+		for (int i = 0; i < 300; i++)
+			o[i] = fw_alloc();
+		for (int i = 0; i < 300; i++)
+			bsl_cache_free(fw_cache, o[i]);
+	}
+	return arg;     /* exits with objects in its bin */
+}
+
+static void *fw_free_one(void *o)
+{
+	bsl_cache_free(fw_cache, o);
+	return NULL;    /* exits: its bin goes back to the slab */
+}
+
+static int fillwork_child(void)
+{
+	pthread_t t[4];
+	if (!(fw_cache = make("fill-work")))
+		return 1;
+	for (int round = 0; round < 3; round++) {
+		pthread_create(&t[0], NULL, fw_producer, NULL);
+		pthread_join(t[0], NULL);
+		pthread_create(&t[1], NULL, fw_consumer, NULL);
+		pthread_join(t[1], NULL);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, fw_churner, NULL);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	bsl_cache_shrink(fw_cache);          /* destructors over checked, sealed objects */
+	CHECK(ndtor == nctor);
+	static struct obj *o[1000];
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 1000; i++)
+			o[i] = fw_alloc();
+		for (int i = 0; i < 1000; i++)
+			bsl_cache_free(fw_cache, o[i]);
+		malloc_trim(0);                  /* the purge gives back kept empty slabs */
+	}
+	bsl_cache_destroy(fw_cache);
+	CHECK(nctor > 0 && ndtor == nctor);
+	fprintf(stderr, "== workload %s (ctor %ld dtor %ld)\n", t_failed_case ? "failed" : "clean",
+		nctor, ndtor);
+	if (!(fw_cache = make("fill-work-2")) || !(o[0] = fw_alloc()))
+		return 1;
+	fprintf(stderr, "== object %p\n", (void *)o[0]);
+	pthread_create(&t[0], NULL, fw_free_one, o[0]);
+	pthread_join(t[0], NULL);
+	o[0]->id ^= 1;
+	bsl_cache_destroy(fw_cache);
+	fputs("== not caught\n", stderr);
+	return 0;
+}
+
+static void fill_no_false_reports(void)
+{
+	static const char *confs[2] = { "secure:fill", "secure:1" };
+	for (int i = 0; i < 2; i++) {
+		char buf[8192], msg[256];
+		int status = run_child("fillwork", confs[i], buf, sizeof buf);
+		snprintf(msg, sizeof msg, "write after free: the free object %p of the cache "
+			 "\"fill-work-2\" was modified while free", child_object(buf));
+		bool ok = strstr(buf, "== workload clean") && WIFSIGNALED(status) &&
+			  WTERMSIG(status) == SIGABRT && child_object(buf) && strstr(buf, msg) &&
+			  strstr(buf, "found as its slab was given back");
+		CHECK(ok);
+		fprintf(stderr, "  %s: %s", confs[i], ok ? strstr(buf, "== workload") : buf);
+	}
+}
+
 /* ------------------------------------------------------------ misuse */
 
 static bsl_cache_t *mc, *mc2;
@@ -926,6 +1198,10 @@ int main(int argc, char **argv)
 		return report_child();
 	if (argc > 1 && strcmp(argv[1], "bins") == 0)
 		return bins_child();
+	if (argc > 1 && strncmp(argv[1], "uaf-", 4) == 0)
+		return uaf_child(argv[1]);
+	if (argc > 1 && strcmp(argv[1], "fillwork") == 0)
+		return fillwork_child();
 	T_RUN(ctor_dtor_counts);
 	T_RUN(kept_slabs_purged);
 	T_RUN(constructed_state_kept);
@@ -934,6 +1210,7 @@ int main(int argc, char **argv)
 	T_RUN(secure_guard_page);
 	T_RUN(secure_quarantine_delays_reuse);
 	T_RUN(secure_canary_aborts);
+	T_RUN(secure_first_slot_underflow);
 	T_RUN(cross_thread_and_exit);
 	T_RUN(fork_child_uses_cache);
 	T_RUN(destroy_with_live_objects_reported);
@@ -942,11 +1219,17 @@ int main(int argc, char **argv)
 	T_RUN(prof_samples_cache_objects);
 	T_RUN(owns_cache_objects);
 	T_RUN(other_threads_bins);
+	T_RUN(fill_write_after_free);
+	T_RUN(fill_no_false_reports);
 	T_RUN(misuse_aborts);
 	T_RUN(many_caches);
-	if (argc == 1 && !getenv("BUDDYSLAB_CONF") && !t_failures) {     /* again with guard pages, secure:1 */
+	/* again under secure:1 (guard pages, canaries, quarantine, fill), then
+	 * under secure:fill alone (the thread bins' checked handouts, no quarantine) */
+	const char *conf = getenv("BUDDYSLAB_CONF");
+	const char *next = !conf ? "secure:1" : strcmp(conf, "secure:1") == 0 ? "secure:fill" : NULL;
+	if (argc == 1 && next && !t_failures) {
 		fflush(stdout);
-		setenv("BUDDYSLAB_CONF", "secure:1", 1);
+		setenv("BUDDYSLAB_CONF", next, 1);
 		execv("/proc/self/exe", argv);
 	}
 	return t_done();
