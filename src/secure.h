@@ -22,8 +22,9 @@
  *              zeros are checked when the object is handed out again: a write
  *              after free aborts ("write after free"); a new slab is zeroed
  *              whole, so a fresh object never shows an earlier owner's data.
- *              Freed page runs and large blocks are zeroed (os_zero: resident
- *              pages written, the others dropped).
+ *              Freed page runs and large blocks are zeroed (os_zero: up to
+ *              64 KiB written whole, above it resident pages written, the
+ *              others dropped).
  *   shuffle    a new slab's objects go on its free list in random order, so
  *              the address of the next object is not predictable from the last.
  *   quarantine a freed block is not reused at once: slab objects wait in a
@@ -41,7 +42,8 @@
  *              most the usable size) and the alignment; with canary on, delete
  *              and delete[] check that new, resp. new[], made the block.
  * canary, fill and quarantine keep the thread cache for the slow paths only
- * (their checks live there: tcache_slow_only, tcache.h), and quarantine stages
+ * (their checks live there: tcache_slow_only, tcache.h; a small block takes
+ * harden.c's short paths, before the tiers' dispatch), and quarantine stages
  * a thread's freed objects before they enter the object ring (SEC_QSTAGE at a
  * time, one ring lock each); guard, shuffle, sized and size0 keep the fast
  * paths (size0 sends requests of 0 bytes to the slow path:
