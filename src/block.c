@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include <stdint.h>
+#include <string.h>
 #include <malloc.h>
 #include "block.h"
 #include "init.h"
@@ -110,6 +111,8 @@ void block_invalid(const void *p, const char *api, const struct block *b)
 	bool was_freed = b->was_freed &&
 			 (arena_desc_of(p) || large_cache_holds(p) || !os_is_mapped(p) ||
 			  ((opt.secure & SEC_QUARANTINE) && secure_holds(p)));
+	if (was_freed && !strcmp(api, "malloc_usable_size"))
+		block_used_freed(p, api);
 	if (was_freed)   /* in a slab, run or mapping that was freed: most likely a double free */
 		bsl_fatalf("aborting on an invalid pointer", "double free %p (free(): invalid pointer "
 			   "%p, passed to %s: its memory was already freed)", p, p, api);
@@ -121,6 +124,12 @@ void block_double_free(const void *p)
 	bsl_fatalf("aborting on a double free", "double free %p", p);
 }
 
+void block_used_freed(const void *p, const char *api)
+{
+	bsl_fatalf("aborting on a use after free", "use after free: %p passed to %s after it "
+		   "was freed", p, api);
+}
+
 /* ------------------------------------------------------- lookups in the API */
 
 EXPORT size_t malloc_usable_size(void *p)
@@ -130,6 +139,8 @@ EXPORT size_t malloc_usable_size(void *p)
 	struct block b;
 	if (!block_lookup(p, &b))
 		block_invalid(p, "malloc_usable_size", &b);
+	if (b.tier == TIER_SLAB && !vg_active && obj_is_free(p))
+		block_used_freed(p, "malloc_usable_size");    /* in a cache, a slab or the quarantine */
 	if (unlikely(vg_active))
 		return vg_requested_size(p, b.usable);
 	return b.usable;

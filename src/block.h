@@ -37,6 +37,8 @@ bool block_lookup_free(const void *p, struct block *b);
 COLD __attribute__((noreturn)) void block_invalid(const void *p, const char *api,
 						 const struct block *b);
 COLD __attribute__((noreturn)) void block_double_free(const void *p);
+/* Abort: p, freed, was passed to api (malloc_usable_size). */
+COLD __attribute__((noreturn)) void block_used_freed(const void *p, const char *api);
 
 #pragma GCC visibility pop
 #endif

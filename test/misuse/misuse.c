@@ -18,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -146,6 +147,16 @@ static void invalid_free(size_t n)
 	say("missed");
 }
 
+/* malloc_usable_size of a freed block: its old size (missed), or an abort */
+static void usable_freed(size_t n)
+{
+	vptr p = malloc(n);
+	free(p);
+	size_t u = malloc_usable_size(p);
+	(void)u;
+	say("missed");
+}
+
 /* free_sized is C23 (glibc 2.36 lacks it): looked up, not linked. */
 static void free_sized_wrong(size_t n)
 {
@@ -211,7 +222,8 @@ static void underflow32(size_t n) { underflow(n, 32); }
 static const struct { const char *name; void (*fn)(size_t n); size_t n; } cases[] = {
 	TIERS(overflow1), TIERS(overflow32), TIERS(underflow1), TIERS(underflow32),
 	TIERS(uaf_write), TIERS(uaf_read), TIERS(stale_new), TIERS(reuse),
-	TIERS(double_free), TIERS(realloc_freed), TIERS(invalid_free), TIERS(free_sized_wrong),
+	TIERS(double_free), TIERS(realloc_freed), TIERS(invalid_free), TIERS(usable_freed),
+	TIERS(free_sized_wrong),
 	UNTIERED(zero_write), UNTIERED(zero_read), UNTIERED(zero_after_free), UNTIERED(zero_distinct),
 };
 
