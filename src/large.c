@@ -390,12 +390,16 @@ void *large_alloc(size_t nbytes, size_t align_bytes, bool *dirty)
 	*dirty = false;
 	if (align_bytes < PAGE_SIZE)
 		align_bytes = PAGE_SIZE;
-	if (opt.large_cache && (p = cache_take(&len, align_bytes)))
+	/* secure quarantine: a fresh mapping takes a waiting block's pages */
+	bool recycle = (opt.secure & SEC_QUARANTINE) && secure_recyclable(len);
+	if (!recycle && opt.large_cache && (p = cache_take(&len, align_bytes)))
 		*dirty = true;
 	if (!p)
 		p = guarded() ? secure_large_map(len, align_bytes) : os_map(len, align_bytes);
 	if (!p)
 		goto nomem;
+	if (recycle && secure_recycle(p, len))
+		*dirty = !(opt.secure & SEC_FILL);
 	if (!record(p, len, false)) {
 		unmap_block(p, len);
 		goto nomem;

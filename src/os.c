@@ -130,6 +130,29 @@ bool os_remap_to(void *addr, size_t old_nbytes, size_t new_nbytes, void *to)
 	return mremap(addr, old_nbytes, new_nbytes, MREMAP_MAYMOVE | MREMAP_FIXED, to) == to;
 }
 
+bool os_move_pages(void *from, size_t nbytes, void *to)
+{
+	if (injected_failure(OS_MREMAP))
+		return false;
+	if (mremap(from, nbytes, nbytes, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
+		   to) != to) {
+		/* a refused move may have unmapped the target already: map it
+		 * again (MAP_FIXED over a range that is ours either way) */
+		if (mmap(to, nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+			 -1, 0) != to)
+			bsl_fatalf("aborting", "mremap refused to move pages to %p, and the range "
+				   "could not be mapped again", to);
+		return false;
+	}
+	if (mprotect(to, nbytes, PROT_READ | PROT_WRITE) == 0)
+		return true;
+	if (mmap(to, nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+		 -1, 0) != to)     /* the moved pages kept from's protection: fresh ones */
+		bsl_fatalf("aborting", "mprotect refused to open the pages moved to %p, and the "
+			   "range could not be mapped again", to);
+	return false;
+}
+
 bool os_purge(void *addr, size_t nbytes, bool use_madv_free)
 {
 	if (injected_failure(OS_MADVISE))

@@ -33,6 +33,12 @@ bool os_is_mapped(const void *addr);
 void *os_remap(void *addr, size_t old_nbytes, size_t new_nbytes);
 /* Move a mapping to exactly `to` (a range the caller owns and has freed). */
 bool os_remap_to(void *addr, size_t old_nbytes, size_t new_nbytes, void *to);
+/* Move the pages of nbytes at from (private anonymous, one mapping) over the
+ * read-write range at to (one the caller owns), which is read-write after;
+ * from stays mapped, with its protection, and reads as zero when made
+ * accessible again. false: nothing moved, `to` as it was (or, if the OS
+ * unmapped it and refused to move, fresh zero pages). */
+bool os_move_pages(void *from, size_t nbytes, void *to);
 /* Give pages back: their contents become zero (DONTNEED) or undefined until
  * written (FREE). The range stays mapped. */
 bool os_purge(void *addr, size_t nbytes, bool use_madv_free);

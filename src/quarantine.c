@@ -174,6 +174,38 @@ unsigned secure_stage_flush(struct sec_held *out)
 	return nout;
 }
 
+bool secure_recyclable(size_t len)
+{
+	return __atomic_load_n(&qpage_resident, __ATOMIC_RELAXED) >= len;
+}
+
+/* The pages of a large block leaving the quarantine would be faulted in
+ * again by the program (a block freed and another of about its size made,
+ * a new char[n]() replaced in a loop): a kept block hands them over at once
+ * instead, while its addresses still wait. */
+bool secure_recycle(void *dst, size_t len)
+{
+	struct ring *r = &qpage;
+	struct sec_held *best = NULL;
+	bool moved = false;
+	lock_acquire(&r->lock);
+	for (unsigned i = 0; i < r->n; i++) {
+		struct sec_held *e = &r->e[(r->head + i) & (r->cap - 1)];
+		if (!e->in_arena && e->resident && e->prot && e->len >= len &&
+		    (!best || e->len < best->len))
+			best = e;
+	}
+	if (best && os_move_pages(best->p, len, dst)) {
+		if (best->len > len)      /* the rest is dropped: the block no longer counts as kept */
+			os_purge((char *)best->p + len, best->len - len, false);
+		best->resident = false;
+		__atomic_sub_fetch(&qpage_resident, best->len, __ATOMIC_RELAXED);
+		moved = true;
+	}
+	lock_release(&r->lock);
+	return moved;
+}
+
 bool secure_holds(const void *p)
 {
 	struct ring *r = &qpage;

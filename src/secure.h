@@ -138,6 +138,14 @@ void secure_held_large(size_t *bytes, size_t *n);
 /* The oldest into *out (out->p NULL: it could not be made readable and stays
  * out for good); false when the ring is empty. */
 bool secure_unhold(unsigned ring, struct sec_held *out);
+/* A new large block at dst, len bytes of one fresh read-write mapping: may a
+ * waiting large block give it its pages (a racy hint), and take them: the
+ * best-fitting waiting block that kept its pages moves its first len bytes'
+ * pages to dst (os_move_pages) and keeps its addresses, PROT_NONE, without
+ * pages. True when dst has them: zero under fill (erased as they entered),
+ * else the old owner's bytes. The page ring's lock is held over the move. */
+bool secure_recyclable(size_t len);
+bool secure_recycle(void *dst, size_t len);
 
 /* Size-0 blocks: NULL when the region is full (use an ordinary block). */
 void *secure_size0_alloc(void);

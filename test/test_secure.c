@@ -286,6 +286,51 @@ static void large_guard_pages(void)
 	free(q);
 }
 
+/* ------------------------------------------------------------- quarantine */
+
+static void large_use_after_free(void *arg)
+{
+	volatile char *p = arg;
+	expect_fault_in(p);
+	p[0] = 1;
+}
+
+/* A large block waiting in the quarantine with its pages hands them to the
+ * next large block that fits (secure_recycle): the new block is resident
+ * before it is touched, zero (calloc, and under fill erased as they entered),
+ * one mapping (realloc can mremap it); the freed block's addresses still
+ * fault. Run first: no other block waits then. */
+static void large_pages_recycled(void)
+{
+	NEED(SEC_QUARANTINE);
+	size_t n = (7u << 20) + 777, want = n - 8192, np = (want + 4095) / 4096;
+	char *p = malloc(n);
+	REQUIRE(p);
+	memset(p, 0xab, n);
+	free(p);
+	char *q = calloc(1, want);
+	REQUIRE(q && q != p);
+	unsigned char *vec = malloc(np);
+	REQUIRE(vec && mincore((void *)((uintptr_t)q & ~(uintptr_t)4095), np * 4096, vec) == 0);
+	size_t resident = 0;
+	for (size_t i = 0; i < np; i++)
+		resident += vec[i] & 1;
+	free(vec);
+	if (resident < np - 2)
+		fprintf(stderr, "  %zu of %zu pages resident before any touch\n", resident, np);
+	CHECK(resident >= np - 2);
+	size_t nonzero = 0;
+	for (size_t i = 0; i < want; i++)
+		nonzero += q[i] != 0;
+	CHECK(nonzero == 0);
+	memset(q, 0x5c, want);
+	CHECK(expect_signal(large_use_after_free, p, SIGSEGV, NULL));
+	char *r = realloc(q, 3 * want);
+	REQUIRE(r);
+	CHECK(r[0] == 0x5c && r[want - 1] == 0x5c);
+	free(r);
+}
+
 /* ----------------------------------------------------------------- canary */
 
 static void overflow_one_byte(void *arg)
@@ -421,6 +466,7 @@ int main(int argc, char **argv)
 		printf("FAIL re-exec\n");
 		return 1;
 	}
+	T_RUN(large_pages_recycled);
 	T_RUN(config_is_shown);
 	T_RUN(correct_programs_run);
 	T_RUN(threads_run);
