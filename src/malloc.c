@@ -57,31 +57,36 @@ static void zero_block(void *p, size_t n)
 
 /* The page runs' short path, for the common case above the slabs (a 16-128
  * KiB buffer allocated and freed again): a run of n's page count parked in
- * the thread's run cache, when nothing else applies (no thread cache, secure
- * mode, memcheck, an alignment, a lowered mmap threshold). NULL: the tiers. */
+ * the thread's run cache, when nothing else applies (secure mode, an
+ * alignment, a lowered mmap threshold). NULL: the tiers. Without a thread
+ * cache (tcache:0, and memcheck, which turns it off) nothing is parked. */
 static inline void *run_cache_alloc(size_t n, size_t align, bool zero)
 {
-	if (n > (size_t)RUN_CACHE_MAX_PAGES << PAGE_SHIFT || n <= SLAB_MAX ||
-	    align > MIN_ALIGN || !opt.tcache || opt.secure || vg_active)
+	if (n - (SLAB_MAX + 1) >= ((size_t)RUN_CACHE_MAX_PAGES << PAGE_SHIFT) - SLAB_MAX ||
+	    align != MIN_ALIGN || opt.secure)      /* (no caller passes less) */
 		return NULL;
 	size_t npages = (n + PAGE_SIZE - 1) >> PAGE_SHIFT;
 	if ((npages << PAGE_SHIFT) > opt_mmap_threshold())
 		return NULL;
-	void *p = tcache_run_take(npages);
-	if (p && zero)
-		memset(p, 0, n);
-	return p;
+	void *p = tcache_run_take_live(npages);
+	return p && zero ? memset(p, 0, n) : p;   /* (a tail call) */
 }
 
 /* free's side: true when p, a run head that is not cached or sampled, was
- * parked in the run cache (the checks are block_classify's for a run). */
+ * parked in the run cache (the checks are block_classify's for a run); a
+ * park that needs more (tcache_run_park_live) is left to the tiers' path.
+ * (With tcache:0 and under memcheck the run cache has no room.) */
 static inline bool run_cache_free(void *p)
 {
-	if (!opt.tcache || opt.secure || vg_active || ((uintptr_t)p & (PAGE_SIZE - 1)))
-		return false;        /* (no run cache then; a slab object rarely starts a page) */
-	struct page_desc *d = arena_desc_of(p);
-	return d && d->kind == PD_RUN && !(d->flags & (PDF_CACHED | PDF_SAMPLED)) &&
-	       tcache_run_park(d);
+	if (opt.secure || ((uintptr_t)p & (PAGE_SIZE - 1)))
+		return false;        /* (a slab object rarely starts a page) */
+	struct arena *a = &arenas[0];            /* the first arena's test, as free()'s */
+	size_t off = (uintptr_t)p + a->base_hidden;
+	struct page_desc *d = &a->desc[off >> PAGE_SHIFT];
+	if (off >= a->limit && !(d = arena_desc_of(p)))
+		return false;
+	return d->kind == PD_RUN && !(d->flags & (PDF_CACHED | PDF_SAMPLED)) &&
+	       tcache_run_park_live(d, p);
 }
 
 /* The OS refused memory: give back what the process holds idle (cached large
