@@ -17,6 +17,16 @@
  * The pcp cache keeps up to PCP_HIGH order-0 pages unmerged so that slabs of
  * one page come and go without splitting and merging.
  *
+ * Growing a range in place (buddy_grow_pages, for realloc of a page run): the
+ * pages right after a range in use can only be covered by free blocks (or
+ * pcp pages) each starting where the one before ends, because a free block
+ * that began earlier would hold a page in use. So the range is taken block by
+ * block under the zone lock: each free block leaves its list whole, and its
+ * part past the range goes back as the largest aligned blocks that tile it,
+ * as the leftover of an allocation does; a pcp page leaves the pcp. Either
+ * every page is taken or none. No rule above changes: what goes back is
+ * freed through free_block_locked, and never crosses the chunk's end.
+ *
  * Dirty accounting and decay: a free block is dirty when any of its pages may
  * still be resident; its head records since when (dirty_ms, 0 = clean).
  * Merging keeps the newest stamp, so a block is purged only once all of it
@@ -340,6 +350,63 @@ static void free_range_locked(struct zone *z, struct page_desc *head, size_t npa
 		idx += (size_t)1 << order;
 		npages -= (size_t)1 << order;
 	}
+}
+
+/* The pages the free block or pcp page at d covers; 0 when d is in use. */
+static size_t free_len_locked(struct zone *z, const struct page_desc *d)
+{
+	lock_assert_held(&z->lock);
+	if (d->kind == PD_FREE)
+		return (size_t)1 << d->order;
+	return d->kind == PD_PCP;
+}
+
+/* Take the pcp page d out of the pcp (it is there). */
+static void pcp_take_locked(struct zone *z, struct page_desc *d)
+{
+	lock_assert_held(&z->lock);
+	unsigned i = 0;
+	while (i < z->pcp_count && z->pcp[i] != d)
+		i++;
+	VERIFY(i < z->pcp_count);
+	z->pcp[i] = z->pcp[--z->pcp_count];
+	z->free_pages--;
+	z->dirty_pages--;
+	d->kind = PD_NONE;
+}
+
+bool buddy_grow_pages(struct page_desc *head, size_t npages, size_t new_npages)
+{
+	struct zone *z = &zones[head->zone];
+	size_t idx = desc_index(head), from = idx + npages, to = idx + new_npages;
+	ASSERT(npages >= 1 && new_npages > npages);
+	if (to > (idx & ~(size_t)(CHUNK_PAGES - 1)) + CHUNK_PAGES)
+		return false;           /* past the chunk: another zone's, or no pages */
+	lock_acquire(&z->lock);
+	size_t i = from, len = 1;
+	while (i < to && (len = free_len_locked(z, page_at(head, i))))
+		i += len;
+	if (i < to) {
+		lock_release(&z->lock);
+		return false;
+	}
+	for (i = from; i < to; i += len) {
+		struct page_desc *d = page_at(head, i);
+		if (d->kind == PD_PCP) {
+			pcp_take_locked(z, d);
+			len = 1;
+			continue;
+		}
+		len = (size_t)1 << d->order;
+		uint64_t stamp = d->dirty_ms;
+		list_del_locked(z, d);
+		if (i + len > to)       /* the tail keeps the block's stamp */
+			free_range_locked(z, page_at(head, to), i + len - to, stamp, true);
+	}
+	if (BSL_DEBUG && (++z->ndebug_checks & 63) == 0)
+		buddy_check(z);
+	lock_release(&z->lock);
+	return true;
 }
 
 static struct page_desc *alloc_pages_fn(struct zone *z, size_t npages, size_t align_pages,

@@ -64,6 +64,10 @@ struct page_desc *buddy_alloc_pages(struct zone *z, size_t npages, size_t align_
 				    bool *dirty);
 /* Free npages starting at head (any page-aligned range of one chunk). */
 void buddy_free_pages(struct page_desc *head, size_t npages);
+/* Extend the npages in use from head to new_npages: true when the pages
+ * between were all free in head's zone (and in its chunk) and are now taken
+ * (PD_NONE, the caller's); false, with nothing changed, otherwise. */
+bool buddy_grow_pages(struct page_desc *head, size_t npages, size_t new_npages);
 
 /* Move z's pcp pages back onto the free lists (merging them). */
 void buddy_drain_pcp(struct zone *z);

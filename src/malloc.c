@@ -57,31 +57,36 @@ static void zero_block(void *p, size_t n)
 
 /* The page runs' short path, for the common case above the slabs (a 16-128
  * KiB buffer allocated and freed again): a run of n's page count parked in
- * the thread's run cache, when nothing else applies (no thread cache, secure
- * mode, memcheck, an alignment, a lowered mmap threshold). NULL: the tiers. */
+ * the thread's run cache, when nothing else applies (secure mode, an
+ * alignment, a lowered mmap threshold). NULL: the tiers. Without a thread
+ * cache (tcache:0, and memcheck, which turns it off) nothing is parked. */
 static inline void *run_cache_alloc(size_t n, size_t align, bool zero)
 {
-	if (n > (size_t)RUN_CACHE_MAX_PAGES << PAGE_SHIFT || n <= SLAB_MAX ||
-	    align > MIN_ALIGN || !opt.tcache || opt.secure || vg_active)
+	if (n - (SLAB_MAX + 1) >= ((size_t)RUN_CACHE_MAX_PAGES << PAGE_SHIFT) - SLAB_MAX ||
+	    align != MIN_ALIGN || opt.secure)      /* (no caller passes less) */
 		return NULL;
 	size_t npages = (n + PAGE_SIZE - 1) >> PAGE_SHIFT;
 	if ((npages << PAGE_SHIFT) > opt_mmap_threshold())
 		return NULL;
-	void *p = tcache_run_take(npages);
-	if (p && zero)
-		memset(p, 0, n);
-	return p;
+	void *p = tcache_run_take_live(npages);
+	return p && zero ? memset(p, 0, n) : p;   /* (a tail call) */
 }
 
 /* free's side: true when p, a run head that is not cached or sampled, was
- * parked in the run cache (the checks are block_classify's for a run). */
+ * parked in the run cache (the checks are block_classify's for a run); a
+ * park that needs more (tcache_run_park_live) is left to the tiers' path.
+ * (With tcache:0 and under memcheck the run cache has no room.) */
 static inline bool run_cache_free(void *p)
 {
-	if (!opt.tcache || opt.secure || vg_active || ((uintptr_t)p & (PAGE_SIZE - 1)))
-		return false;        /* (no run cache then; a slab object rarely starts a page) */
-	struct page_desc *d = arena_desc_of(p);
-	return d && d->kind == PD_RUN && !(d->flags & (PDF_CACHED | PDF_SAMPLED)) &&
-	       tcache_run_park(d);
+	if (opt.secure || ((uintptr_t)p & (PAGE_SIZE - 1)))
+		return false;        /* (a slab object rarely starts a page) */
+	struct arena *a = &arenas[0];            /* the first arena's test, as free()'s */
+	size_t off = (uintptr_t)p + a->base_hidden;
+	struct page_desc *d = &a->desc[off >> PAGE_SHIFT];
+	if (off >= a->limit && !(d = arena_desc_of(p)))
+		return false;
+	return d->kind == PD_RUN && !(d->flags & (PDF_CACHED | PDF_SAMPLED)) &&
+	       tcache_run_park_live(d, p);
 }
 
 /* The OS refused memory: give back what the process holds idle (cached large
@@ -391,7 +396,8 @@ EXPORT void cfree(void *p) { free(p); }
 
 /* --------------------------------------------------------------- realloc */
 
-/* Can p (described by b) hold n bytes where it is, at the tier n belongs to? */
+/* Can p (described by b) hold n bytes where it is, at the tier n belongs to?
+ * A run shrinks in place, and grows in place when the pages after it are free. */
 static bool resize_in_place(void *p, struct block *b, size_t n)
 {
 	switch (b->tier) {
@@ -400,9 +406,10 @@ static bool resize_in_place(void *p, struct block *b, size_t n)
 		       size_to_class(n + sec_canary_bytes) == b->class_idx;
 	case TIER_RUN: {
 		size_t npages = (n + PAGE_SIZE - 1) >> PAGE_SHIFT;
-		if (n <= SLAB_MAX || (npages << PAGE_SHIFT) > opt_mmap_threshold() ||
-		    npages > b->desc->npages)
+		if (n <= SLAB_MAX || (npages << PAGE_SHIFT) > opt_mmap_threshold())
 			return false;
+		if (npages > b->desc->npages)
+			return run_grow(b->desc, npages);
 		if (npages < b->desc->npages)
 			run_shrink(b->desc, npages);
 		return true;
@@ -414,16 +421,24 @@ static bool resize_in_place(void *p, struct block *b, size_t n)
 	return false;
 }
 
-/* realloc's short path: p is a slab object of the first arena whose class
- * still fits n (the free fast path's test; a string grown a byte at a time
- * lives here), so it stays. A freed object is a double free. */
-static inline bool realloc_stays_slab(void *p, size_t n)
+/* realloc's short path: p is a block of the first arena that n fits as it
+ * is, so it stays: a slab object whose class still fits n (the free fast
+ * path's test; a string grown a byte at a time lives here; a freed object is
+ * a double free), or a run (not parked) of n's page count at the run tier
+ * (resize_in_place's test: a buffer grown a byte at a time is here for 4095
+ * calls of every 4096, and the 4096th grows it in place when it can). */
+static inline bool realloc_stays(void *p, size_t n)
 {
 	struct arena *a = &arenas[0];
 	size_t off = (uintptr_t)p + a->base_hidden;
-	if (off >= a->limit || n > SLAB_MAX || opt.secure || vg_active)
+	if (off >= a->limit || opt.secure || vg_active)
 		return false;
 	struct page_desc *d = &a->desc[off >> PAGE_SHIFT];
+	if (n > SLAB_MAX) {
+		size_t npages = (n + PAGE_SIZE - 1) >> PAGE_SHIFT;
+		return !(off & (PAGE_SIZE - 1)) && d->kind == PD_RUN && !(d->flags & PDF_CACHED) &&
+		       npages == d->npages && (npages << PAGE_SHIFT) <= opt_mmap_threshold();
+	}
 	if (slab_obj_index(d, p) >= d->obj_nobjs || size_to_class(n) != d->class_idx)
 		return false;
 	if (unlikely(obj_is_free(p)))
@@ -431,19 +446,9 @@ static inline bool realloc_stays_slab(void *p, size_t n)
 	return true;
 }
 
-EXPORT void *realloc(void *p, size_t n)
+/* realloc of a live p to n > 0 bytes that does not stay by realloc_stays. */
+static NOINLINE void *realloc_slow(void *p, size_t n)
 {
-	if (!p)
-		return malloc(n);
-	if (n == 0) {               /* glibc's choice: free and return NULL */
-		free(p);
-		return NULL;
-	}
-	if (realloc_stays_slab(p, n))
-		return p;
-	if (n > SLAB_MAX && !opt.secure && !vg_active && n > opt_mmap_threshold() &&
-	    large_realloc_stays(p, n))
-		return p;          /* a large block that fits, found without a lookup */
 	bsl_ensure_init();
 	struct block b;
 	if (!block_lookup(p, &b))
@@ -491,6 +496,24 @@ EXPORT void *realloc(void *p, size_t n)
 	memcpy(q, p, n < b.usable ? n : b.usable);
 	free_slow(p, "realloc");
 	return q;
+}
+
+/* The short paths first, in a function of their own that saves no register
+ * when the block stays. */
+EXPORT void *realloc(void *p, size_t n)
+{
+	if (!p)
+		return malloc(n);
+	if (n == 0) {               /* glibc's choice: free and return NULL */
+		free(p);
+		return NULL;
+	}
+	if (realloc_stays(p, n))
+		return p;
+	if (n > SLAB_MAX && !opt.secure && !vg_active && n > opt_mmap_threshold() &&
+	    large_realloc_stays(p, n))
+		return p;          /* a large block that fits, found without a lookup */
+	return realloc_slow(p, n);
 }
 
 EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)

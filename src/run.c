@@ -71,3 +71,16 @@ void run_shrink(struct page_desc *head, size_t new_npages)
 	__atomic_fetch_sub(&zones[head->zone].run_pages, old - new_npages, __ATOMIC_RELAXED);
 	buddy_free_pages(head + new_npages, old - new_npages);
 }
+
+bool run_grow(struct page_desc *head, size_t new_npages)
+{
+	size_t old = head->npages;
+	ASSERT(new_npages > old && new_npages <= CHUNK_PAGES);
+	if (!buddy_grow_pages(head, old, new_npages))
+		return false;
+	for (size_t i = old; i < new_npages; i++)
+		head[i].freed = 0;
+	head->npages = (uint32_t)new_npages;
+	__atomic_fetch_add(&zones[head->zone].run_pages, new_npages - old, __ATOMIC_RELAXED);
+	return true;
+}

@@ -82,16 +82,24 @@ static void record_put_locked(struct tcache_record *r)
 	nlive--;
 }
 
+/* The run cache's part (and the bins' bytes as last counted): the runs'
+ * own publishing, which does not walk the bins. */
+static void publish_runs(struct tcache *tc)
+{
+	size_t bytes = tc->bin_bytes + (tc->run_max - tc->run_room);
+	__atomic_store_n(&tc->rec->cached_bytes, bytes, __ATOMIC_RELAXED);
+	__atomic_store_n(&tc->rec->nrun_take, tc->nrun_take, __ATOMIC_RELAXED);
+	__atomic_store_n(&tc->rec->nrun_park, tc->nrun_park, __ATOMIC_RELAXED);
+}
+
 static void publish(struct tcache *tc)
 {
 	size_t bytes = 0;
 	const struct tcache_bin *bins = tcache_bins(tc);
 	for (unsigned c = 1; c <= NCLASSES; c++)
 		bytes += (size_t)(bins[c].max - bins[c].room) * class_info[c].size;
-	bytes += tc->run_bytes;
-	__atomic_store_n(&tc->rec->cached_bytes, bytes, __ATOMIC_RELAXED);
-	__atomic_store_n(&tc->rec->nrun_take, tc->nrun_take, __ATOMIC_RELAXED);
-	__atomic_store_n(&tc->rec->nrun_park, tc->nrun_park, __ATOMIC_RELAXED);
+	tc->bin_bytes = bytes;
+	publish_runs(tc);
 }
 
 /* The exit key's destructor. Its argument may be a stale value left in a
@@ -109,6 +117,7 @@ static void tcache_thread_exit(void *unused)
 		struct tcache_bin *bins = tcache_bins(tc);
 		for (unsigned c = 1; c <= NCLASSES; c++)
 			bins[c].max = bins[c].room = 0;   /* later frees take the slow path */
+		tc->run_max = tc->run_room = 0;      /* runs[] was emptied */
 		lock_acquire(&registry_lock);
 		record_put_locked(tc->rec);
 		lock_release(&registry_lock);
@@ -139,8 +148,9 @@ static bool thread_in_final_exit(void)
 }
 
 /* Debug builds: every bin holds max - room objects, each a free object (its
- * link checked by obj_next) in a slab page of the bin's class; the parked
- * runs add up to run_bytes. */
+ * link checked by obj_next) in a slab page of the bin's class; every parked
+ * run is a marked run head of its list's length, and they add up to
+ * run_max - run_room. */
 static void tcache_check(struct tcache *tc)
 {
 	if (!BSL_DEBUG)
@@ -156,9 +166,11 @@ static void tcache_check(struct tcache *tc)
 	}
 	size_t bytes = 0;
 	for (size_t np = RUN_CACHE_MIN_PAGES; np <= RUN_CACHE_MAX_PAGES; np++)
-		for (void *q = tc->runs[np]; q; q = obj_next(q))
+		for (const struct page_desc *d = tc->runs[np]; d; d = d->next) {
+			VERIFY(d->kind == PD_RUN && (d->flags & PDF_CACHED) && d->npages == np);
 			bytes += np << PAGE_SHIFT;
-	VERIFY(bytes == tc->run_bytes);
+		}
+	VERIFY(bytes == tc->run_max - tc->run_room && tc->run_max <= RUN_CACHE_BYTES);
 }
 
 /* The growth of every live thread's bins together (bytes), at most
@@ -221,6 +233,7 @@ static bool tcache_ready(struct tcache *tc)
 		return false;
 	}
 	bins_reset(tc);
+	tc->run_max = tc->run_room = opt.tcache ? RUN_CACHE_BYTES : 0;   /* runs[] is empty */
 	tc->state = TC_LIVE;
 	return true;
 }
@@ -287,33 +300,42 @@ void tcache_free_slow(void *p, unsigned c)
 		tcache_check(tc);
 }
 
-/* The first parked run of npages (the list is not empty). */
-static void *runs_pop(struct tcache *tc, size_t npages)
-{
-	void *p = tc->runs[npages];
-	tc->runs[npages] = obj_next(p);
-	obj_mark_used(p);   /* a copy of this block must not look like a free object */
-	tc->run_bytes -= npages << PAGE_SHIFT;
-	return p;
-}
-
 void *tcache_run_take(size_t npages)
 {
 	struct tcache *tc = &tc_self;
 	if (npages > RUN_CACHE_MAX_PAGES || !tc->runs[npages])
 		return NULL;
-	void *p = runs_pop(tc, npages);
-	run_mark_unparked(arena_desc_of(p));
-	tc->nrun_take++;
+	void *p = desc_addr(tc->runs[npages]);
+	if (obj_next(p) != NULL)   /* the mark of tcache_run_park broken */
+		obj_link_corrupt(p);
+	p = tcache_run_take_live(npages);
+	ASSERT(p);
 	return p;
 }
 
+/* The first parked run of npages (the list is not empty), still marked
+ * PDF_CACHED, for the buddy layer (its words are not checked: it is not
+ * handed out). */
+static struct page_desc *runs_pop(struct tcache *tc, size_t npages)
+{
+	struct page_desc *d = tc->runs[npages];
+	tc->runs[npages] = d->next;
+	tc->run_room += npages << PAGE_SHIFT;
+	return d;
+}
+
+void tcache_run_publish(void)
+{
+	publish_runs(&tc_self);
+}
+
+/* The full park (tcache_run_park_live is its short path): the warm-up of a
+ * cache that is not live yet, and the statistics every 64th park. */
 bool tcache_run_park(struct page_desc *head)
 {
 	struct tcache *tc = &tc_self;
 	size_t npages = head->npages, nbytes = npages << PAGE_SHIFT;
-	if (npages < RUN_CACHE_MIN_PAGES || npages > RUN_CACHE_MAX_PAGES ||
-	    tc->run_bytes + nbytes > RUN_CACHE_BYTES)
+	if (npages < RUN_CACHE_MIN_PAGES || npages > RUN_CACHE_MAX_PAGES)
 		return false;
 	if (!opt.tcache)            /* tcache:0, memcheck */
 		return false;
@@ -324,13 +346,15 @@ bool tcache_run_park(struct page_desc *head)
 		if (!ready)
 			return false;
 	}
-	void *p = desc_addr(head);
+	if (nbytes > tc->run_room)
+		return false;
 	run_mark_parked(head);
+	obj_set_next(desc_addr(head), NULL);
+	head->next = tc->runs[npages];
+	tc->runs[npages] = head;
+	tc->run_room -= nbytes;
 	if ((++tc->nrun_park & 63) == 0)
-		publish(tc);      /* a thread of runs only has no other slow path */
-	obj_set_next(p, tc->runs[npages]);
-	tc->runs[npages] = p;
-	tc->run_bytes += nbytes;
+		publish_runs(tc);      /* a thread of runs only has no other slow path */
 	return true;
 }
 
@@ -339,7 +363,7 @@ static void runs_flush(struct tcache *tc)
 {
 	for (size_t n = RUN_CACHE_MIN_PAGES; n <= RUN_CACHE_MAX_PAGES; n++)
 		while (tc->runs[n])
-			run_free_parked(arena_desc_of(runs_pop(tc, n)));
+			run_free_parked(runs_pop(tc, n));
 }
 
 static void bins_flush(struct tcache *tc, uint64_t idle_ms)

@@ -34,6 +34,7 @@
 #define BSL_TCACHE_H
 #include "sizeclass.h"
 #include "slab.h"
+#include "run.h"
 #pragma GCC visibility push(hidden)
 
 struct tcache_bin {
@@ -57,7 +58,12 @@ struct tcache_record;
 
 /* Freed page runs of SLAB_MAX + 1 page .. RUN_CACHE_MAX_PAGES pages, kept per
  * page count (at most RUN_CACHE_BYTES per thread) so that a program that
- * allocates and frees 32 KiB buffers does not take its zone lock each time. */
+ * allocates and frees 32 KiB buffers does not take its zone lock each time.
+ * A list links the runs' head descriptors through their next field (unused
+ * by a PD_RUN head), not the runs' memory, so a write after free into a
+ * parked run cannot reach the list; the run's first two words still hold a
+ * free object's mark (slab.h) with no successor, checked when it is taken:
+ * such a write aborts then, as it does for the bins. */
 #define RUN_CACHE_MIN_PAGES (SLAB_MAX / PAGE_SIZE + 1)
 #define RUN_CACHE_MAX_PAGES 32
 #define RUN_CACHE_BYTES     (256 * 1024)
@@ -65,8 +71,11 @@ struct tcache_record;
 struct tcache {
 	struct tcache_bin bins[NCLASSES + 1];    /* the fast paths' */
 	struct tcache_bin sbins[NCLASSES + 1];   /* the slow paths' instead, when tcache_slow_only */
-	void *runs[RUN_CACHE_MAX_PAGES + 1];     /* by page count; linked by first word */
-	size_t run_bytes;                        /* bytes parked in runs[] */
+	struct page_desc *runs[RUN_CACHE_MAX_PAGES + 1];   /* by page count; heads, by next */
+	size_t run_room, run_max;   /* bytes runs[] may still take, and held + room: as a bin's
+	                             * room and max, 0 while the cache is not live (and with
+	                             * tcache:0), RUN_CACHE_BYTES from then on */
+	size_t bin_bytes;                        /* the bins' bytes at the last publish */
 	size_t grown_bytes;      /* bytes the bins' bounds grew by, at most TCACHE_GROW_BUDGET */
 	int state;                       /* enum tcache_state */
 	uint32_t warmup;                 /* slow-path calls made while TC_WARM */
@@ -124,10 +133,55 @@ void tcache_idle_return(uint64_t now);
 bool tcache_thread_ready(void);
 enum { TCACHE_EXIT_CACHES, TCACHE_EXIT_QUARANTINE, TCACHE_EXIT_HOOKS };
 extern void (*tcache_exit_hooks[TCACHE_EXIT_HOOKS])(void);
-/* Run cache: take a parked run of exactly npages (NULL if none); park a freed
- * run (false when it does not fit: the caller frees it). */
+/* Run cache: take a parked run of exactly npages (NULL if none; aborts when
+ * the mark in its first words was overwritten); park a freed run (false when
+ * it does not fit: the caller frees it). */
 void *tcache_run_take(size_t npages);
+/* malloc()'s short path: tcache_run_take without a call, which leaves a run
+ * whose mark is broken where it is (NULL) for tcache_run_take to report. */
+static inline void *tcache_run_take_live(size_t npages)
+{
+	struct tcache *tc = &tc_self;
+	struct page_desc *d;
+	if (npages > RUN_CACHE_MAX_PAGES || !(d = tc->runs[npages]))
+		return NULL;
+	char *p = desc_addr(d);
+	if (!p)
+		__builtin_unreachable();   /* no arena starts at 0: the callers' NULL tests go */
+	const uint64_t *w = (const uint64_t *)p;   /* tcache_run_park's mark: obj_next is NULL */
+	if (unlikely((w[0] ^ (uintptr_t)p) != obj_keys.link ||
+		     (w[1] ^ (uintptr_t)p ^ obj_keys.link) != obj_keys.check))   /* w0 ^ w1: check */
+		return NULL;
+	obj_mark_used(p);   /* a copy of this block must not look like a free object */
+	tc->runs[npages] = d->next;   /* (a PD_RUN head's next means nothing off the list) */
+	run_mark_unparked(d);
+	tc->run_room += npages << PAGE_SHIFT;
+	tc->nrun_take++;
+	return p;
+}
 bool tcache_run_park(struct page_desc *head);
+/* free()'s short path: tcache_run_park of p (head's run) into a live cache,
+ * whose only call (every 64th park: a thread of runs only has no other slow
+ * path to publish its statistics) comes last, so that it is a tail call.
+ * False (the caller then takes the path through tcache_run_park) when the run
+ * does not fit (no room: also while the cache is not live, and with tcache:0). */
+void tcache_run_publish(void);
+static inline bool tcache_run_park_live(struct page_desc *head, void *p)
+{
+	struct tcache *tc = &tc_self;
+	size_t npages = head->npages, nbytes = npages << PAGE_SHIFT;
+	if (npages - RUN_CACHE_MIN_PAGES > RUN_CACHE_MAX_PAGES - RUN_CACHE_MIN_PAGES ||
+	    nbytes > tc->run_room)
+		return false;
+	run_mark_parked(head);
+	obj_set_next(p, NULL);
+	head->next = tc->runs[npages];
+	tc->runs[npages] = head;
+	tc->run_room -= nbytes;
+	if (unlikely((++tc->nrun_park & 63) == 0))
+		tcache_run_publish();
+	return true;
+}
 /* Diagnostic: is p parked in the calling thread's bin for class c? */
 bool tcache_holds(const void *p, unsigned class_idx);
 /* Sum of cached objects' bytes and the number of live caches. */

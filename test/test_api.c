@@ -815,6 +815,82 @@ static void realloc_large_steps(void)
 	}
 }
 
+/* A page run grows in place when the pages right after it are free (the
+ * buddy layer gives them to it), and moves when they are in use; its bytes
+ * survive either way, and so do the neighbour's. */
+static void fill_pattern(unsigned char *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (unsigned char)(i * 7 + seed);
+}
+
+static int pattern_intact(const unsigned char *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != (unsigned char)(i * 7 + seed))
+			return 0;
+	return 1;
+}
+
+static void realloc_run_grows_in_place(void)
+{
+	const char *conf = getenv("BUDDYSLAB_CONF");
+	if (conf && strstr(conf, "secure"))
+		SKIP("secure canaries resize by their own rule");
+	/* a 16-page run shrunk in place to 5 pages: pages 5-15 of its block are
+	 * free, and nothing is allocated before the realloc that grows it */
+	unsigned char *p = malloc(16 * 4096);
+	REQUIRE(p);
+	REQUIRE(realloc(p, 5 * 4096) == p);
+	fill_pattern(p, 5 * 4096, 1);
+	unsigned char *q = realloc(p, 12 * 4096 + 100);      /* 13 pages */
+	REQUIRE(q);
+	CHECK(q == p);
+	CHECK(pattern_intact(q, 5 * 4096, 1));
+	CHECK(malloc_usable_size(q) >= 12 * 4096 + 100);
+	fill_pattern(q, 12 * 4096 + 100, 2);
+	for (size_t n = 12 * 4096 + 101; n <= 16 * 4096; n += 1000) {   /* the rest, step by step */
+		unsigned char *r = realloc(q, n);
+		REQUIRE(r);
+		CHECK(r == q);
+		q = r;
+	}
+	CHECK(pattern_intact(q, 12 * 4096 + 100, 2));
+	free(q);
+
+	/* two 16-page runs side by side (a block split for the first gives its
+	 * other half to the next): the first must move to grow */
+	enum { N = 64 };
+	unsigned char *r[N], *a = NULL, *b = NULL;
+	int n = 0;
+	for (; n < N && !a; n++) {
+		r[n] = malloc(16 * 4096);
+		REQUIRE(r[n]);
+		for (int j = 0; j < n && !a; j++) {
+			if (r[n] == r[j] + 16 * 4096)
+				a = r[j], b = r[n];
+			else if (r[j] == r[n] + 16 * 4096)
+				a = r[n], b = r[j];
+		}
+	}
+	if (a) {
+		fill_pattern(a, 16 * 4096, 3);
+		fill_pattern(b, 16 * 4096, 4);
+		q = realloc(a, 17 * 4096);
+		REQUIRE(q);
+		CHECK(q != a);
+		CHECK(pattern_intact(q, 16 * 4096, 3));
+		CHECK(pattern_intact(b, 16 * 4096, 4));
+		for (int j = 0; j < n; j++)
+			if (r[j] == a)
+				r[j] = q;
+	}
+	for (int j = 0; j < n; j++)
+		free(r[j]);
+	if (!a)
+		SKIP("no two runs side by side in %d allocations", N);
+}
+
 static void realloc_null_and_zero(void)
 {
 	/* realloc(NULL, n) behaves as malloc(n) */
@@ -1508,18 +1584,25 @@ static void invalid_realloc_aborts(void)
  * realloc stays in place): a double free, as free would say. */
 static void child_realloc_freed(void *arg)
 {
-	char *volatile p = malloc(40);
+	size_t n = (size_t)(uintptr_t)arg;
+	for (int i = 0; i < 64; i++)     /* past the thread cache's warm-up: a freed run is parked */
+		free(malloc(n));
+	char *volatile p = malloc(n);
 	free(p);
-	p = realloc(p, 48);
+	p = realloc(p, n + 8);
 	printf("not caught %p\n", (void *)p);
 }
 
+/* a slab object, and runs parked in the thread's run cache (realloc's short
+ * path must not take them for live runs), realloc'd within their size after free */
 static void realloc_of_freed_object_aborts(void)
 {
 	const char *conf = getenv("BUDDYSLAB_CONF");
 	if (conf && strstr(conf, "secure"))
 		SKIP("secure mode quarantines the object: its own message");
-	CHECK(t_expect_abort(child_realloc_freed, NULL, "double free 0x"));
+	CHECK(t_expect_abort(child_realloc_freed, (void *)(uintptr_t)40, "double free 0x"));
+	CHECK(t_expect_abort(child_realloc_freed, (void *)(uintptr_t)40000, "double free 0x"));
+	CHECK(t_expect_abort(child_realloc_freed, (void *)(uintptr_t)120000, "double free 0x"));
 }
 
 /* ---------------------------------------------------------------- out of memory */
@@ -1706,6 +1789,7 @@ int main(int argc, char **argv)
 	T_RUN(realloc_keeps_contents);
 	T_RUN(realloc_null_and_zero);
 	T_RUN(realloc_large_steps);
+	T_RUN(realloc_run_grows_in_place);
 	T_RUN(free_null_usable_null_errno);
 	T_RUN(c23_free_sized);
 	T_RUN(mallinfo2_tracks_usage);

@@ -100,6 +100,52 @@ static void t_run_gives_back_tail(void)
 	buddy_check(Z);
 }
 
+/* A range in use grows over the free blocks and pcp pages right after it,
+ * splitting the last one, and not over a page in use or past its chunk. */
+static void t_grow_in_place(void)
+{
+	fresh_zone(1);
+	bool dirty;
+	struct page_desc *d = buddy_alloc_pages(Z, 5, 1, &dirty);   /* [0,8): 5, 6-7 free */
+	REQUIRE(d);
+	size_t base = desc_index(d);
+	REQUIRE(base % 1024 == 0);
+	CHECK(Z->nfree[0] == 1 && Z->nfree[1] == 1);
+	CHECK(buddy_grow_pages(d, 5, 7));           /* page 5, and 6 of 6-7: 7 goes back */
+	CHECK(Z->free_pages == 1024 - 7 && Z->nfree[0] == 1 && Z->nfree[1] == 0);
+	CHECK(d[6].kind == PD_NONE && d[7].kind == PD_FREE && d[7].order == 0);
+	buddy_check(Z);
+	CHECK(buddy_grow_pages(d, 7, 20));          /* 7, 8-15, and 16-19 of 16-31 */
+	CHECK(Z->free_pages == 1024 - 20 && Z->nfree[0] == 0 && Z->nfree[3] == 1);
+	CHECK(d[20].kind == PD_FREE && d[20].order == 2 && d[24].kind == PD_FREE && d[24].order == 3);
+	buddy_check(Z);
+	struct page_desc *e = buddy_alloc_pages(Z, 4, 1, &dirty);   /* the one 4-page block */
+	REQUIRE(e);
+	CHECK(desc_index(e) == base + 20);
+	size_t free_before = Z->free_pages;
+	CHECK(!buddy_grow_pages(d, 20, 21));        /* its neighbour is in use */
+	CHECK(!buddy_grow_pages(d, 20, 40));
+	CHECK(Z->free_pages == free_before && d[24].kind == PD_FREE);
+	buddy_check(Z);
+	buddy_free_pages(e, 4);                     /* [20,24) free again */
+	struct page_desc *pg = buddy_alloc(Z, 0, &dirty);   /* page 20 of it ... */
+	REQUIRE(pg == d + 20);
+	buddy_free(pg, 0);                          /* ... into the pcp */
+	CHECK(pg->kind == PD_PCP);
+	unsigned pcp = Z->pcp_count;
+	CHECK(buddy_grow_pages(d, 20, 26));         /* pcp page 20, 21, 22-23, 24-25 of 24-31 */
+	CHECK(Z->pcp_count == pcp - 1 && pg->kind == PD_NONE);
+	CHECK(Z->free_pages == 1024 - 26);
+	buddy_check(Z);
+	CHECK(!buddy_grow_pages(d, 26, 1025));      /* past the chunk */
+	CHECK(buddy_grow_pages(d, 26, 1024));       /* the rest of it */
+	CHECK(Z->free_pages == 0);
+	buddy_check(Z);
+	buddy_free_pages(d, 1024);
+	CHECK(Z->nfree[10] == 1 && Z->free_pages == 1024);
+	buddy_check(Z);
+}
+
 static void t_exhaustion_and_growth(void)
 {
 	fresh_zone(2);
@@ -157,9 +203,17 @@ static void t_random_ops_keep_invariants(void)
 	enum { N = 400 };
 	struct { struct page_desc *d; size_t npages; } held[N] = { { 0 } };
 	bool dirty;
+	int grown = 0;
 	for (int step = 0; step < 20000; step++) {
 		int i = (int)(next_rand() % N);
-		if (held[i].d) {
+		if (held[i].d && next_rand() % 4 == 0) {   /* grow where it is, if it can */
+			size_t more = 1 + next_rand() % 20;
+			if (held[i].npages + more <= 1024 &&
+			    buddy_grow_pages(held[i].d, held[i].npages, held[i].npages + more)) {
+				held[i].npages += more;
+				grown++;
+			}
+		} else if (held[i].d) {
 			buddy_free_pages(held[i].d, held[i].npages);
 			held[i].d = NULL;
 		} else {
@@ -178,6 +232,7 @@ static void t_random_ops_keep_invariants(void)
 			buddy_free_pages(held[i].d, held[i].npages);
 	buddy_drain_pcp(Z);
 	buddy_check(Z);
+	CHECK(grown > 0);
 	CHECK(Z->nfree[10] == Z->chunks);       /* everything merged back */
 	CHECK(Z->free_pages == Z->chunks * 1024);
 }
@@ -202,6 +257,7 @@ int main(void)
 	T_RUN(t_seed_split_70_pages);
 	T_RUN(t_seed_neighbours_not_buddies);
 	T_RUN(t_run_gives_back_tail);
+	T_RUN(t_grow_in_place);
 	T_RUN(t_exhaustion_and_growth);
 	T_RUN(t_dirty_accounting_and_purge);
 	T_RUN(t_random_ops_keep_invariants);
