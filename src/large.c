@@ -199,6 +199,29 @@ bool large_realloc_stays(const void *p, size_t nbytes)
 	       last_resized.removals == __atomic_load_n(&removals, __ATOMIC_RELAXED);
 }
 
+/* The calling thread's last block cut from the front of a cached mapping
+ * whose rest stayed cached right after it (cache_take), hidden, with the
+ * removal count then: while the count has not moved, the block and that rest
+ * are still one mapping, so the block may grow into the rest (large_realloc).
+ * Another mapping that happens to sit right after a block must not be taken:
+ * the block would span two, and mremap refuses such a range. */
+static __thread struct { uintptr_t block_hidden, rest_hidden; uint64_t removals; }
+	last_cut __attribute__((tls_model("initial-exec")));
+
+static void cut_remember(const void *block, const void *rest)
+{
+	last_cut.block_hidden = hide_addr((uintptr_t)block);
+	last_cut.rest_hidden = hide_addr((uintptr_t)rest);
+	last_cut.removals = __atomic_load_n(&removals, __ATOMIC_RELAXED);
+}
+
+static bool cut_from_same(const void *block, const void *rest)
+{
+	return last_cut.block_hidden == hide_addr((uintptr_t)block) &&
+	       last_cut.rest_hidden == hide_addr((uintptr_t)rest) &&
+	       last_cut.removals == __atomic_load_n(&removals, __ATOMIC_RELAXED);
+}
+
 /* Remove p's record; returns its length, or 0 when p is not recorded. */
 static size_t unrecord(const void *p)
 {
@@ -217,6 +240,20 @@ static size_t unrecord(const void *p)
 	shard_check_locked(sh);
 	lock_release(&sh->lock);
 	return nbytes;
+}
+
+/* p's record (live) now says nbytes: it grew in place. */
+static void rerecord(const void *p, size_t nbytes)
+{
+	struct large_shard *sh = shard_of((uintptr_t)p);
+	lock_acquire(&sh->lock);
+	bool was_freed;
+	struct large_slot *s = find_locked(sh, (uintptr_t)p, &was_freed);
+	VERIFY(s);
+	sh->live_bytes += nbytes - s->nbytes;
+	s->nbytes = nbytes;
+	shard_check_locked(sh);
+	lock_release(&sh->lock);
 }
 
 /* A block's mapping goes away (with its guard pages when guarded). */
@@ -293,6 +330,8 @@ static void *cache_take(size_t *len, size_t align)
 		cache_set_locked(bi, addr + want, excess, m.freed_ms);
 	lock_release(&cache_lock);
 
+	if (split)
+		cut_remember(addr, addr + want);
 	if (split || excess == 0)
 		return addr;
 	if (!guarded() && excess <= want / 4) {
@@ -313,6 +352,29 @@ static void *cache_take(size_t *len, size_t align)
 
 /* Keep a freed mapping; false when it does not fit (the caller unmaps it).
  * The oldest entries make room and are unmapped here. */
+/* The first need bytes of the cached mapping that starts at addr, if there is
+ * one that long (the rest of a mapping a block was cut from, cache_take):
+ * true when taken; a longer one's rest stays cached. */
+static bool cache_take_at(const void *addr, size_t need)
+{
+	bool taken = false;
+	lock_acquire(&cache_lock);
+	for (int i = 0; i < LARGE_CACHE_SLOTS && cache_bytes && !taken; i++) {
+		struct cached_map m = cache[i];
+		if (!m.addr_hidden || cached_addr(&m) != addr || m.nbytes < need)
+			continue;
+		cache[i].addr_hidden = 0;
+		cache_bytes -= m.nbytes;
+		if (m.nbytes > need)
+			cache_set_locked(i, (char *)addr + need, m.nbytes - need, m.freed_ms);
+		taken = true;
+		if (m.nbytes > need)
+			last_cut.rest_hidden = hide_addr((uintptr_t)addr + need);
+	}
+	lock_release(&cache_lock);
+	return taken;
+}
+
 static bool cache_put(void *addr, size_t nbytes)
 {
 	size_t cap = (size_t)opt.large_cache;
@@ -441,6 +503,17 @@ void *large_realloc(void *p, size_t old, size_t nbytes)
 	ASSERT(old && old == large_usable_size(p, &(bool){ false }));
 	if (len <= old && len + old / 8 >= old) {   /* the slack growth leaves (below) */
 		resized_remember(p, old);
+		return p;
+	}
+	/* growing into the cached rest of the mapping p was cut from: its pages
+	 * are there (a fresh mapping, or mremap moving away from them, faults
+	 * every page in again); unguarded only (a guard sits after a guarded
+	 * block), and only the rest of p's own mapping (cut_from_same) */
+	size_t grown = len > old && len < old + old / 8 ? align_up(old + old / 8, PAGE_SIZE) : len;
+	if (len > old && !guarded() && cut_from_same(p, (char *)p + old) &&
+	    cache_take_at((char *)p + old, grown - old)) {
+		rerecord(p, grown);
+		resized_remember(p, grown);
 		return p;
 	}
 	void *q = NULL;

@@ -832,6 +832,38 @@ static int pattern_intact(const unsigned char *p, size_t n, unsigned seed)
 	return 1;
 }
 
+/* A large block cut from the front of a cached mapping grows into the rest
+ * of that mapping where it is (the rest's pages are resident: moving away
+ * from them, as mremap must with the rest in the way, faults in new ones). */
+static void realloc_large_grows_into_cached_rest(void)
+{
+	const char *conf = getenv("BUDDYSLAB_CONF");
+	if (conf && (strstr(conf, "secure") || strstr(conf, "large_cache")))
+		SKIP("secure mode and large_cache settings decide by their own rules");
+	malloc_trim(0);                 /* an empty mapping cache */
+	size_t big = 8u << 20, n = 1u << 20;
+	unsigned char *p = malloc(big);
+	REQUIRE(p);
+	memset(p, 3, big);
+	free(p);                        /* cached */
+	unsigned char *q = malloc(n);   /* the cached mapping's front; its rest stays cached */
+	REQUIRE(q);
+	CHECK(q == p);
+	fill_pattern(q, n, 9);
+	unsigned char *r = realloc(q, 2 * n);
+	REQUIRE(r);
+	CHECK(r == q);
+	CHECK(pattern_intact(r, n, 9));
+	memset(r + n, 4, n);
+	unsigned char *s = realloc(r, 4 * n + 100);
+	REQUIRE(s);
+	CHECK(s == r);
+	CHECK(pattern_intact(s, n, 9) && s[2 * n - 1] == 4);
+	CHECK(malloc_usable_size(s) >= 4 * n + 100);
+	memset(s, 5, 4 * n + 100);
+	free(s);
+}
+
 static void realloc_run_grows_in_place(void)
 {
 	const char *conf = getenv("BUDDYSLAB_CONF");
@@ -1790,6 +1822,7 @@ int main(int argc, char **argv)
 	T_RUN(realloc_null_and_zero);
 	T_RUN(realloc_large_steps);
 	T_RUN(realloc_run_grows_in_place);
+	T_RUN(realloc_large_grows_into_cached_rest);
 	T_RUN(free_null_usable_null_errno);
 	T_RUN(c23_free_sized);
 	T_RUN(mallinfo2_tracks_usage);
