@@ -7,6 +7,7 @@ struct class_info class_info[NCLASSES + 1];
 uint32_t class_tcache_max[NCLASSES + 1];
 uint32_t class_tcache_cap[NCLASSES + 1];
 uint8_t small_class[SMALL_LOOKUP / 16 + 1];
+uint8_t mid_class[SLAB_MAX / 256 + 1];
 
 static uint64_t inverse_mod_2_64(uint64_t odd)
 {
@@ -93,6 +94,11 @@ void sizeclass_init(void)
 	small_class[0] = 1;
 	for (unsigned i = 1; i <= SMALL_LOOKUP / 16; i++)
 		small_class[i] = (uint8_t)size_to_class_slow(i * 16);
+	for (unsigned i = SMALL_LOOKUP / 256 + 1; i <= SLAB_MAX / 256; i++) {
+		mid_class[i] = (uint8_t)size_to_class_above_128(i * 256);
+		/* every size of the 256 bytes it stands for is of that class */
+		VERIFY(size_to_class_above_128(i * 256 - 255) == mid_class[i]);
+	}
 }
 
 void class_name(unsigned class_idx, char *buf, size_t len)

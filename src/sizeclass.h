@@ -56,6 +56,9 @@ extern struct class_info class_info[NCLASSES + 1];
 extern uint32_t class_tcache_max[NCLASSES + 1];
 extern uint32_t class_tcache_cap[NCLASSES + 1];
 extern uint8_t small_class[SMALL_LOOKUP / 16 + 1];   /* by (n + 15) >> 4 */
+/* Above SMALL_LOOKUP every class boundary is a multiple of 256 (the spacing
+ * there is 256 bytes or more), so one more table serves up to SLAB_MAX. */
+extern uint8_t mid_class[SLAB_MAX / 256 + 1];         /* by (n + 255) >> 8 */
 
 void sizeclass_init(void);
 /* Secure mode, before the first slab: every slab's last page becomes a guard;
@@ -76,11 +79,13 @@ static inline unsigned size_to_class_above_128(size_t n)
 	return 9 + 4 * (k - 7) + (unsigned)((n - 1 - ((size_t)1 << k)) >> (k - 2));
 }
 
+/* n <= SLAB_MAX; one table load either way */
 static inline unsigned size_to_class(size_t n)
 {
+	ASSERT(n <= SLAB_MAX);
 	if (n <= SMALL_LOOKUP)
 		return small_class[(n + 15) >> 4];
-	return size_to_class_above_128(n);
+	return mid_class[(n + 255) >> 8];
 }
 
 /* Object index of byte offset off in a slab whose class has the given
