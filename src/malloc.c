@@ -381,12 +381,17 @@ EXPORT void free(void *p)
 		/* a page that is not a slab has obj_nobjs 0, so it fails the test */
 		struct page_desc *d = &a->desc[off >> PAGE_SHIFT];
 		struct tcache_bin *b = &tc_self.bins[(size_t)d->class_idx];
-		if (likely(slab_obj_index(d, p) < d->obj_nobjs &&
-			   b->room > 0)) {
-			if (unlikely(obj_is_free(p)))
-				block_double_free(p);
-			tcache_push(b, p);
-			return;
+		if (likely(slab_obj_index(d, p) < d->obj_nobjs)) {
+			/* the room is taken before it is tested (a decrement
+			 * and its sign: fewer instructions than a test, then a
+			 * decrement); none (room is never negative) was 0 */
+			if (likely(--b->room >= 0)) {
+				if (unlikely(obj_is_free(p)))
+					block_double_free(p);
+				tcache_push_taken(b, p);
+				return;
+			}
+			b->room = 0;
 		}
 	}
 	free_slow(p, "free");

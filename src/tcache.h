@@ -3,7 +3,8 @@
  *
  * One bin per size class: a LIFO list of free objects linked through their
  * first word, with a bound (class_tcache_max) and the room left under it
- * (room = max - objects held; the free fast path tests it with one compare).
+ * (room = max - objects held, never negative; the free fast path takes one
+ * with a decrement and tests its sign, and sets a room of -1 back to 0).
  * Only the owning thread touches its bins, so the fast paths in malloc.c need
  * no lock and no atomic. Bins have room = 0 and head = NULL until the cache is
  * live, so every malloc and free of a thread whose cache is not live falls to
@@ -99,7 +100,8 @@ static inline struct tcache_bin *tcache_bins(struct tcache *tc)
 }
 
 /* The two fast-path operations. pop: NULL when the bin is empty. push: the
- * caller has checked that p is not free (obj_is_free) and that b->room > 0. */
+ * caller has checked that p is not free (obj_is_free) and that b->room > 0
+ * (push_taken: and has taken one from room). */
 static inline void *tcache_pop(struct tcache_bin *b)
 {
 	void *p = b->head;
@@ -111,10 +113,15 @@ static inline void *tcache_pop(struct tcache_bin *b)
 	return p;
 }
 
-static inline void tcache_push(struct tcache_bin *b, void *p)
+static inline void tcache_push_taken(struct tcache_bin *b, void *p)   /* room-- done */
 {
 	obj_set_next(p, b->head);
 	b->head = p;
+}
+
+static inline void tcache_push(struct tcache_bin *b, void *p)
+{
+	tcache_push_taken(b, p);
 	b->room--;
 }
 
