@@ -49,7 +49,7 @@ extern struct class_info class_info[NCLASSES + 1];
  * 4..TCACHE_CAP_OBJS): a program that holds a thousand small objects and frees
  * them together keeps them in its cache. */
 #define TCACHE_BIN_START  (16 * 1024)
-#define TCACHE_BIN_CAP    (256 * 1024)
+#define TCACHE_BIN_CAP    (1024 * 1024)
 #define TCACHE_START_OBJS 256
 #define TCACHE_CAP_OBJS   2048
 #define SLAB_MIN_OBJS    8
