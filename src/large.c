@@ -375,11 +375,15 @@ static bool cache_take_at(const void *addr, size_t need)
 	return taken;
 }
 
+/* A mapping joins the cache, the oldest going out until it fits in the cap.
+ * One bigger than half the cap is kept alone: everything else goes out. A
+ * program that frees and again allocates one big buffer (64 MiB, above the
+ * default cap) then does not fault in every page of it each time, and what is
+ * held beyond the cap is only the block the program just had resident, for
+ * decay_ms at most. */
 static bool cache_put(void *addr, size_t nbytes)
 {
-	size_t cap = (size_t)opt.large_cache;
-	if (nbytes > cap / 2)
-		return false;
+	size_t room = nbytes > (size_t)opt.large_cache / 2 ? nbytes : (size_t)opt.large_cache;
 	struct cached_map evicted[LARGE_CACHE_SLOTS];
 	int nev = 0;
 	lock_acquire(&cache_lock);
@@ -391,7 +395,7 @@ static bool cache_put(void *addr, size_t nbytes)
 			else if (oldest < 0 || cache[i].freed_ms < cache[oldest].freed_ms)
 				oldest = i;
 		}
-		if (empty >= 0 && cache_bytes + nbytes <= cap) {
+		if (empty >= 0 && cache_bytes + nbytes <= room) {
 			cache_set_locked(empty, addr, nbytes, os_now_ms());
 			break;
 		}

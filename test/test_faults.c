@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "buddyslab.h"
@@ -620,6 +621,57 @@ static void mmap_refused_large_reuse_body(void)
 }
 
 static void mmap_refused_large_reuse(void) { in_child(mmap_refused_large_reuse_body, 7); }
+
+/* A mapping the address-space limit (ulimit -v) refuses while freed mappings
+ * sit in the cache: the cache is given back and the mapping tried again
+ * (release_idle, malloc.c). 24 MiB cached, 40 MiB asked with room for 24 MiB
+ * more: fails unless the cache goes back first. */
+static size_t vm_size_now(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	size_t kb = 0;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb << 10;
+}
+
+static void rlimit_as_releases_cache_body(void)
+{
+	const char *conf = getenv("BUDDYSLAB_CONF");
+	if (conf && (strstr(conf, "large_cache:0") || strstr(conf, "decay_ms:0") || strstr(conf, "secure")))
+		return;              /* nothing cached (secure: the quarantine holds it) */
+	const size_t cached = 24 * MiB, want = 40 * MiB;
+	large_cache_release(UINT64_MAX);
+	char *p = malloc(cached);
+	REQUIRE(p);
+	fill(p, cached, 3);
+	free(p);
+	CHECK(large_cached_bytes() >= cached);
+	struct rlimit old, lim;
+	REQUIRE(getrlimit(RLIMIT_AS, &old) == 0);
+	lim = (struct rlimit){ vm_size_now() + (want - cached) + 8 * MiB, old.rlim_max };
+	REQUIRE(setrlimit(RLIMIT_AS, &lim) == 0);
+	char *q = malloc(want);
+	int e = errno;
+	size_t left = large_cached_bytes();
+	if (q) {
+		fill(q, want, 4);
+		CHECK(intact(q, want, 4));
+		free(q);
+	}
+	REQUIRE(setrlimit(RLIMIT_AS, &old) == 0);
+	if (!q)
+		fprintf(stderr, "  malloc(40 MiB) under the limit: NULL (%s), %zu bytes cached\n",
+			strerror(e), left);
+	CHECK(q != NULL);
+	CHECK(left == 0);
+}
+
+static void rlimit_as_releases_cache(void) { in_child(rlimit_as_releases_cache_body, 9); }
 
 static void mmap_nth_once(void)
 {
@@ -1317,6 +1369,7 @@ int main(int argc, char **argv)
 	RUN(mmap_fail_large_realloc);
 	RUN(mmap_nth_once);
 	RUN(mmap_refused_large_reuse);
+	RUN(rlimit_as_releases_cache);
 	RUN(mprotect_persistent);
 	RUN(mprotect_nth_once);
 	RUN(mprotect_nth_runs);
