@@ -48,6 +48,7 @@
 #define likely(x)    __builtin_expect(!!(x), 1)
 #define unlikely(x)  __builtin_expect(!!(x), 0)
 #define NOINLINE     __attribute__((noinline))
+#define ALWAYS_INLINE inline __attribute__((always_inline))
 #define COLD         __attribute__((noinline, cold))
 #define EXPORT       __attribute__((visibility("default")))
 

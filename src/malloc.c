@@ -170,15 +170,6 @@ static NOINLINE void *alloc_sampled(size_t n, size_t align, bool zero)
 	return p;
 }
 
-/* Allocation entry points other than malloc's and calloc's fast paths count
- * their bytes down here. */
-static inline void *alloc_counted(size_t n, size_t align, bool zero)
-{
-	if (unlikely(prof_count(n)))
-		return alloc_sampled(n, align, zero);
-	return alloc_slow(n, align, zero);
-}
-
 #define ZERO_BY_OS ((size_t)4 << 20)   /* below, writing zeros beats the syscalls and faults */
 
 /* The class for need bytes aligned to align (<= PAGE_SIZE): the first from
@@ -188,7 +179,7 @@ static unsigned aligned_class(size_t need, size_t align)
 	if (align <= MIN_ALIGN)          /* every class is */
 		return size_to_class(need);
 	unsigned c = size_to_class(need > align ? need : align);
-	while (c <= NCLASSES && class_info[c].size % align)
+	while (c <= NCLASSES && (class_info[c].size & (align - 1)))   /* align: a power of two */
 		c++;
 	return c <= NCLASSES ? c : 0;
 }
@@ -494,7 +485,8 @@ static NOINLINE void *realloc_slow(void *p, size_t n)
 		secure_resize(p, b.slot, n);
 		return p;
 	}
-	void *q = alloc_counted(n, MIN_ALIGN, false);
+	void *q = unlikely(prof_count(n)) ? alloc_sampled(n, MIN_ALIGN, false)
+					  : alloc_slow(n, MIN_ALIGN, false);
 	if (!q)
 		return NULL;
 	vg_open(p, b.usable);   /* the copy may read past the old request; p is freed next */
@@ -533,20 +525,31 @@ EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
 
 /* ------------------------------------------------------- aligned variants */
 
-static void *aligned_alloc_checked(size_t align, size_t n)
+/* The aligned variants' slow path: posix_memalign leaves errno alone. */
+static NOINLINE void *aligned_slow(size_t n, size_t align, bool sampled, bool keep_errno)
 {
-	if (align < MIN_ALIGN)
-		align = MIN_ALIGN;
-	return alloc_counted(n, align, false);
+	int saved_errno = errno;
+	void *p = sampled ? alloc_sampled(n, align, false) : alloc_slow(n, align, false);
+	errno = keep_errno ? saved_errno : errno;
+	return p;
+}
+
+/* A small block aligned to at most a page comes from the thread cache, as
+ * malloc's does, in the first class whose objects are all aligned. */
+static ALWAYS_INLINE void *aligned_alloc_checked(size_t align, size_t n, bool keep_errno)
+{
+	align = align < MIN_ALIGN ? MIN_ALIGN : align;
+	bool sampled = prof_count(n);
+	unsigned c = !sampled && n <= SLAB_MAX && align <= PAGE_SIZE ? aligned_class(n, align) : 0;
+	void *p = c ? tcache_pop(&tc_self.bins[c]) : NULL;
+	return likely(p) ? p : aligned_slow(n, align, sampled, keep_errno);
 }
 
 EXPORT int posix_memalign(void **out, size_t align, size_t n)
 {
 	if (align % sizeof(void *) || !is_pow2(align))
 		return EINVAL;
-	int saved_errno = errno;
-	void *p = aligned_alloc_checked(align, n);
-	errno = saved_errno;
+	void *p = aligned_alloc_checked(align, n, true);
 	if (!p)
 		return ENOMEM;
 	*out = p;
@@ -559,7 +562,7 @@ EXPORT void *aligned_alloc(size_t align, size_t n)
 		errno = EINVAL;
 		return NULL;
 	}
-	return aligned_alloc_checked(align, n);
+	return aligned_alloc_checked(align, n, false);
 }
 
 EXPORT void *memalign(size_t align, size_t n)
@@ -570,13 +573,10 @@ EXPORT void *memalign(size_t align, size_t n)
 	}
 	if (!is_pow2(align))        /* glibc rounds up to a power of two */
 		align = align ? (size_t)1 << ceil_log2(align) : 1;
-	return aligned_alloc_checked(align, n);
+	return aligned_alloc_checked(align, n, false);
 }
 
-EXPORT void *valloc(size_t n)
-{
-	return aligned_alloc_checked(PAGE_SIZE, n);
-}
+EXPORT void *valloc(size_t n) { return aligned_alloc_checked(PAGE_SIZE, n, false); }
 
 EXPORT void *pvalloc(size_t n)
 {
@@ -585,7 +585,7 @@ EXPORT void *pvalloc(size_t n)
 		errno = ENOMEM;
 		return NULL;
 	}
-	return aligned_alloc_checked(PAGE_SIZE, rounded);
+	return aligned_alloc_checked(PAGE_SIZE, rounded, false);
 }
 
 /* The names glibc uses internally and that static links may pull in. */
