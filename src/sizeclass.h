@@ -45,13 +45,14 @@ _Static_assert(sizeof(struct class_info) == 16, "class_info is 16 bytes");
 extern struct class_info class_info[NCLASSES + 1];
 /* Thread-cache bin bounds, in objects: a bin starts at class_tcache_max
  * (TCACHE_BIN_START bytes of objects, 4..TCACHE_START_OBJS) and doubles, each
- * time it runs empty, up to class_tcache_cap (TCACHE_BIN_CAP bytes,
- * 4..TCACHE_CAP_OBJS): a program that holds a thousand small objects and frees
- * them together keeps them in its cache. */
+ * time it runs empty (or overflows after it ran empty), up to class_tcache_cap
+ * (TCACHE_BIN_CAP bytes, 4..TCACHE_CAP_OBJS), within the growth budgets of
+ * tcache.h: a program that holds thousands of small objects and frees them
+ * together keeps them in its cache. */
 #define TCACHE_BIN_START  (16 * 1024)
 #define TCACHE_BIN_CAP    (1024 * 1024)
 #define TCACHE_START_OBJS 256
-#define TCACHE_CAP_OBJS   2048
+#define TCACHE_CAP_OBJS   8192
 #define SLAB_MIN_OBJS    8
 extern uint32_t class_tcache_max[NCLASSES + 1];
 extern uint32_t class_tcache_cap[NCLASSES + 1];

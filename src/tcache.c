@@ -186,10 +186,14 @@ static void bins_reset(struct tcache *tc)
 	if (tc->grown_bytes)
 		__atomic_sub_fetch(&grown_total, tc->grown_bytes, __ATOMIC_RELAXED);
 	tc->grown_bytes = 0;
+	tc->refilled = 0;
 }
 
 /* A bin that ran empty doubles its bound, within its cap, the thread's budget
- * and what is left of the total. */
+ * and what is left of the total; so does one that overflows after it ran
+ * empty (tcache_free_slow): its working set, a list built and freed whole, is
+ * bigger than the bound. A bin that only overflows (a thread freeing what
+ * others allocated) does not grow. */
 static void bin_grow(struct tcache *tc, unsigned c)
 {
 	struct tcache_bin *b = &tcache_bins(tc)[c];
@@ -250,6 +254,7 @@ void *tcache_alloc_slow(unsigned c)
 	if (!tcache_ready(tc))
 		return slab_alloc_bulk(c, &p, 1) ? p : NULL;
 	bin_grow(tc, c);
+	tc->refilled |= 1ull << c;
 	struct tcache_bin *b = &tcache_bins(tc)[c];
 	ASSERT(!b->head && b->room == b->max);     /* a refill comes when the bin is empty */
 	unsigned got = slab_alloc_chain(c, (unsigned)(b->max + 1) / 2, &p);
@@ -291,7 +296,12 @@ void tcache_free_slow(void *p, unsigned c)
 		tcache_push(b, p);
 		return;
 	}
-	bin_flush(b, c, (unsigned)(b->max + 1) / 2, 0);
+	if (tc->refilled >> c & 1) {
+		tc->refilled &= ~(1ull << c);
+		bin_grow(tc, c);
+	}
+	if (b->room == 0)
+		bin_flush(b, c, (unsigned)(b->max + 1) / 2, 0);
 	tcache_push(b, p);
 	tc->slow_ms = os_now_ms();
 	if ((++tc->nslow & 15) == 1)      /* the first after going live, then every 16th */

@@ -78,6 +78,7 @@ struct tcache {
 	                             * tcache:0), RUN_CACHE_BYTES from then on */
 	size_t bin_bytes;                        /* the bins' bytes at the last publish */
 	size_t grown_bytes;      /* bytes the bins' bounds grew by, at most TCACHE_GROW_BUDGET */
+	uint64_t refilled;       /* bit c: bin c ran empty since it last overflowed */
 	int state;                       /* enum tcache_state */
 	uint32_t warmup;                 /* slow-path calls made while TC_WARM */
 	uint32_t nslow;                  /* slow-path calls; publish at the 1st, 17th, ... */
