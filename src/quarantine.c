@@ -128,16 +128,19 @@ static __thread struct {
 	size_t bytes;
 } qstage __attribute__((tls_model("initial-exec")));
 
-bool secure_stage(void *p, size_t len)
+/* Only p, len and tag are written here: a staged entry's flags are those
+ * of every object (in the arena, readable, no pages counted), set as it
+ * enters the ring. */
+bool secure_stage(void *p, size_t len, unsigned tag)
 {
-	struct sec_held *e = &qstage.e[qstage.n++];
+	unsigned n = qstage.n;
+	struct sec_held *e = &qstage.e[n];
 	e->p = p;
 	e->len = len;
-	e->tag = 0;          /* the caller's tag for slab objects (harden.c's QTAG_SLAB) */
-	e->prot = e->resident = false;
-	e->in_arena = true;
+	e->tag = tag;
+	qstage.n = n + 1;
 	qstage.bytes += len;
-	return qstage.n == SEC_QSTAGE || qstage.bytes >= QSTAGE_BYTES;
+	return n + 1 == SEC_QSTAGE || qstage.bytes >= QSTAGE_BYTES;
 }
 
 bool secure_staged(void)
@@ -145,29 +148,36 @@ bool secure_staged(void)
 	return qstage.n;
 }
 
+/* The ring takes the whole stage; as many of its oldest leave first as keep
+ * it within its count and bytes, never more than come in (as secure_hold:
+ * one out per one in), and pop_locked's large-block counts do not apply (the
+ * object ring holds slab objects only). */
 unsigned secure_stage_flush(struct sec_held *out)
 {
-	if (!qstage.n)
+	unsigned k = qstage.n;
+	if (!k)
 		return 0;
 	struct ring *r = ring_here(SEC_QOBJ);
 	unsigned nout = 0, mask = r->cap - 1;
+	size_t in_bytes = qstage.bytes;
 	lock_acquire(&r->lock);
+	unsigned head = r->head, n = r->n;
 	size_t bytes = r->bytes;
-	for (unsigned i = 0; i < qstage.n; i++) {
-		const struct sec_held *in = &qstage.e[i];
-		if (r->n && (r->n == r->cap || bytes + in->len > r->max_bytes)) {
-			/* one out per one in, as secure_hold; pop_locked inline: the
-			 * object ring holds slab objects only (in_arena) */
-			out[nout] = r->e[r->head];
-			bytes -= out[nout++].len;
-			r->head = (r->head + 1) & mask;
-			r->n--;
-		}
-		r->e[(r->head + r->n) & mask] = *in;
-		r->n++;
-		bytes += in->len;
+	while (n && nout < k && (n + k > r->cap || bytes + in_bytes > r->max_bytes)) {
+		out[nout] = r->e[head];
+		bytes -= out[nout++].len;
+		head = (head + 1) & mask;
+		n--;
 	}
-	__atomic_store_n(&r->bytes, bytes, __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < k; i++) {
+		struct sec_held *e = &r->e[(head + n + i) & mask];
+		*e = qstage.e[i];
+		e->prot = e->resident = false;
+		e->in_arena = true;
+	}
+	r->head = head;
+	r->n = n + k;
+	__atomic_store_n(&r->bytes, bytes + in_bytes, __ATOMIC_RELAXED);
 	lock_release(&r->lock);
 	qstage.n = 0;
 	qstage.bytes = 0;

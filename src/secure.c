@@ -173,7 +173,7 @@ static void trailer_init(uint64_t *t, uint64_t req_front, unsigned kind)
 }
 
 /* false: the trailer was overwritten; *req has the front bit */
-static bool trailer_get(const uint64_t *t, size_t room, size_t *req, unsigned *kind)
+static inline __attribute__((always_inline)) bool trailer_get(const uint64_t *t, size_t room, size_t *req, unsigned *kind)
 {
 	if (t[1] != fixed_word(t + 1))
 		return false;
@@ -202,11 +202,20 @@ COLD __attribute__((noreturn)) static void broken_trailer(const void *p)
 		   "block %p was overwritten (a write past its end)", p);
 }
 
-size_t secure_requested(const void *p, size_t slot, unsigned *kind, bool *front)
+/* The request of a block whose trailer is checked, with the front bit; inline
+ * in secure_close, which needs it on every free. */
+static inline __attribute__((always_inline)) size_t request_of(const void *p, size_t slot,
+							      unsigned *kind)
 {
 	size_t req;
-	if (!trailer_get(trailer_of(p, slot), slot - SEC_TRAILER, &req, kind))
+	if (unlikely(!trailer_get(trailer_of(p, slot), slot - SEC_TRAILER, &req, kind)))
 		broken_trailer(p);
+	return req;
+}
+
+size_t secure_requested(const void *p, size_t slot, unsigned *kind, bool *front)
+{
+	size_t req = request_of(p, slot, kind);
 	*front = req & FRONT_BIT;
 	return req & ~FRONT_BIT;
 }
@@ -228,17 +237,26 @@ void secure_slab_prepare(void *base, size_t size, unsigned n, bool dirty)
 
 /* ----------------------------------------------------------------- blocks */
 
-/* A free block's bytes from..end must still be 0 (a slab object's first two
- * words hold its free-list link, so from is 16 there). One pass ORs the words
- * (vectorised); only a block that fails is searched for the offset. */
-static void check_zero(const void *p, size_t from, size_t end)
+/* Every malloc and free of a small block under canary or fill passes here,
+ * so the short cases are written out inline: a slab object's fill of a few
+ * vectors, a pad of up to 16 bytes. Longer ones take the loops below. */
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+typedef uint64_t v2 __attribute__((vector_size(16), may_alias));
+
+COLD __attribute__((noreturn)) static void written_after_free(const void *p, size_t from)
 {
-	typedef uint64_t v2 __attribute__((vector_size(16), may_alias));
-	const uint64_t *w = p;
-	ASSERT(((uintptr_t)p | from | end) % 16 == 0);   /* blocks, links, trailers: 16 bytes */
-	const v2 *v = (const v2 *)((const char *)p + from);
-	size_t n = (end - from) / sizeof(v2), i = 0;
-	v2 a = { 0, 0 }, b = a, c = a, d = a;    /* four chains: 64 bytes a step */
+	const uint64_t *w = p;     /* some word from `from` on is not 0: find it */
+	for (size_t i = from / sizeof *w;; i++)
+		if (w[i] != 0)
+			bsl_fatalf("aborting on heap corruption", "write after free: the free "
+				   "object %p was modified at offset %zu", p, i * sizeof *w);
+}
+
+/* The OR of n > 4 vectors: four chains, 64 bytes a step. */
+static NOINLINE uint64_t or_vectors(const v2 *v, size_t n)
+{
+	v2 a = { 0, 0 }, b = a, c = a, d = a;
+	size_t i = 0;
 	for (; i + 4 <= n; i += 4) {
 		a |= v[i];
 		b |= v[i + 1];
@@ -248,16 +266,93 @@ static void check_zero(const void *p, size_t from, size_t end)
 	for (; i < n; i++)
 		a |= v[i];
 	a |= b | c | d;
-	if (likely(!(a[0] | a[1])))
-		return;
-	for (i = from / sizeof *w;; i++)
-		if (w[i] != 0)
-			bsl_fatalf("aborting on heap corruption", "write after free: the free "
-				   "object %p was modified at offset %zu", p, i * sizeof *w);
+	return a[0] | a[1];
 }
 
-/* The pad over bytes from..end of block b: write it, or check it. */
-static void pad_fill(uint8_t *b, size_t from, size_t end)
+/* A free block's bytes from..end must still be 0 (a slab object's first two
+ * words hold its free-list link, so from is 16 there): one pass ORs them;
+ * only a block that fails is searched for the offset. */
+static ALWAYS_INLINE void check_zero(const void *p, size_t from, size_t end)
+{
+	ASSERT(((uintptr_t)p | from | end) % 16 == 0);   /* blocks, links, trailers: 16 bytes */
+	const v2 *v = (const v2 *)((const char *)p + from);
+	size_t n = (end - from) / sizeof(v2);
+	uint64_t any = 0;
+	if (n <= 4) {      /* 0 to 4 vectors: the first and last two, overlapping */
+		if (n) {
+			v2 a = v[0] | v[n - 1];
+			if (n > 2)
+				a |= v[1] | v[n - 2];
+			any = a[0] | a[1];
+		}
+	} else {
+		any = or_vectors(v, n);
+	}
+	if (unlikely(any))
+		written_after_free(p, from);
+}
+
+/* Zero bytes from..end of p (16-byte aligned, as check_zero). */
+static ALWAYS_INLINE void fill_zero(void *p, size_t from, size_t end)
+{
+	v2 *v = (v2 *)((char *)p + from), z = { 0, 0 };
+	size_t n = (end - from) / sizeof(v2);
+	if (n > 4) {
+		memset(v, 0, end - from);
+	} else if (n) {    /* as check_zero (a loop here became a rep stos) */
+		v[0] = v[n - 1] = z;
+		if (n > 2)
+			v[1] = v[n - 2] = z;
+	}
+}
+
+/* The pad over bytes from..end of block b: write it, or check it. Up to 16
+ * bytes by two overlapping words (or halves, or bytes). */
+static ALWAYS_INLINE void copy_short(uint8_t *d, const uint8_t *s, size_t k)
+{
+	if (k >= 8) {
+		uint64_t x, y;
+		memcpy(&x, s, 8);
+		memcpy(&y, s + k - 8, 8);
+		memcpy(d, &x, 8);
+		memcpy(d + k - 8, &y, 8);
+	} else if (k >= 4) {
+		uint32_t x, y;
+		memcpy(&x, s, 4);
+		memcpy(&y, s + k - 4, 4);
+		memcpy(d, &x, 4);
+		memcpy(d + k - 4, &y, 4);
+	} else {
+		for (size_t i = 0; i < k; i++)
+			d[i] = s[i];
+	}
+}
+
+static ALWAYS_INLINE bool equal_short(const uint8_t *a, const uint8_t *s, size_t k)
+{
+	if (k >= 8) {
+		uint64_t x, y, u, v;
+		memcpy(&x, a, 8);
+		memcpy(&y, a + k - 8, 8);
+		memcpy(&u, s, 8);
+		memcpy(&v, s + k - 8, 8);
+		return !((x ^ u) | (y ^ v));
+	}
+	if (k >= 4) {
+		uint32_t x, y, u, v;
+		memcpy(&x, a, 4);
+		memcpy(&y, a + k - 4, 4);
+		memcpy(&u, s, 4);
+		memcpy(&v, s + k - 4, 4);
+		return !((x ^ u) | (y ^ v));
+	}
+	unsigned diff = 0;
+	for (size_t i = 0; i < k; i++)
+		diff |= a[i] ^ s[i];
+	return !diff;
+}
+
+static NOINLINE void pad_fill_long(uint8_t *b, size_t from, size_t end)
 {
 	for (size_t i = from, k; i < end; i += k) {
 		k = end - i < 128 ? end - i : 128;
@@ -265,7 +360,7 @@ static void pad_fill(uint8_t *b, size_t from, size_t end)
 	}
 }
 
-static bool pad_intact(const uint8_t *b, size_t from, size_t end)
+static NOINLINE bool pad_intact_long(const uint8_t *b, size_t from, size_t end)
 {
 	for (size_t i = from, k; i < end; i += k) {
 		k = end - i < 128 ? end - i : 128;
@@ -275,15 +370,34 @@ static bool pad_intact(const uint8_t *b, size_t from, size_t end)
 	return true;
 }
 
-void secure_open(void *p, size_t req, size_t slot, unsigned how)
+/* (pad_tab holds 256 bytes: from % 128 + 16 never reads past it) */
+static ALWAYS_INLINE void pad_fill(uint8_t *b, size_t from, size_t end)
 {
+	if (end - from <= 16)
+		copy_short(b + from, pad_tab + from % 128, end - from);
+	else
+		pad_fill_long(b, from, end);
+}
+
+static ALWAYS_INLINE bool pad_intact(const uint8_t *b, size_t from, size_t end)
+{
+	if (end - from <= 16)
+		return equal_short(b + from, pad_tab + from % 128, end - from);
+	return pad_intact_long(b, from, end);
+}
+
+/* secure_open's and secure_close's work, inlined into their slab versions
+ * with how a constant. */
+static ALWAYS_INLINE void open_block(void *p, size_t req, size_t slot, unsigned how)
+{
+	long sec = opt.secure;
 	bool slab = how & SEC_OPEN_SLAB;
 	size_t end = slot - sec_canary_bytes;    /* where the trailer starts */
-	if ((opt.secure & SEC_FILL) && slab) {
+	if ((sec & SEC_FILL) && slab) {
 		check_zero(p, 2 * sizeof(uint64_t), end);
-		memset(p, 0, 2 * sizeof(uint64_t));   /* the free-list link */
+		fill_zero(p, 0, 2 * sizeof(uint64_t));   /* the free-list link */
 	}
-	if (opt.secure & SEC_CANARY) {
+	if (sec & SEC_CANARY) {
 		pad_fill(p, req, end);
 		bool front = how & SEC_OPEN_FRONT;
 		uint64_t *t = trailer_of(p, slot);
@@ -294,6 +408,38 @@ void secure_open(void *p, size_t req, size_t slot, unsigned how)
 		if (front)    /* checked as a slab object checks the slot before it */
 			trailer_init((uint64_t *)p - 2, 0, SEC_KIND_FREE);
 	}
+}
+
+static ALWAYS_INLINE void close_block(void *p, size_t slot, unsigned how)
+{
+	long sec = opt.secure;
+	bool slab = how & SEC_OPEN_SLAB;
+	size_t end = slot - sec_canary_bytes;
+	if (sec & SEC_CANARY) {
+		unsigned kind;
+		size_t req_front = request_of(p, slot, &kind), req = req_front & ~FRONT_BIT;
+		if (unlikely(!pad_intact(p, req, end)))
+			overflow(p, req);
+		/* the slot before p (or the front canary) ends right before p */
+		const uint64_t *before = (const uint64_t *)p - 1;
+		if ((slab || (req_front & FRONT_BIT)) && unlikely(*before != fixed_word(before))) {
+			bsl_fatalf("aborting on heap corruption", "heap underflow: the 16 bytes before "
+				   "%p (the canary before it) were overwritten", p);
+		}
+		trailer_set(trailer_of(p, slot), 0, SEC_KIND_FREE);
+	}
+	if ((sec & SEC_FILL) && slab)
+		fill_zero(p, 2 * sizeof(uint64_t), end);
+}
+
+void secure_open(void *p, size_t req, size_t slot, unsigned how)
+{
+	open_block(p, req, slot, how);
+}
+
+void secure_open_slab(void *p, size_t req, size_t slot)
+{
+	open_block(p, req, slot, SEC_OPEN_SLAB);
 }
 
 void secure_resize(void *p, size_t slot, size_t n)
@@ -311,24 +457,24 @@ void secure_resize(void *p, size_t slot, size_t n)
 
 void secure_close(void *p, size_t slot, unsigned how)
 {
-	bool slab = how & SEC_OPEN_SLAB;
-	size_t end = slot - sec_canary_bytes;
-	if (opt.secure & SEC_CANARY) {
-		unsigned kind;
-		bool front;
-		size_t req = secure_requested(p, slot, &kind, &front);
-		if (unlikely(!pad_intact(p, req, end)))
-			overflow(p, req);
-		/* the slot before p (or the front canary) ends right before p */
-		const uint64_t *before = (const uint64_t *)p - 1;
-		if ((slab || front) && *before != fixed_word(before)) {
-			bsl_fatalf("aborting on heap corruption", "heap underflow: the 16 bytes before "
-				   "%p (the canary before it) were overwritten", p);
-		}
-		trailer_set(trailer_of(p, slot), 0, SEC_KIND_FREE);
+	close_block(p, slot, how);
+}
+
+void secure_close_slab(void *p, size_t slot)
+{
+	close_block(p, slot, SEC_OPEN_SLAB);
+}
+
+unsigned secure_first_unfree(const struct sec_held *h, unsigned n)
+{
+	if (!(opt.secure & SEC_CANARY))
+		return n;
+	for (unsigned i = 0; i < n; i++) {
+		const uint64_t *t = trailer_of(h[i].p, h[i].len);
+		if (unlikely(t[0] != (t[1] ^ free_key)))
+			return i;
 	}
-	if ((opt.secure & SEC_FILL) && slab)
-		memset((char *)p + 2 * sizeof(uint64_t), 0, end - 2 * sizeof(uint64_t));
+	return n;
 }
 
 void secure_check_free(const void *p, size_t slot)
