@@ -86,7 +86,7 @@ static void quarantine_put(unsigned ring, void *p, size_t len, unsigned tag, boo
  * another, with the trailers' loop and the clock's tick taken once. */
 static void stage_flush(void)
 {
-	struct sec_held out[SEC_QSTAGE];
+	struct sec_obj out[SEC_QSTAGE];
 	unsigned nout = secure_stage_flush(out);
 	if (!nout)
 		return;

@@ -6,7 +6,9 @@
  * knows memory, not slabs: slab.c owns what a slab holds and calls the slab
  * hooks with the slab's pages; malloc.c and harden.c call the block hooks
  * with a block's address and length, and harden.c frees what leaves a
- * quarantine ring (the rings are in quarantine.c). The large
+ * quarantine ring (the rings are in quarantine.c, size0's slots in sizezero.c).
+ * The block hooks run on every malloc and free of a small block under
+ * canary or fill, so their common cases are written out inline. The large
  * block guards (secure_large_map/unmap) also serve memcheck runs (large.c).
  */
 #define _GNU_SOURCE
@@ -25,8 +27,8 @@ static uint64_t canary_key, free_key;
  * matches it. The table holds the 128 values twice, so that the pad of any
  * 128 bytes is one memcpy from it (pad_fill, pad_intact). */
 static uint8_t pad_tab[256];
-static lock_t sec_lock = LOCK_INIT;   /* the size-0 map; a leaf */
 static uint64_t shuffle_state;     /* splitmix64 counter; atomic */
+static bool use_avx2;            /* check_zero's wide loop (or_vectors); set once */
 static long guard_budget;         /* slab guard pages that may still be made; atomic */
 
 static uint64_t splitmix_next(uint64_t *s);
@@ -47,6 +49,8 @@ void secure_init(void)
 	free_key = splitmix_next(&r[0]) | 1;    /* never 0: t[0] == t[1] would do */
 	for (unsigned i = 0; i < 256; i++)
 		pad_tab[i] = (uint8_t)(0x80 | ((r[0] >> 56) + (i % 128) * 5) % 128);
+	__builtin_cpu_init();
+	use_avx2 = __builtin_cpu_supports("avx2");
 	if (opt.secure & SEC_SIZE0)
 		sizeclass_zero_to_slow_path();   /* malloc(0) misses the thread cache */
 	if (opt.secure & SEC_CANARY) {
@@ -252,9 +256,35 @@ COLD __attribute__((noreturn)) static void written_after_free(const void *p, siz
 				   "object %p was modified at offset %zu", p, i * sizeof *w);
 }
 
-/* The OR of n > 4 vectors: four chains, 64 bytes a step. */
+/* The OR of n > 4 vectors: four chains, 64 bytes a step, or 128 with AVX2
+ * (on freed memory that has left the caches, half as fast again: a bigger
+ * object's check is most of what secure:1 adds to its malloc). */
+typedef uint64_t v4 __attribute__((vector_size(32), may_alias, aligned(16)));
+
+__attribute__((target("avx2"))) static NOINLINE uint64_t or_vectors_avx2(const v2 *v, size_t n)
+{
+	const v4 *w = (const v4 *)v;
+	size_t m = n / 2, i = 0;
+	v4 a = { 0, 0, 0, 0 }, b = a, c = a, d = a;
+	for (; i + 4 <= m; i += 4) {
+		a |= w[i];
+		b |= w[i + 1];
+		c |= w[i + 2];
+		d |= w[i + 3];
+	}
+	for (; i < m; i++)
+		a |= w[i];
+	a |= b | c | d;
+	uint64_t r = a[0] | a[1] | a[2] | a[3];
+	if (n & 1)
+		r |= v[n - 1][0] | v[n - 1][1];
+	return r;
+}
+
 static NOINLINE uint64_t or_vectors(const v2 *v, size_t n)
 {
+	if (use_avx2)
+		return or_vectors_avx2(v, n);
 	v2 a = { 0, 0 }, b = a, c = a, d = a;
 	size_t i = 0;
 	for (; i + 4 <= n; i += 4) {
@@ -465,7 +495,7 @@ void secure_close_slab(void *p, size_t slot)
 	close_block(p, slot, SEC_OPEN_SLAB);
 }
 
-unsigned secure_first_unfree(const struct sec_held *h, unsigned n)
+unsigned secure_first_unfree(const struct sec_obj *h, unsigned n)
 {
 	if (!(opt.secure & SEC_CANARY))
 		return n;
@@ -497,77 +527,6 @@ void secure_check_run(const void *p, size_t len)
 {
 	if (opt.secure & SEC_FILL)
 		check_zero(p, 0, len);
-}
-
-/* ------------------------------------------------------------ size-0 slots */
-
-#define SIZE0_SLOTS  ((size_t)1 << 20)      /* 16 MiB of PROT_NONE address space */
-#define SIZE0_STRIDE 16
-static char *size0_base;              /* set once, under sec_lock */
-static uint64_t *size0_live;          /* one bit per slot */
-static size_t size0_next;             /* next-fit cursor, in words */
-
-void *secure_size0_alloc(void)
-{
-	void *p = NULL;
-	lock_acquire(&sec_lock);
-	if (!size0_base) {
-		char *b = os_reserve(SIZE0_SLOTS * SIZE0_STRIDE);
-		uint64_t *m = b ? os_map(SIZE0_SLOTS / 8, PAGE_SIZE) : NULL;
-		if (m) {
-			size0_live = m;
-			__atomic_store_n(&size0_base, b, __ATOMIC_RELEASE);
-		} else if (b) {
-			os_unmap(b, SIZE0_SLOTS * SIZE0_STRIDE);
-		}
-	}
-	for (size_t k = 0, nw = SIZE0_SLOTS / 64; size0_base && k < nw; k++) {
-		size_t w = (size0_next + k) % nw;
-		uint64_t v = size0_live[w];
-		if (v != ~(uint64_t)0) {
-			unsigned bit = (unsigned)__builtin_ctzll(~v);
-			__atomic_store_n(&size0_live[w], v | (uint64_t)1 << bit, __ATOMIC_RELAXED);
-			size0_next = w;
-			p = size0_base + (w * 64 + bit) * SIZE0_STRIDE;
-			break;
-		}
-	}
-	lock_release(&sec_lock);
-	return p;
-}
-
-int secure_size0_state(const void *p)
-{
-	const char *b = __atomic_load_n(&size0_base, __ATOMIC_ACQUIRE);
-	size_t off = (uintptr_t)p - (uintptr_t)b;
-	if (!b || off >= SIZE0_SLOTS * SIZE0_STRIDE)
-		return SIZE0_NOT;
-	if (off % SIZE0_STRIDE)
-		return SIZE0_BAD;
-	size_t i = off / SIZE0_STRIDE;
-	uint64_t v = __atomic_load_n(&size0_live[i / 64], __ATOMIC_RELAXED);
-	return (v >> (i % 64)) & 1 ? SIZE0_LIVE : SIZE0_FREED;
-}
-
-void secure_size0_free(void *p)
-{
-	size_t i = (size_t)((char *)p - size0_base) / SIZE0_STRIDE;
-	lock_acquire(&sec_lock);
-	__atomic_store_n(&size0_live[i / 64], size0_live[i / 64] & ~((uint64_t)1 << (i % 64)),
-			 __ATOMIC_RELAXED);
-	lock_release(&sec_lock);
-}
-
-void secure_lock_all(void)
-{
-	secure_rings_lock_all();
-	lock_fork_acquire(&sec_lock);
-}
-
-void secure_unlock_all(void)
-{
-	lock_fork_release(&sec_lock);
-	secure_rings_unlock_all();
 }
 
 /* ----------------------------------------------------------- large blocks */
