@@ -98,7 +98,13 @@ static void stage_flush(void)
 			modified_in_quarantine(p);
 		if (unlikely(i == bad))
 			secure_check_free(p, out[i].len);    /* aborts */
-		slab_release(p, QTAG_CLASS(out[i].tag));
+		/* slab_release, for a thread whose cache is live (it stages) */
+		unsigned c = QTAG_CLASS(out[i].tag);
+		struct tcache_bin *bin = &tc_self.sbins[c];
+		if (likely(bin->room > 0))
+			tcache_push(bin, p);
+		else
+			tcache_free_slow(p, c);
 	}
 }
 

@@ -18,15 +18,18 @@
 #include "vg.h"
 #include <sys/auxv.h>
 #include <string.h>
+#include <emmintrin.h>
 
 unsigned sec_canary_bytes, sec_front_objs, sec_run_front;
 static uint64_t canary_key, free_key;
 /* The pad between a request and its trailer: the byte at offset i of a block
  * is pad_tab[i % 128], 0x80..0xff (never 0 nor ASCII, the usual overflows),
  * each value once per 128 bytes, so a run of 2 or more equal bytes never
- * matches it. The table holds the 128 values twice, so that the pad of any
- * 128 bytes is one memcpy from it (pad_fill, pad_intact). */
-static uint8_t pad_tab[256];
+ * matches it. The table holds the 128 values PAD_RUN / 128 + 1 times, so
+ * that the pad of any PAD_RUN bytes is one memcpy from it (pad_fill,
+ * pad_intact: a big class's pad of a few KiB is a few calls, not dozens). */
+#define PAD_RUN 1024
+static uint8_t pad_tab[PAD_RUN + 128];
 static uint64_t shuffle_state;     /* splitmix64 counter; atomic */
 static bool use_avx2;            /* check_zero's wide loop (or_vectors); set once */
 static long guard_budget;         /* slab guard pages that may still be made; atomic */
@@ -47,7 +50,7 @@ void secure_init(void)
 	canary_key = (r[0] * 0xBF58476D1CE4E5B9ull) ^ (r[1] >> 7) ^ (uintptr_t)&canary_key;
 	shuffle_state = r[1] ^ (r[0] << 17) ^ (uintptr_t)&shuffle_state;
 	free_key = splitmix_next(&r[0]) | 1;    /* never 0: t[0] == t[1] would do */
-	for (unsigned i = 0; i < 256; i++)
+	for (unsigned i = 0; i < sizeof pad_tab; i++)
 		pad_tab[i] = (uint8_t)(0x80 | ((r[0] >> 56) + (i % 128) * 5) % 128);
 	__builtin_cpu_init();
 	use_avx2 = __builtin_cpu_supports("avx2");
@@ -122,7 +125,8 @@ void secure_shuffle(uint16_t *perm, unsigned n)
 
 /* A trailer is two words at the end of a block:
  *   t[0]  the size word: bits 0-39 the requested size, 40-41 the kind, 42 the
- *         front-canary flag, 43-63 a hash of the key, t's address and bits 0-42;
+ *         front-canary flag, 43-63 a hash of t[1] (so of the key and t's
+ *         address: t[1] is checked first) and bits 0-42;
  *         in a free block (kind free) t[1] ^ free_key instead: no multiply to
  *         write it at free nor to check it as the block leaves the quarantine
  *         (without the key it is as unguessable as t[1]);
@@ -146,15 +150,18 @@ static uint64_t mix(uint64_t h)
 	return h ^ (h >> 29);
 }
 
+/* t[1] stands for the key and the address here: it is as unguessable, and
+ * already loaded (and checked) wherever t[0] is read or written. */
 static uint64_t size_word(const uint64_t *t, uint64_t low)
 {
-	uint64_t h = mix(canary_key ^ ((uintptr_t)t * 0x9E3779B97F4A7C15ull) ^ (low * 0xC2B2AE3D27D4EB4Full));
+	uint64_t h = mix(t[1] ^ (low * 0xC2B2AE3D27D4EB4Full));
 	return (h & ~LOW_MASK) | low;
 }
 
+/* The multiply spreads every bit of the address into the high bits. */
 static uint64_t fixed_word(const uint64_t *w)
 {
-	return mix(~canary_key ^ ((uintptr_t)w * 0xD6E8FEB86659FD93ull));
+	return mix(canary_key ^ (uintptr_t)w);
 }
 
 static uint64_t *trailer_of(const void *p, size_t slot)
@@ -336,84 +343,57 @@ static ALWAYS_INLINE void fill_zero(void *p, size_t from, size_t end)
 	}
 }
 
-/* The pad over bytes from..end of block b: write it, or check it. Up to 16
- * bytes by two overlapping words (or halves, or bytes). */
-static ALWAYS_INLINE void copy_short(uint8_t *d, const uint8_t *s, size_t k)
-{
-	if (k >= 8) {
-		uint64_t x, y;
-		memcpy(&x, s, 8);
-		memcpy(&y, s + k - 8, 8);
-		memcpy(d, &x, 8);
-		memcpy(d + k - 8, &y, 8);
-	} else if (k >= 4) {
-		uint32_t x, y;
-		memcpy(&x, s, 4);
-		memcpy(&y, s + k - 4, 4);
-		memcpy(d, &x, 4);
-		memcpy(d + k - 4, &y, 4);
-	} else {
-		for (size_t i = 0; i < k; i++)
-			d[i] = s[i];
-	}
-}
-
-static ALWAYS_INLINE bool equal_short(const uint8_t *a, const uint8_t *s, size_t k)
-{
-	if (k >= 8) {
-		uint64_t x, y, u, v;
-		memcpy(&x, a, 8);
-		memcpy(&y, a + k - 8, 8);
-		memcpy(&u, s, 8);
-		memcpy(&v, s + k - 8, 8);
-		return !((x ^ u) | (y ^ v));
-	}
-	if (k >= 4) {
-		uint32_t x, y, u, v;
-		memcpy(&x, a, 4);
-		memcpy(&y, a + k - 4, 4);
-		memcpy(&u, s, 4);
-		memcpy(&v, s + k - 4, 4);
-		return !((x ^ u) | (y ^ v));
-	}
-	unsigned diff = 0;
-	for (size_t i = 0; i < k; i++)
-		diff |= a[i] ^ s[i];
-	return !diff;
-}
-
-static NOINLINE void pad_fill_long(uint8_t *b, size_t from, size_t end)
+/* The pad over bytes from..end of block b: write it, or check it (a slab
+ * object's short pad takes pad_tail_fill and pad_tail_intact instead). */
+static NOINLINE void pad_fill(uint8_t *b, size_t from, size_t end)
 {
 	for (size_t i = from, k; i < end; i += k) {
-		k = end - i < 128 ? end - i : 128;
+		k = end - i < PAD_RUN ? end - i : PAD_RUN;
 		memcpy(b + i, pad_tab + i % 128, k);
 	}
 }
 
-static NOINLINE bool pad_intact_long(const uint8_t *b, size_t from, size_t end)
+static NOINLINE bool pad_intact(const uint8_t *b, size_t from, size_t end)
 {
 	for (size_t i = from, k; i < end; i += k) {
-		k = end - i < 128 ? end - i : 128;
+		k = end - i < PAD_RUN ? end - i : PAD_RUN;
 		if (memcmp(b + i, pad_tab + i % 128, k))
 			return false;
 	}
 	return true;
 }
 
-/* (pad_tab holds 256 bytes: from % 128 + 16 never reads past it) */
-static ALWAYS_INLINE void pad_fill(uint8_t *b, size_t from, size_t end)
+COLD __attribute__((noreturn)) static void underflow(const void *p)
 {
-	if (end - from <= 16)
-		copy_short(b + from, pad_tab + from % 128, end - from);
-	else
-		pad_fill_long(b, from, end);
+	bsl_fatalf("aborting on heap corruption", "heap underflow: the 16 bytes before %p (the "
+		   "canary before it) were overwritten", p);
 }
 
-static ALWAYS_INLINE bool pad_intact(const uint8_t *b, size_t from, size_t end)
+/* A slab object's pad of k <= 16 bytes ends at end, a multiple of 16 (its
+ * trailer's offset): the 16 bytes before end, compared with the table (or
+ * blended with it) in one vector, the bytes before the pad masked off. The
+ * load may reach back into the slot before (the front slot is never handed
+ * out, so there is one): it reads, and writes back unchanged, nothing else. */
+static const uint8_t tail_mask[32] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255 };
+
+static ALWAYS_INLINE bool pad_tail_intact(const uint8_t *b, size_t k, size_t end)
 {
-	if (end - from <= 16)
-		return equal_short(b + from, pad_tab + from % 128, end - from);
-	return pad_intact_long(b, from, end);
+	__m128i x = _mm_loadu_si128((const __m128i *)(b + end - 16));
+	__m128i y = _mm_loadu_si128((const __m128i *)(pad_tab + ((end - 16) & 127)));
+	unsigned eq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, y));
+	unsigned need = (0xffff0000u >> k) & 0xffff;     /* the top k of 16 */
+	return (eq & need) == need;
+}
+
+static ALWAYS_INLINE void pad_tail_fill(uint8_t *b, size_t k, size_t end)
+{
+	__m128i *at = (__m128i *)(b + end - 16);
+	__m128i x = _mm_loadu_si128(at);
+	__m128i y = _mm_loadu_si128((const __m128i *)(pad_tab + ((end - 16) & 127)));
+	__m128i m = _mm_loadu_si128((const __m128i *)(tail_mask + k));
+	_mm_storeu_si128(at, _mm_or_si128(_mm_andnot_si128(m, x), _mm_and_si128(m, y)));
 }
 
 /* secure_open's and secure_close's work, inlined into their slab versions
@@ -452,10 +432,8 @@ static ALWAYS_INLINE void close_block(void *p, size_t slot, unsigned how)
 			overflow(p, req);
 		/* the slot before p (or the front canary) ends right before p */
 		const uint64_t *before = (const uint64_t *)p - 1;
-		if ((slab || (req_front & FRONT_BIT)) && unlikely(*before != fixed_word(before))) {
-			bsl_fatalf("aborting on heap corruption", "heap underflow: the 16 bytes before "
-				   "%p (the canary before it) were overwritten", p);
-		}
+		if ((slab || (req_front & FRONT_BIT)) && unlikely(*before != fixed_word(before)))
+			underflow(p);
 		trailer_set(trailer_of(p, slot), 0, SEC_KIND_FREE);
 	}
 	if ((sec & SEC_FILL) && slab)
@@ -467,9 +445,33 @@ void secure_open(void *p, size_t req, size_t slot, unsigned how)
 	open_block(p, req, slot, how);
 }
 
-void secure_open_slab(void *p, size_t req, size_t slot)
+/* The slab versions: open_block and close_block for a slab object whose pad
+ * is at most 16 bytes (most small ones), the general ones for the rest, out
+ * of line (their loops and calls made the short case save six registers). */
+static NOINLINE void open_slab_general(void *p, size_t req, size_t slot)
 {
 	open_block(p, req, slot, SEC_OPEN_SLAB);
+}
+
+static NOINLINE void close_slab_general(void *p, size_t slot)
+{
+	close_block(p, slot, SEC_OPEN_SLAB);
+}
+
+void secure_open_slab(void *p, size_t req, size_t slot)
+{
+	long sec = opt.secure;
+	size_t end = slot - sec_canary_bytes;
+	if (!(sec & SEC_CANARY) || end - req > 16) {
+		open_slab_general(p, req, slot);
+		return;
+	}
+	if (sec & SEC_FILL) {
+		check_zero(p, 2 * sizeof(uint64_t), end);
+		fill_zero(p, 0, 2 * sizeof(uint64_t));
+	}
+	pad_tail_fill(p, end - req, end);
+	trailer_set(trailer_of(p, slot), req, SEC_KIND_MALLOC);
 }
 
 void secure_resize(void *p, size_t slot, size_t n)
@@ -492,7 +494,26 @@ void secure_close(void *p, size_t slot, unsigned how)
 
 void secure_close_slab(void *p, size_t slot)
 {
-	close_block(p, slot, SEC_OPEN_SLAB);
+	long sec = opt.secure;
+	size_t end = slot - sec_canary_bytes;
+	if (!(sec & SEC_CANARY)) {
+		close_slab_general(p, slot);
+		return;
+	}
+	unsigned kind;
+	size_t req = request_of(p, slot, &kind) & ~FRONT_BIT;
+	if (unlikely(end - req > 16)) {   /* (req <= end: request_of checks it) */
+		close_slab_general(p, slot);
+		return;
+	}
+	if (unlikely(!pad_tail_intact(p, end - req, end)))
+		overflow(p, req);
+	const uint64_t *before = (const uint64_t *)p - 1;
+	if (unlikely(*before != fixed_word(before)))
+		underflow(p);
+	trailer_set(trailer_of(p, slot), 0, SEC_KIND_FREE);
+	if (sec & SEC_FILL)
+		fill_zero(p, 2 * sizeof(uint64_t), end);
 }
 
 unsigned secure_first_unfree(const struct sec_obj *h, unsigned n)
