@@ -5,6 +5,9 @@
  * what was freed, oldest first, and gives back its oldest when it is full;
  * harden.c frees what comes back. Waiting blocks are memory only: this file
  * knows no slab, run or large block.
+ * Invariant: the object ring's shards and the stages hold only blocks that
+ * are in the arena and stay readable (sec_obj, 16 bytes: harden.c's slab
+ * objects); a shard holds at most QOBJ_CAP of them and QOBJ_MAX_BYTES.
  * Locks: each ring's lock is a leaf (src/LAYERS.md); a stage is its thread's
  * own, touched by no other thread.
  */
