@@ -25,34 +25,47 @@
 
 /* ------------------------------------------------------------ the quarantine */
 
-/* What leaves a ring (secure.h) is freed for real here. */
+/* What leaves a ring (secure.h) is freed for real here. A tag says what it
+ * is and, for a slab object, its class (no descriptor lookup as it leaves). */
 enum { QTAG_SLAB, QTAG_RUN, QTAG_LARGE };
-_Static_assert(QTAG_SLAB == 0, "secure_stage tags what it stages 0");
+#define QTAG_KIND(tag)   ((tag) & 3)
+#define QTAG_CLASS(tag)  ((tag) >> 2)
+#define QTAG_OBJ(c)      ((unsigned)(c) << 2 | QTAG_SLAB)
+
+COLD __attribute__((noreturn)) static void modified_in_quarantine(const void *p)
+{
+	bsl_fatalf("aborting on heap corruption", "write after free: the free object %p "
+		   "was modified at offset 0 while in quarantine", p);
+}
+
+/* A slab object of class c out of the quarantine, checked: to its bin (the
+ * slow paths' bins, tcache.h: room > 0 while the cache is live), or on. */
+static void slab_release(void *p, unsigned c)
+{
+	struct tcache_bin *bin = &tc_self.sbins[c];
+	if (tcache_slow_only && bin->room > 0)
+		tcache_push(bin, p);
+	else if (opt.tcache)
+		tcache_free_slow(p, c);
+	else
+		slab_free_bulk(&p, 1);
+}
 
 static void release_held(const struct sec_held *h)
 {
 	void *p = h->p;
 	if (!p)
 		return;                /* could not be made readable again: stays out */
-	if (h->tag == QTAG_SLAB)
+	if (QTAG_KIND(h->tag) == QTAG_SLAB) {
 		bsl_maintenance_sometimes();
-	else
-		bsl_maintenance();
-	if (h->tag == QTAG_SLAB) {
-		/* a write while it waited: the mark broken */
-		if (!obj_is_free(p))
-			bsl_fatalf("aborting on heap corruption", "write after free: the free object %p "
-				   "was modified at offset 0 while in quarantine", p);
+		if (!obj_is_free(p))   /* a write while it waited: the mark broken */
+			modified_in_quarantine(p);
 		secure_check_free(p, h->len);
-		unsigned c = arena_desc_of(p)->class_idx;
-		struct tcache_bin *bin = &tc_self.sbins[c];   /* the slow paths' bins (tcache.h) */
-		if (tcache_slow_only && bin->room > 0)        /* room: the cache is live */
-			tcache_push(bin, p);
-		else if (opt.tcache)
-			tcache_free_slow(p, c);
-		else
-			slab_free_bulk(&p, 1);
-	} else if (h->tag == QTAG_RUN) {
+		slab_release(p, QTAG_CLASS(h->tag));
+		return;
+	}
+	bsl_maintenance();
+	if (QTAG_KIND(h->tag) == QTAG_RUN) {
 		secure_check_run(p, h->len);
 		run_free_parked(arena_desc_of(p));
 	} else {
@@ -68,13 +81,31 @@ static void quarantine_put(unsigned ring, void *p, size_t len, unsigned tag, boo
 }
 
 /* Freed slab objects of a thread with a live thread cache wait first in its
- * stage (secure.h), which goes into the object ring under one lock. */
+ * stage (secure.h), which goes into the object ring under one lock; what
+ * leaves the ring then is released as release_held would, one object after
+ * another, with the trailers' loop and the clock's tick taken once. */
 static void stage_flush(void)
 {
-	struct sec_held out[SEC_QSTAGE];
+	struct sec_obj out[SEC_QSTAGE];
 	unsigned nout = secure_stage_flush(out);
-	for (unsigned i = 0; i < nout; i++)
-		release_held(&out[i]);
+	if (!nout)
+		return;
+	unsigned bad = secure_first_unfree(out, nout);
+	bsl_maintenance_sometimes_n(nout);
+	for (unsigned i = 0; i < nout; i++) {
+		void *p = out[i].p;
+		if (unlikely(!obj_is_free(p)))
+			modified_in_quarantine(p);
+		if (unlikely(i == bad))
+			secure_check_free(p, out[i].len);    /* aborts */
+		/* slab_release, for a thread whose cache is live (it stages) */
+		unsigned c = QTAG_CLASS(out[i].tag);
+		struct tcache_bin *bin = &tc_self.sbins[c];
+		if (likely(bin->room > 0))
+			tcache_push(bin, p);
+		else
+			tcache_free_slow(p, c);
+	}
 }
 
 void harden_thread_exit(void)
@@ -110,10 +141,10 @@ bool harden_free(void *p, const struct block *b)
 		if (slab) {
 			obj_set_next(p, NULL);   /* reads as free: a second free is a double free */
 			if (tc_self.state == TC_LIVE) {   /* it has an exit hook */
-				if (secure_stage(p, b->slot))
+				if (secure_stage(p, b->slot, QTAG_OBJ(b->class_idx)))
 					stage_flush();
 			} else
-				quarantine_put(SEC_QOBJ, p, b->slot, QTAG_SLAB, true);
+				quarantine_put(SEC_QOBJ, p, b->slot, QTAG_OBJ(b->class_idx), true);
 		} else if (run) {
 			run_park(b->desc);       /* counts as freed; a second free is a double free */
 			quarantine_put(SEC_QPAGE, pages, len, QTAG_RUN, true);
@@ -141,17 +172,23 @@ void *harden_alloc_small(size_t n, size_t align, bool zero)
 	void *p = tcache_pop(&tc_self.sbins[c]);    /* empty while the cache is not live */
 	if (!p)
 		return NULL;
-	secure_open(p, n, class_info[c].size, SEC_OPEN_SLAB);
+	secure_open_slab(p, n, class_info[c].size);
 	if (zero && !(opt.secure & SEC_FILL))      /* fill: zero already */
 		memset(p, 0, n);
 	return p;
 }
 
+/* harden_free's work for a slab object, without its tests of the tier. Only
+ * a flush of the stage may make a syscall (the clock's tick, a slab going
+ * back): errno is saved around that alone. */
 bool harden_free_small(void *p)
 {
 	/* block_classify's test for a slab object (named caches' pages have
-	 * obj_nobjs 0 and fail it), and the bin's room (0 while not live) */
-	struct page_desc *d = arena_desc_of(p);
+	 * obj_nobjs 0 and fail it), the first arena's first as in free(); and
+	 * the bin's room (0 while not live) */
+	struct arena *a = &arenas[0];
+	size_t off = (uintptr_t)p + a->base_hidden;
+	struct page_desc *d = off < a->limit ? &a->desc[off >> PAGE_SHIFT] : arena_desc_of(p);
 	if (!d)
 		return false;
 	size_t i = slab_obj_index(d, p);
@@ -161,11 +198,18 @@ bool harden_free_small(void *p)
 		return false;
 	if (obj_is_free(p))
 		block_double_free(p);
-	int saved_errno = errno;      /* a quarantine flush may make syscalls */
-	struct block b = { TIER_SLAB, 0, d, c, false, class_info[c].size, 0 };
-	if (!harden_free(p, &b))
-		tcache_push(bin, p);  /* room is left: harden_free caches nothing without quarantine */
-	errno = saved_errno;
+	size_t slot = class_info[c].size;
+	secure_close_slab(p, slot);
+	if (!(opt.secure & SEC_QUARANTINE)) {
+		tcache_push(bin, p);   /* room is left */
+		return true;
+	}
+	obj_set_next(p, NULL);     /* reads as free: a second free is a double free */
+	if (secure_stage(p, slot, QTAG_OBJ(c))) {   /* room > 0: live, with its exit hook */
+		int saved_errno = errno;
+		stage_flush();
+		errno = saved_errno;
+	}
 	return true;
 }
 

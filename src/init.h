@@ -24,6 +24,15 @@ static inline void bsl_maintenance_sometimes(void)
 	if ((++bsl_untick & 15) == 0)
 		bsl_maintenance();
 }
+/* The same for n such calls at once (objects leaving the quarantine
+ * together): one tick when the count passes a multiple of 16. */
+static inline void bsl_maintenance_sometimes_n(unsigned n)
+{
+	unsigned before = bsl_untick;
+	bsl_untick = before + n;
+	if ((before ^ (before + n)) >= 16)   /* differ above the low 4 bits */
+		bsl_maintenance();
+}
 
 /* Forks seen by the prepare handler; of those, the ones where the forking
  * thread already held allocator locks (a signal handler that forks

@@ -6,7 +6,9 @@
  * knows memory, not slabs: slab.c owns what a slab holds and calls the slab
  * hooks with the slab's pages; malloc.c and harden.c call the block hooks
  * with a block's address and length, and harden.c frees what leaves a
- * quarantine ring (the rings are in quarantine.c). The large
+ * quarantine ring (the rings are in quarantine.c, size0's slots in sizezero.c).
+ * The block hooks run on every malloc and free of a small block under
+ * canary or fill, so their common cases are written out inline. The large
  * block guards (secure_large_map/unmap) also serve memcheck runs (large.c).
  */
 #define _GNU_SOURCE
@@ -16,17 +18,20 @@
 #include "vg.h"
 #include <sys/auxv.h>
 #include <string.h>
+#include <emmintrin.h>
 
 unsigned sec_canary_bytes, sec_front_objs, sec_run_front;
 static uint64_t canary_key, free_key;
 /* The pad between a request and its trailer: the byte at offset i of a block
  * is pad_tab[i % 128], 0x80..0xff (never 0 nor ASCII, the usual overflows),
  * each value once per 128 bytes, so a run of 2 or more equal bytes never
- * matches it. The table holds the 128 values twice, so that the pad of any
- * 128 bytes is one memcpy from it (pad_fill, pad_intact). */
-static uint8_t pad_tab[256];
-static lock_t sec_lock = LOCK_INIT;   /* the size-0 map; a leaf */
+ * matches it. The table holds the 128 values PAD_RUN / 128 + 1 times, so
+ * that the pad of any PAD_RUN bytes is one memcpy from it (pad_fill,
+ * pad_intact: a big class's pad of a few KiB is a few calls, not dozens). */
+#define PAD_RUN 1024
+static uint8_t pad_tab[PAD_RUN + 128];
 static uint64_t shuffle_state;     /* splitmix64 counter; atomic */
+static bool use_avx2;            /* check_zero's wide loop (or_vectors); set once */
 static long guard_budget;         /* slab guard pages that may still be made; atomic */
 
 static uint64_t splitmix_next(uint64_t *s);
@@ -45,8 +50,10 @@ void secure_init(void)
 	canary_key = (r[0] * 0xBF58476D1CE4E5B9ull) ^ (r[1] >> 7) ^ (uintptr_t)&canary_key;
 	shuffle_state = r[1] ^ (r[0] << 17) ^ (uintptr_t)&shuffle_state;
 	free_key = splitmix_next(&r[0]) | 1;    /* never 0: t[0] == t[1] would do */
-	for (unsigned i = 0; i < 256; i++)
+	for (unsigned i = 0; i < sizeof pad_tab; i++)
 		pad_tab[i] = (uint8_t)(0x80 | ((r[0] >> 56) + (i % 128) * 5) % 128);
+	__builtin_cpu_init();
+	use_avx2 = __builtin_cpu_supports("avx2");
 	if (opt.secure & SEC_SIZE0)
 		sizeclass_zero_to_slow_path();   /* malloc(0) misses the thread cache */
 	if (opt.secure & SEC_CANARY) {
@@ -118,7 +125,8 @@ void secure_shuffle(uint16_t *perm, unsigned n)
 
 /* A trailer is two words at the end of a block:
  *   t[0]  the size word: bits 0-39 the requested size, 40-41 the kind, 42 the
- *         front-canary flag, 43-63 a hash of the key, t's address and bits 0-42;
+ *         front-canary flag, 43-63 a hash of t[1] (so of the key and t's
+ *         address: t[1] is checked first) and bits 0-42;
  *         in a free block (kind free) t[1] ^ free_key instead: no multiply to
  *         write it at free nor to check it as the block leaves the quarantine
  *         (without the key it is as unguessable as t[1]);
@@ -142,15 +150,18 @@ static uint64_t mix(uint64_t h)
 	return h ^ (h >> 29);
 }
 
+/* t[1] stands for the key and the address here: it is as unguessable, and
+ * already loaded (and checked) wherever t[0] is read or written. */
 static uint64_t size_word(const uint64_t *t, uint64_t low)
 {
-	uint64_t h = mix(canary_key ^ ((uintptr_t)t * 0x9E3779B97F4A7C15ull) ^ (low * 0xC2B2AE3D27D4EB4Full));
+	uint64_t h = mix(t[1] ^ (low * 0xC2B2AE3D27D4EB4Full));
 	return (h & ~LOW_MASK) | low;
 }
 
+/* The multiply spreads every bit of the address into the high bits. */
 static uint64_t fixed_word(const uint64_t *w)
 {
-	return mix(~canary_key ^ ((uintptr_t)w * 0xD6E8FEB86659FD93ull));
+	return mix(canary_key ^ (uintptr_t)w);
 }
 
 static uint64_t *trailer_of(const void *p, size_t slot)
@@ -173,7 +184,7 @@ static void trailer_init(uint64_t *t, uint64_t req_front, unsigned kind)
 }
 
 /* false: the trailer was overwritten; *req has the front bit */
-static bool trailer_get(const uint64_t *t, size_t room, size_t *req, unsigned *kind)
+static inline __attribute__((always_inline)) bool trailer_get(const uint64_t *t, size_t room, size_t *req, unsigned *kind)
 {
 	if (t[1] != fixed_word(t + 1))
 		return false;
@@ -202,11 +213,20 @@ COLD __attribute__((noreturn)) static void broken_trailer(const void *p)
 		   "block %p was overwritten (a write past its end)", p);
 }
 
-size_t secure_requested(const void *p, size_t slot, unsigned *kind, bool *front)
+/* The request of a block whose trailer is checked, with the front bit; inline
+ * in secure_close, which needs it on every free. */
+static inline __attribute__((always_inline)) size_t request_of(const void *p, size_t slot,
+							      unsigned *kind)
 {
 	size_t req;
-	if (!trailer_get(trailer_of(p, slot), slot - SEC_TRAILER, &req, kind))
+	if (unlikely(!trailer_get(trailer_of(p, slot), slot - SEC_TRAILER, &req, kind)))
 		broken_trailer(p);
+	return req;
+}
+
+size_t secure_requested(const void *p, size_t slot, unsigned *kind, bool *front)
+{
+	size_t req = request_of(p, slot, kind);
 	*front = req & FRONT_BIT;
 	return req & ~FRONT_BIT;
 }
@@ -228,17 +248,52 @@ void secure_slab_prepare(void *base, size_t size, unsigned n, bool dirty)
 
 /* ----------------------------------------------------------------- blocks */
 
-/* A free block's bytes from..end must still be 0 (a slab object's first two
- * words hold its free-list link, so from is 16 there). One pass ORs the words
- * (vectorised); only a block that fails is searched for the offset. */
-static void check_zero(const void *p, size_t from, size_t end)
+/* Every malloc and free of a small block under canary or fill passes here,
+ * so the short cases are written out inline: a slab object's fill of a few
+ * vectors, a pad of up to 16 bytes. Longer ones take the loops below. */
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+typedef uint64_t v2 __attribute__((vector_size(16), may_alias));
+
+COLD __attribute__((noreturn)) static void written_after_free(const void *p, size_t from)
 {
-	typedef uint64_t v2 __attribute__((vector_size(16), may_alias));
-	const uint64_t *w = p;
-	ASSERT(((uintptr_t)p | from | end) % 16 == 0);   /* blocks, links, trailers: 16 bytes */
-	const v2 *v = (const v2 *)((const char *)p + from);
-	size_t n = (end - from) / sizeof(v2), i = 0;
-	v2 a = { 0, 0 }, b = a, c = a, d = a;    /* four chains: 64 bytes a step */
+	const uint64_t *w = p;     /* some word from `from` on is not 0: find it */
+	for (size_t i = from / sizeof *w;; i++)
+		if (w[i] != 0)
+			bsl_fatalf("aborting on heap corruption", "write after free: the free "
+				   "object %p was modified at offset %zu", p, i * sizeof *w);
+}
+
+/* The OR of n > 4 vectors: four chains, 64 bytes a step, or 128 with AVX2
+ * (on freed memory that has left the caches, half as fast again: a bigger
+ * object's check is most of what secure:1 adds to its malloc). */
+typedef uint64_t v4 __attribute__((vector_size(32), may_alias, aligned(16)));
+
+__attribute__((target("avx2"))) static NOINLINE uint64_t or_vectors_avx2(const v2 *v, size_t n)
+{
+	const v4 *w = (const v4 *)v;
+	size_t m = n / 2, i = 0;
+	v4 a = { 0, 0, 0, 0 }, b = a, c = a, d = a;
+	for (; i + 4 <= m; i += 4) {
+		a |= w[i];
+		b |= w[i + 1];
+		c |= w[i + 2];
+		d |= w[i + 3];
+	}
+	for (; i < m; i++)
+		a |= w[i];
+	a |= b | c | d;
+	uint64_t r = a[0] | a[1] | a[2] | a[3];
+	if (n & 1)
+		r |= v[n - 1][0] | v[n - 1][1];
+	return r;
+}
+
+static NOINLINE uint64_t or_vectors(const v2 *v, size_t n)
+{
+	if (use_avx2)
+		return or_vectors_avx2(v, n);
+	v2 a = { 0, 0 }, b = a, c = a, d = a;
+	size_t i = 0;
 	for (; i + 4 <= n; i += 4) {
 		a |= v[i];
 		b |= v[i + 1];
@@ -248,42 +303,111 @@ static void check_zero(const void *p, size_t from, size_t end)
 	for (; i < n; i++)
 		a |= v[i];
 	a |= b | c | d;
-	if (likely(!(a[0] | a[1])))
-		return;
-	for (i = from / sizeof *w;; i++)
-		if (w[i] != 0)
-			bsl_fatalf("aborting on heap corruption", "write after free: the free "
-				   "object %p was modified at offset %zu", p, i * sizeof *w);
+	return a[0] | a[1];
 }
 
-/* The pad over bytes from..end of block b: write it, or check it. */
-static void pad_fill(uint8_t *b, size_t from, size_t end)
+/* A free block's bytes from..end must still be 0 (a slab object's first two
+ * words hold its free-list link, so from is 16 there): one pass ORs them;
+ * only a block that fails is searched for the offset. */
+static ALWAYS_INLINE void check_zero(const void *p, size_t from, size_t end)
+{
+	ASSERT(((uintptr_t)p | from | end) % 16 == 0);   /* blocks, links, trailers: 16 bytes */
+	const v2 *v = (const v2 *)((const char *)p + from);
+	size_t n = (end - from) / sizeof(v2);
+	uint64_t any = 0;
+	if (n <= 4) {      /* 0 to 4 vectors: the first and last two, overlapping */
+		if (n) {
+			v2 a = v[0] | v[n - 1];
+			if (n > 2)
+				a |= v[1] | v[n - 2];
+			any = a[0] | a[1];
+		}
+	} else {
+		any = or_vectors(v, n);
+	}
+	if (unlikely(any))
+		written_after_free(p, from);
+}
+
+/* Zero bytes from..end of p (16-byte aligned, as check_zero). */
+static ALWAYS_INLINE void fill_zero(void *p, size_t from, size_t end)
+{
+	v2 *v = (v2 *)((char *)p + from), z = { 0, 0 };
+	size_t n = (end - from) / sizeof(v2);
+	if (n > 4) {
+		memset(v, 0, end - from);
+	} else if (n) {    /* as check_zero (a loop here became a rep stos) */
+		v[0] = v[n - 1] = z;
+		if (n > 2)
+			v[1] = v[n - 2] = z;
+	}
+}
+
+/* The pad over bytes from..end of block b: write it, or check it (a slab
+ * object's short pad takes pad_tail_fill and pad_tail_intact instead). */
+static NOINLINE void pad_fill(uint8_t *b, size_t from, size_t end)
 {
 	for (size_t i = from, k; i < end; i += k) {
-		k = end - i < 128 ? end - i : 128;
+		k = end - i < PAD_RUN ? end - i : PAD_RUN;
 		memcpy(b + i, pad_tab + i % 128, k);
 	}
 }
 
-static bool pad_intact(const uint8_t *b, size_t from, size_t end)
+static NOINLINE bool pad_intact(const uint8_t *b, size_t from, size_t end)
 {
 	for (size_t i = from, k; i < end; i += k) {
-		k = end - i < 128 ? end - i : 128;
+		k = end - i < PAD_RUN ? end - i : PAD_RUN;
 		if (memcmp(b + i, pad_tab + i % 128, k))
 			return false;
 	}
 	return true;
 }
 
-void secure_open(void *p, size_t req, size_t slot, unsigned how)
+COLD __attribute__((noreturn)) static void underflow(const void *p)
 {
+	bsl_fatalf("aborting on heap corruption", "heap underflow: the 16 bytes before %p (the "
+		   "canary before it) were overwritten", p);
+}
+
+/* A slab object's pad of k <= 16 bytes ends at end, a multiple of 16 (its
+ * trailer's offset): the 16 bytes before end, compared with the table (or
+ * blended with it) in one vector, the bytes before the pad masked off. The
+ * load may reach back into the slot before (the front slot is never handed
+ * out, so there is one): it reads, and writes back unchanged, nothing else. */
+static const uint8_t tail_mask[32] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255 };
+
+static ALWAYS_INLINE bool pad_tail_intact(const uint8_t *b, size_t k, size_t end)
+{
+	__m128i x = _mm_loadu_si128((const __m128i *)(b + end - 16));
+	__m128i y = _mm_loadu_si128((const __m128i *)(pad_tab + ((end - 16) & 127)));
+	unsigned eq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, y));
+	unsigned need = (0xffff0000u >> k) & 0xffff;     /* the top k of 16 */
+	return (eq & need) == need;
+}
+
+static ALWAYS_INLINE void pad_tail_fill(uint8_t *b, size_t k, size_t end)
+{
+	__m128i *at = (__m128i *)(b + end - 16);
+	__m128i x = _mm_loadu_si128(at);
+	__m128i y = _mm_loadu_si128((const __m128i *)(pad_tab + ((end - 16) & 127)));
+	__m128i m = _mm_loadu_si128((const __m128i *)(tail_mask + k));
+	_mm_storeu_si128(at, _mm_or_si128(_mm_andnot_si128(m, x), _mm_and_si128(m, y)));
+}
+
+/* secure_open's and secure_close's work, inlined into their slab versions
+ * with how a constant. */
+static ALWAYS_INLINE void open_block(void *p, size_t req, size_t slot, unsigned how)
+{
+	long sec = opt.secure;
 	bool slab = how & SEC_OPEN_SLAB;
 	size_t end = slot - sec_canary_bytes;    /* where the trailer starts */
-	if ((opt.secure & SEC_FILL) && slab) {
+	if ((sec & SEC_FILL) && slab) {
 		check_zero(p, 2 * sizeof(uint64_t), end);
-		memset(p, 0, 2 * sizeof(uint64_t));   /* the free-list link */
+		fill_zero(p, 0, 2 * sizeof(uint64_t));   /* the free-list link */
 	}
-	if (opt.secure & SEC_CANARY) {
+	if (sec & SEC_CANARY) {
 		pad_fill(p, req, end);
 		bool front = how & SEC_OPEN_FRONT;
 		uint64_t *t = trailer_of(p, slot);
@@ -294,6 +418,60 @@ void secure_open(void *p, size_t req, size_t slot, unsigned how)
 		if (front)    /* checked as a slab object checks the slot before it */
 			trailer_init((uint64_t *)p - 2, 0, SEC_KIND_FREE);
 	}
+}
+
+static ALWAYS_INLINE void close_block(void *p, size_t slot, unsigned how)
+{
+	long sec = opt.secure;
+	bool slab = how & SEC_OPEN_SLAB;
+	size_t end = slot - sec_canary_bytes;
+	if (sec & SEC_CANARY) {
+		unsigned kind;
+		size_t req_front = request_of(p, slot, &kind), req = req_front & ~FRONT_BIT;
+		if (unlikely(!pad_intact(p, req, end)))
+			overflow(p, req);
+		/* the slot before p (or the front canary) ends right before p */
+		const uint64_t *before = (const uint64_t *)p - 1;
+		if ((slab || (req_front & FRONT_BIT)) && unlikely(*before != fixed_word(before)))
+			underflow(p);
+		trailer_set(trailer_of(p, slot), 0, SEC_KIND_FREE);
+	}
+	if ((sec & SEC_FILL) && slab)
+		fill_zero(p, 2 * sizeof(uint64_t), end);
+}
+
+void secure_open(void *p, size_t req, size_t slot, unsigned how)
+{
+	open_block(p, req, slot, how);
+}
+
+/* The slab versions: open_block and close_block for a slab object whose pad
+ * is at most 16 bytes (most small ones), the general ones for the rest, out
+ * of line (their loops and calls made the short case save six registers). */
+static NOINLINE void open_slab_general(void *p, size_t req, size_t slot)
+{
+	open_block(p, req, slot, SEC_OPEN_SLAB);
+}
+
+static NOINLINE void close_slab_general(void *p, size_t slot)
+{
+	close_block(p, slot, SEC_OPEN_SLAB);
+}
+
+void secure_open_slab(void *p, size_t req, size_t slot)
+{
+	long sec = opt.secure;
+	size_t end = slot - sec_canary_bytes;
+	if (!(sec & SEC_CANARY) || end - req > 16) {
+		open_slab_general(p, req, slot);
+		return;
+	}
+	if (sec & SEC_FILL) {
+		check_zero(p, 2 * sizeof(uint64_t), end);
+		fill_zero(p, 0, 2 * sizeof(uint64_t));
+	}
+	pad_tail_fill(p, end - req, end);
+	trailer_set(trailer_of(p, slot), req, SEC_KIND_MALLOC);
 }
 
 void secure_resize(void *p, size_t slot, size_t n)
@@ -311,24 +489,43 @@ void secure_resize(void *p, size_t slot, size_t n)
 
 void secure_close(void *p, size_t slot, unsigned how)
 {
-	bool slab = how & SEC_OPEN_SLAB;
+	close_block(p, slot, how);
+}
+
+void secure_close_slab(void *p, size_t slot)
+{
+	long sec = opt.secure;
 	size_t end = slot - sec_canary_bytes;
-	if (opt.secure & SEC_CANARY) {
-		unsigned kind;
-		bool front;
-		size_t req = secure_requested(p, slot, &kind, &front);
-		if (unlikely(!pad_intact(p, req, end)))
-			overflow(p, req);
-		/* the slot before p (or the front canary) ends right before p */
-		const uint64_t *before = (const uint64_t *)p - 1;
-		if ((slab || front) && *before != fixed_word(before)) {
-			bsl_fatalf("aborting on heap corruption", "heap underflow: the 16 bytes before "
-				   "%p (the canary before it) were overwritten", p);
-		}
-		trailer_set(trailer_of(p, slot), 0, SEC_KIND_FREE);
+	if (!(sec & SEC_CANARY)) {
+		close_slab_general(p, slot);
+		return;
 	}
-	if ((opt.secure & SEC_FILL) && slab)
-		memset((char *)p + 2 * sizeof(uint64_t), 0, end - 2 * sizeof(uint64_t));
+	unsigned kind;
+	size_t req = request_of(p, slot, &kind) & ~FRONT_BIT;
+	if (unlikely(end - req > 16)) {   /* (req <= end: request_of checks it) */
+		close_slab_general(p, slot);
+		return;
+	}
+	if (unlikely(!pad_tail_intact(p, end - req, end)))
+		overflow(p, req);
+	const uint64_t *before = (const uint64_t *)p - 1;
+	if (unlikely(*before != fixed_word(before)))
+		underflow(p);
+	trailer_set(trailer_of(p, slot), 0, SEC_KIND_FREE);
+	if (sec & SEC_FILL)
+		fill_zero(p, 2 * sizeof(uint64_t), end);
+}
+
+unsigned secure_first_unfree(const struct sec_obj *h, unsigned n)
+{
+	if (!(opt.secure & SEC_CANARY))
+		return n;
+	for (unsigned i = 0; i < n; i++) {
+		const uint64_t *t = trailer_of(h[i].p, h[i].len);
+		if (unlikely(t[0] != (t[1] ^ free_key)))
+			return i;
+	}
+	return n;
 }
 
 void secure_check_free(const void *p, size_t slot)
@@ -351,77 +548,6 @@ void secure_check_run(const void *p, size_t len)
 {
 	if (opt.secure & SEC_FILL)
 		check_zero(p, 0, len);
-}
-
-/* ------------------------------------------------------------ size-0 slots */
-
-#define SIZE0_SLOTS  ((size_t)1 << 20)      /* 16 MiB of PROT_NONE address space */
-#define SIZE0_STRIDE 16
-static char *size0_base;              /* set once, under sec_lock */
-static uint64_t *size0_live;          /* one bit per slot */
-static size_t size0_next;             /* next-fit cursor, in words */
-
-void *secure_size0_alloc(void)
-{
-	void *p = NULL;
-	lock_acquire(&sec_lock);
-	if (!size0_base) {
-		char *b = os_reserve(SIZE0_SLOTS * SIZE0_STRIDE);
-		uint64_t *m = b ? os_map(SIZE0_SLOTS / 8, PAGE_SIZE) : NULL;
-		if (m) {
-			size0_live = m;
-			__atomic_store_n(&size0_base, b, __ATOMIC_RELEASE);
-		} else if (b) {
-			os_unmap(b, SIZE0_SLOTS * SIZE0_STRIDE);
-		}
-	}
-	for (size_t k = 0, nw = SIZE0_SLOTS / 64; size0_base && k < nw; k++) {
-		size_t w = (size0_next + k) % nw;
-		uint64_t v = size0_live[w];
-		if (v != ~(uint64_t)0) {
-			unsigned bit = (unsigned)__builtin_ctzll(~v);
-			__atomic_store_n(&size0_live[w], v | (uint64_t)1 << bit, __ATOMIC_RELAXED);
-			size0_next = w;
-			p = size0_base + (w * 64 + bit) * SIZE0_STRIDE;
-			break;
-		}
-	}
-	lock_release(&sec_lock);
-	return p;
-}
-
-int secure_size0_state(const void *p)
-{
-	const char *b = __atomic_load_n(&size0_base, __ATOMIC_ACQUIRE);
-	size_t off = (uintptr_t)p - (uintptr_t)b;
-	if (!b || off >= SIZE0_SLOTS * SIZE0_STRIDE)
-		return SIZE0_NOT;
-	if (off % SIZE0_STRIDE)
-		return SIZE0_BAD;
-	size_t i = off / SIZE0_STRIDE;
-	uint64_t v = __atomic_load_n(&size0_live[i / 64], __ATOMIC_RELAXED);
-	return (v >> (i % 64)) & 1 ? SIZE0_LIVE : SIZE0_FREED;
-}
-
-void secure_size0_free(void *p)
-{
-	size_t i = (size_t)((char *)p - size0_base) / SIZE0_STRIDE;
-	lock_acquire(&sec_lock);
-	__atomic_store_n(&size0_live[i / 64], size0_live[i / 64] & ~((uint64_t)1 << (i % 64)),
-			 __ATOMIC_RELAXED);
-	lock_release(&sec_lock);
-}
-
-void secure_lock_all(void)
-{
-	secure_rings_lock_all();
-	lock_fork_acquire(&sec_lock);
-}
-
-void secure_unlock_all(void)
-{
-	lock_fork_release(&sec_lock);
-	secure_rings_unlock_all();
 }
 
 /* ----------------------------------------------------------- large blocks */

@@ -103,11 +103,19 @@ void secure_check_slab(const void *base, size_t size, unsigned n);
 enum { SEC_OPEN_SLAB = 1, SEC_OPEN_FRONT = 2 };   /* how: a slab object; a run with a front canary */
 void secure_open(void *p, size_t req, size_t slot, unsigned how);
 void secure_close(void *p, size_t slot, unsigned how);
+/* The same with how SEC_OPEN_SLAB, for the short paths of harden.c. */
+void secure_open_slab(void *p, size_t req, size_t slot);
+void secure_close_slab(void *p, size_t slot);
 /* realloc in place: the block (checked) now holds n bytes, n + SEC_TRAILER <= slot. */
 void secure_resize(void *p, size_t slot, size_t n);
 /* A free slab object leaving the quarantine: its free trailer intact (its
  * fill is checked when it is handed out again, or its slab goes back). */
 void secure_check_free(const void *p, size_t slot);
+/* The same for n objects leaving together, without aborting: the index of
+ * the first whose free trailer was modified (n: none; the caller then calls
+ * secure_check_free on it, after its own checks of the objects before it). */
+struct sec_obj;
+unsigned secure_first_unfree(const struct sec_obj *h, unsigned n);
 /* A page run leaving the quarantine: with fill, still all zero. */
 void secure_check_run(const void *p, size_t len);
 /* The trailer of a block: its requested size, kind, and whether it has a
@@ -120,17 +128,22 @@ void secure_set_kind(void *p, size_t slot, unsigned kind);
  * could not be made readable and stays out for good). Large blocks wait
  * PROT_NONE, page runs readable (zeroed under fill). */
 struct sec_held { void *p; size_t len; unsigned tag; bool prot, in_arena, resident; };
+/* A slab object in the object ring or a stage: its slot bytes (<= SLAB_MAX)
+ * and the caller's tag; the rest of a sec_held is the same for all of them
+ * (in the arena, readable, no pages counted). */
+struct sec_obj { void *p; uint32_t len, tag; };
 enum { SEC_QOBJ, SEC_QPAGE };
 bool secure_hold(unsigned ring, void *p, size_t len, unsigned tag, bool in_arena,
 		 struct sec_held *out);
 /* The calling thread's stage in front of the object ring (a thread that
- * stages must flush at its exit): stage a slab object (tag 0), true when the
- * stage is full and must be flushed; flush it into the ring under one lock,
- * what leaves going to out (room for SEC_QSTAGE), the count returned. */
+ * stages must flush at its exit): stage a slab object with the caller's tag,
+ * true when the stage is full and must be flushed; flush it into the ring
+ * under one lock, what leaves going to out (room for SEC_QSTAGE), oldest
+ * first, the count returned. */
 #define SEC_QSTAGE 16
-bool secure_stage(void *p, size_t len);
+bool secure_stage(void *p, size_t len, unsigned tag);
 bool secure_staged(void);
-unsigned secure_stage_flush(struct sec_held *out);
+unsigned secure_stage_flush(struct sec_obj *out);
 bool secure_holds(const void *p);    /* p waits in the page ring */
 size_t secure_held_bytes(void);     /* in both rings and this thread's stage (a statistic: racy) */
 /* Large blocks waiting (they stay in the large-block table until they leave). */
