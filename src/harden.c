@@ -168,7 +168,7 @@ void *harden_alloc_small(size_t n, size_t align, bool zero)
 	if (n > SLAB_MAX - sec_canary_bytes || align > MIN_ALIGN ||
 	    (n == 0 && (opt.secure & SEC_SIZE0)))
 		return NULL;
-	unsigned c = size_to_class(n + sec_canary_bytes);
+	unsigned c = size_to_class(sec_need(n));
 	void *p = tcache_pop(&tc_self.sbins[c]);    /* empty while the cache is not live */
 	if (!p)
 		return NULL;

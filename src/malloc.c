@@ -251,7 +251,7 @@ static void *alloc_tiers(size_t n, size_t align, bool zero)
 		return p;
 	if (unlikely(sec_canary_bytes) && n >= SEC_REQ_MAX)
 		goto nomem;
-	size_t need = n + sec_canary_bytes;      /* secure canary: the trailer */
+	size_t need = sec_need(n);      /* secure canary: the trailer */
 	unsigned c = need <= SLAB_MAX && align <= PAGE_SIZE ? aligned_class(need, align) : 0;
 	if (c) {
 		p = alloc_slab_tier(c, n, zero);

@@ -79,6 +79,13 @@ enum sec_kind { SEC_KIND_MALLOC, SEC_KIND_NEW, SEC_KIND_NEW_ARRAY, SEC_KIND_FREE
  * canary; runs aligned to more than that start at 0 and have none). */
 #define SEC_RUN_FRONT 64
 extern unsigned sec_canary_bytes, sec_front_objs, sec_run_front;
+/* The bytes a block of n takes with its trailer. A block of 0 takes one more:
+ * its trailer alone would fill a 16-byte slot, whose first two words are the
+ * free mark and link of slab.h, rewritten at every malloc and free. */
+static inline size_t sec_need(size_t n)
+{
+	return n + sec_canary_bytes + (sec_canary_bytes && !n);
+}
 
 void secure_init(void);     /* after config_init and vg detection, before any slab */
 

@@ -32,6 +32,21 @@ for t in test_threads test_fork test_cxx test_static test_api; do
 	fi
 done
 
+# test_api under each feature that changes the layout alone: a feature's
+# combination with size0 hid that canary alone broke malloc(0) (its trailer
+# filled a 16-byte slot, whose first words the free list rewrites)
+for f in canary fill quarantine guard; do
+	bin=$BUILD/test/test_api
+	if BUDDYSLAB_CONF=secure:$f timeout -k 5 120 "$bin" >"$tmp/api_$f.out" 2>"$tmp/api_$f.err" &&
+	   ! grep -q '^FAIL' "$tmp/api_$f.out"; then
+		echo "PASS secure/test_api_$f ($(grep -c '^PASS' "$tmp/api_$f.out") cases)"
+	else
+		echo "FAIL secure/test_api_$f"
+		grep '^FAIL' "$tmp/api_$f.out" >&2
+		tail -n 5 "$tmp/api_$f.err" >&2
+	fi
+done
+
 # run NAME EXPECTED COMMAND...: stdout must equal EXPECTED; stats:1 proves the
 # preload, and the config view at exit must show the secure set
 run() {
