@@ -184,7 +184,7 @@ static void trailer_init(uint64_t *t, uint64_t req_front, unsigned kind)
 }
 
 /* false: the trailer was overwritten; *req has the front bit */
-static inline __attribute__((always_inline)) bool trailer_get(const uint64_t *t, size_t room, size_t *req, unsigned *kind)
+static ALWAYS_INLINE bool trailer_get(const uint64_t *t, size_t room, size_t *req, unsigned *kind)
 {
 	if (t[1] != fixed_word(t + 1))
 		return false;
@@ -215,8 +215,7 @@ COLD __attribute__((noreturn)) static void broken_trailer(const void *p)
 
 /* The request of a block whose trailer is checked, with the front bit; inline
  * in secure_close, which needs it on every free. */
-static inline __attribute__((always_inline)) size_t request_of(const void *p, size_t slot,
-							      unsigned *kind)
+static ALWAYS_INLINE size_t request_of(const void *p, size_t slot, unsigned *kind)
 {
 	size_t req;
 	if (unlikely(!trailer_get(trailer_of(p, slot), slot - SEC_TRAILER, &req, kind)))
@@ -251,7 +250,6 @@ void secure_slab_prepare(void *base, size_t size, unsigned n, bool dirty)
 /* Every malloc and free of a small block under canary or fill passes here,
  * so the short cases are written out inline: a slab object's fill of a few
  * vectors, a pad of up to 16 bytes. Longer ones take the loops below. */
-#define ALWAYS_INLINE inline __attribute__((always_inline))
 typedef uint64_t v2 __attribute__((vector_size(16), may_alias));
 
 COLD __attribute__((noreturn)) static void written_after_free(const void *p, size_t from)
